@@ -1,0 +1,124 @@
+"""Baselines (基準値): what a dispatched resource would have done without the dispatch.
+
+Three methods, chosen per group (groups.baseline_method):
+- `plan`: the device-point plan the aggregator submitted (基準値計画), in the pattern's plan
+  basis (sending end 送端 or generation end 発端);
+- `high4of5`: the ERAB guideline standard "High 4 of 5 with same-day adjustment"
+  (当日調整あり), parameters in hw/tso/rules.json (baseline.high4of5);
+- `prev_day`: the same slot on the previous calendar day.
+
+All work on integer Wh and return integer Wh, rounded half up (toward +inf) once, from the
+exact rational mean: baseline = floor((2*S + c) / (2*c)) for a sum S over c values.
+Values are signed as in the data model (+ delivered into the site / exported, - consumed);
+High 4 of 5 ranks days by consumption, i.e. by the negated value summed over the window.
+"""
+import numpy as np
+
+from host_tools.tso.errors import Problem
+
+DAY = np.timedelta64(1, "D")
+
+
+def round_div(total, count):
+    """Exact integer total/count rounded half up; count > 0 (arrays broadcast)."""
+    return (2 * np.asarray(total, np.int64) + count) // (2 * np.asarray(count, np.int64))
+
+
+def is_holiday(dates, holidays=()):
+    """Saturdays, Sundays and the configured holidays (祝日) count as holiday-type days."""
+    dates = np.asarray(dates, "datetime64[D]")
+    weekday = (dates.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday: Monday = 0
+    hol = np.isin(dates, np.asarray(list(holidays), "datetime64[D]"))
+    return (weekday >= 5) | hol
+
+
+def like_days(days, target, excluded, cfg):
+    """Indices of the like days for `target` (index into days), most recent first.
+
+    Same day type as the target (weekday vs Saturday/Sunday/holiday), strictly before it,
+    within `lookback_days`, not an excluded (DR) day; at most `like_days` (or
+    `holiday_like_days`) of them.
+    """
+    holiday = is_holiday(days, cfg.get("holidays", ()))
+    want = cfg["holiday_like_days"] if holiday[target] else cfg["like_days"]
+    out = []
+    for j in range(target - 1, -1, -1):
+        if days[target] - days[j] > cfg["lookback_days"] * DAY:
+            break
+        if holiday[j] == holiday[target] and not excluded[j]:
+            out.append(j)
+            if len(out) == want:
+                break
+    return out
+
+
+def high4of5(series, present, days, target, window, excluded, cfg, names=None):
+    """ERAB "High 4 of 5" with same-day adjustment for resources × 48 slots.
+
+    series: int64 (days, n, 48) values at the metering point; present: bool (days, n);
+    target: day index; window: (start, end) slot indices of the event, end exclusive;
+    excluded: bool per day (the group's DR days). Returns (baseline (n, 48), problems).
+
+    Steps: like days (see like_days); per resource, drop days whose window consumption is
+    below low_day_ratio_pct % of the like days' mean (only when that mean is positive);
+    keep the `keep_days` (holiday: `holiday_keep_days`) with the highest window
+    consumption, ties to the more recent day; average them per slot; add the mean
+    difference actual - baseline over the slots from `adjust_start_hours_before` to
+    `adjust_end_hours_before` hours before the event start (on the event day; slots before
+    00:00 are not used). The result is rounded once, half up.
+    """
+    n = series.shape[1]
+    problems = []
+    picked = like_days(days, target, excluded, cfg)
+    holiday = is_holiday(days[target:target + 1], cfg.get("holidays", ()))[0]
+    keep = cfg["holiday_keep_days"] if holiday else cfg["keep_days"]
+    if len(picked) < keep:
+        problems.append(Problem("baseline_history", "fewer than %d like days before %s for "
+                                "High 4 of 5" % (keep, days[target]), [str(days[target])]))
+        return np.zeros((n, series.shape[2]), np.int64), problems
+    hist = series[picked]  # (k, n, 48), most recent first
+    missing = ~present[picked].all(axis=0)
+    if missing.any():
+        problems.append(Problem("baseline_history", "resources missing like-day values "
+                                "before %s" % days[target],
+                                list(np.asarray(names)[missing]) if names is not None
+                                else np.nonzero(missing)[0].tolist()))
+    a, b = window
+    cons = -hist[:, :, a:b].sum(axis=2)  # (k, n) window consumption
+    k = len(picked)
+    total = cons.sum(axis=0)
+    low = (total > 0)[None, :] & (cons * 100 * k < cfg["low_day_ratio_pct"] * total[None, :])
+    # rank: highest consumption first; stable on most-recent-first order breaks ties
+    key = np.where(low, np.iinfo(np.int64).max, -cons)
+    order = np.argsort(key, axis=0, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(k)[:, None].repeat(n, axis=1), axis=0)
+    chosen = (rank < keep) & ~low  # (k, n)
+    count = chosen.sum(axis=0).astype(np.int64)  # >= 1: the top day is never "low"
+    sums = (hist * chosen[:, :, None]).sum(axis=0)  # (n, 48) exact int64
+    lo = max(0, a - 2 * cfg["adjust_start_hours_before"])
+    hi = max(0, a - 2 * cfg["adjust_end_hours_before"])
+    m = hi - lo
+    if m <= 0:
+        return round_div(sums, count[:, None]), problems
+    actual = series[target, :, lo:hi].sum(axis=1)  # (n,)
+    base_adj = sums[:, lo:hi].sum(axis=1)  # (n,), in units of 1/count
+    # adjusted = S/c + (c*A - S_adj)/(c*m) = (m*S + c*A - S_adj) / (c*m)
+    num = m * sums + (count * actual - base_adj)[:, None]
+    return round_div(num, (count * m)[:, None]), problems
+
+
+def prev_day(series, present, days, target, names=None):
+    """The same slot on the previous calendar day."""
+    n = series.shape[1]
+    if target == 0 or days[target] - days[target - 1] != DAY:
+        return np.zeros((n, series.shape[2]), np.int64), [Problem(
+            "baseline_history", "no values for the day before", [str(days[target])])]
+    problems = []
+    missing = ~present[target - 1]
+    if missing.any():
+        problems.append(Problem("baseline_history", "resources missing values on %s"
+                                % days[target - 1],
+                                list(np.asarray(names)[missing]) if names is not None
+                                else np.nonzero(missing)[0].tolist()))
+    return series[target - 1].copy(), problems

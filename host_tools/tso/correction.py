@@ -1,0 +1,340 @@
+"""Imbalance correction for adjustment delivered at device points (seed 000, 論点①).
+
+Per slot and per balancing group (BG), in the BG's own direction (consumption for a demand
+BG, generation for a generation BG):
+
+    imbalance = actual + correction - plan
+
+The correction takes the delivered adjustment back out of the BG's actual, so the BG is
+left with the imbalance it would have had without the dispatch. docs/imbalance-correction.md
+defines the signs and works the seed's example through all three patterns.
+
+Delivered adjustment of a resource in a dispatched slot, at the sending end (送端):
+    delta = meter_se - baseline_se
+where the meter is the device point (m, generation end 発端, converted with the loss
+factor: se = ge * (1 - loss_ppm/1e6)) or the receiving point (M, already sending end).
+Resources are aggregated per (demand BG, generation BG) pair; each pair's delta is split
+into a demand share and a generation share by pattern:
+
+1. BG level, no per-device apportioning: the pair is treated as one site: its net flow
+   N (export - import, all its sites) and its delta are split by `split` below.
+2. Per device point: each site's delta is split by its own receiving-point flow, then summed.
+3. Only sites that can never reverse-flow (no generation contract) are admitted; the whole
+   delta goes to the demand BG.
+
+`split(N, delta)`: the site moved from the counterfactual flow N0 = N - delta to N; the part
+of that move on the import side of zero is the demand share, the part on the export side
+the generation share (shares carry the sign of delta and add up to it exactly). A site
+without a generation BG gives everything to its demand BG.
+
+Arithmetic is exact: integer micro-Wh (Wh * 1e6, loss factors in ppm) in int64, rounded to
+Wh once at the end by largest remainder (host_tools.tso.rounding), so the rounded shares of
+a slot add up to the rounded total delivered adjustment.
+"""
+import numpy as np
+
+from host_tools.tso import baseline as bl
+from host_tools.tso.config import plan_basis as basis_of
+from host_tools.tso.errors import Problem, TsoError, raise_if
+from host_tools.tso.model import BG_DEMAND, POINT_DEVICE, SLOTS
+from host_tools.tso.rounding import largest_remainder
+
+MICRO = 1000000
+PATTERNS = (1, 2, 3)
+
+
+class PatternError(TsoError):
+    kind = "tso_pattern"
+
+
+# -- the kernel: arrays in, micro-Wh shares out -------------------------------------------
+class Inputs:
+    """One day, columnar. Row r is a resource; pairs index into (pair_dem, pair_gen).
+
+    receiving: int64 (n, 48) Wh net at M (+ export); meter: int64 (n, 48) Wh at the metering
+    point (device value for m, = receiving for M); baseline: int64 (n, 48) Wh;
+    base_ge: bool (n, 48) baseline at generation end; loss_ppm: int64 (n,); is_device: bool (n,);
+    events: bool (n, 48) dispatched slots; pair: int64 (n,); pair_has_gen: bool (pairs,).
+    """
+
+    __slots__ = ("receiving", "meter", "baseline", "base_ge", "loss_ppm", "is_device",
+                 "events", "pair", "pair_has_gen")
+
+    def __init__(self, **kw):
+        for k in self.__slots__:
+            setattr(self, k, kw[k])
+
+
+def delivered_micro(inp):
+    """Per-resource delivered adjustment at the sending end, micro-Wh, 0 outside events."""
+    f = np.where(inp.is_device, MICRO - inp.loss_ppm, MICRO)[:, None]
+    fb = np.where(inp.is_device[:, None] & inp.base_ge, (MICRO - inp.loss_ppm)[:, None], MICRO)
+    delta = inp.meter * f - inp.baseline * fb
+    return np.where(inp.events, delta, 0)
+
+
+def split(net, delta):
+    """(demand share, generation share) of delta for a flow that ended at `net` (int arrays)."""
+    n0 = net - delta
+    lo = np.minimum(n0, net)
+    hi = np.maximum(n0, net)
+    export_part = np.maximum(hi, 0) - np.maximum(lo, 0)
+    import_part = (hi - lo) - export_part
+    sign = np.sign(delta)
+    return sign * import_part, sign * export_part
+
+
+def _by_pair(values, pair, n_pairs):
+    """Exact int64 sums of rows per pair: (n, 48) -> (pairs, 48)."""
+    order = np.argsort(pair, kind="stable")
+    sp = pair[order]
+    starts = np.searchsorted(sp, np.arange(n_pairs))
+    out = np.zeros((n_pairs,) + values.shape[1:], np.int64)
+    nonempty = starts < np.append(starts[1:], len(sp))
+    if len(sp):
+        sums = np.add.reduceat(values[order], starts[nonempty], axis=0)
+        out[nonempty] = sums
+    return out
+
+
+def shares_micro(inp, pattern):
+    """Demand and generation shares per pair and slot, micro-Wh: ((pairs,48), (pairs,48))."""
+    n_pairs = len(inp.pair_has_gen)
+    delta = delivered_micro(inp)
+    if pattern == 2:
+        dem, gen = split(inp.receiving * MICRO, delta)
+        no_gen = ~inp.pair_has_gen[inp.pair]
+        dem = np.where(no_gen[:, None], delta, dem)
+        gen = np.where(no_gen[:, None], 0, gen)
+        return _by_pair(dem, inp.pair, n_pairs), _by_pair(gen, inp.pair, n_pairs)
+    d_pair = _by_pair(delta, inp.pair, n_pairs)
+    if pattern == 3:
+        return d_pair, np.zeros_like(d_pair)
+    if pattern == 1:
+        net = _by_pair(inp.receiving, inp.pair, n_pairs) * MICRO
+        dem, gen = split(net, d_pair)
+        has = inp.pair_has_gen[:, None]
+        return np.where(has, dem, d_pair), np.where(has, gen, 0)
+    raise PatternError("pattern must be 1, 2 or 3, not %r" % (pattern,))
+
+
+def shares_micro_loop(inp, pattern):
+    """The same as shares_micro, one resource and one slot at a time in plain Python ints.
+
+    The oracle for the vectorised kernel (tests and benchmark), written straight from the
+    definitions in the module docstring.
+    """
+    n_pairs = len(inp.pair_has_gen)
+    dem = [[0] * SLOTS for _ in range(n_pairs)]
+    gen = [[0] * SLOTS for _ in range(n_pairs)]
+    net = [[0] * SLOTS for _ in range(n_pairs)]
+
+    def split1(n, d):
+        n0 = n - d
+        lo, hi = min(n0, n), max(n0, n)
+        exp = max(hi, 0) - max(lo, 0)
+        imp = hi - lo - exp
+        s = (d > 0) - (d < 0)
+        return s * imp, s * exp
+
+    for r in range(len(inp.pair)):
+        p = int(inp.pair[r])
+        device = bool(inp.is_device[r])
+        loss = int(inp.loss_ppm[r])
+        f = MICRO - loss if device else MICRO
+        has_gen = bool(inp.pair_has_gen[p])
+        for s in range(SLOTS):
+            rec = int(inp.receiving[r, s])
+            net[p][s] += rec
+            if not inp.events[r, s]:
+                continue
+            fb = MICRO - loss if device and inp.base_ge[r, s] else MICRO
+            d = int(inp.meter[r, s]) * f - int(inp.baseline[r, s]) * fb
+            if pattern == 2 and has_gen:
+                a, b = split1(rec * MICRO, d)
+            else:  # pattern 1 splits the pair total below; pattern 3 and no generation BG
+                a, b = d, 0
+            dem[p][s] += a
+            gen[p][s] += b
+    if pattern == 1:
+        for p in range(n_pairs):
+            if not inp.pair_has_gen[p]:
+                continue
+            for s in range(SLOTS):
+                total = dem[p][s]
+                dem[p][s], gen[p][s] = split1(net[p][s] * MICRO, total)
+    return np.array(dem, np.int64).reshape(n_pairs, SLOTS), \
+        np.array(gen, np.int64).reshape(n_pairs, SLOTS)
+
+
+def round_shares(dem_u, gen_u):
+    """Micro-Wh shares -> Wh, conserving each slot's total (largest remainder)."""
+    stacked = np.concatenate([dem_u, gen_u], axis=0)
+    wh = largest_remainder(stacked, MICRO)
+    n = len(dem_u)
+    return wh[:n], wh[n:]
+
+
+# -- assembling one day from the data model ------------------------------------------------
+class DayResult:
+    """Corrected day. Pair arrays are (pairs, 48); BG arrays (bgs, 48), all int64 Wh.
+
+    pair_dem/pair_gen: BG indices (-1: no generation BG); dem_share/gen_share: how the
+    pair's delivered adjustment was assigned; plan/actual/correction/imbalance per BG.
+    """
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def pairs_of(data):
+    """(pair index per resource, pair_dem, pair_gen) from the resources' BG columns."""
+    dem = data.bg_codes("demand_bg")
+    gen = data.bg_codes("generation_bg")
+    key = dem * (len(data.bgs) + 2) + (gen + 1)
+    uniq, pair = np.unique(key, return_inverse=True)
+    return pair.astype(np.int64), uniq // (len(data.bgs) + 2), uniq % (len(data.bgs) + 2) - 1
+
+
+def prepare_day(data, day, rules, pattern, plan_basis=None):
+    """Inputs for one day (index into data.days): meter values, baselines, event mask."""
+    if pattern not in PATTERNS:
+        raise PatternError("pattern must be 1, 2 or 3, not %r" % (pattern,))
+    basis = plan_basis or basis_of(rules, pattern)
+    res = data.resources
+    n = len(res)
+    names = res["resource_id"]
+    is_device = data.is_device_point()
+    if pattern == 3:
+        bad = names[res["gen_contract"] != 0]
+        if len(bad):
+            raise PatternError(
+                "pattern 3 admits only sites that can never reverse-flow (no generation "
+                "contract); %d resource(s) have one: %s" % (len(bad), ", ".join(bad.tolist())),
+                [Problem("pattern3_reverse_flow", "resources with a generation contract",
+                         bad.tolist())])
+    meter = np.where(is_device[:, None], data.device[day], data.receiving[day])
+    pair, pair_dem, pair_gen = pairs_of(data)
+    baseline = np.zeros((n, SLOTS), np.int64)
+    base_ge = np.zeros((n, SLOTS), bool)
+    events = np.zeros((n, SLOTS), bool)
+    problems = []
+    ev = data.events
+    ev_days = ev["date"].astype("datetime64[D]")
+    members = {}
+    for g, r in zip(data.members["group_id"], data.members["resource_id"]):
+        members.setdefault(g, []).append(data.resource_index[r])
+    cfg = rules["baseline"]["high4of5"]
+    for i in np.nonzero(ev_days == data.days[day])[0]:
+        gid = ev["group_id"][i]
+        rows = np.asarray(members.get(gid, []), np.int64)
+        if not len(rows):
+            continue
+        a, b = int(ev["start_slot"][i]) - 1, int(ev["end_slot"][i])
+        method = data.groups["baseline_method"][data.group_index[gid]]
+        sub_names = names[rows]
+        # groups hold one kind of point (validated), so one source serves all their rows
+        src = "device" if is_device[rows[0]] else "receiving"
+        present = getattr(data, src + "_present")[:, rows]
+        series = getattr(data, src)[:, rows] if method != "plan" else None
+        if method == "plan":
+            miss = ~data.device_plans_present[day, rows]
+            if miss.any():
+                problems.append(Problem("plan_missing", "device-point plans missing on %s for"
+                                        % data.days[day], sub_names[miss].tolist()))
+            base = data.device_plans[day, rows]
+            ge = is_device[rows] & (basis == "generation")
+        elif method == "prev_day":
+            base, probs = bl.prev_day(series, present, data.days, day, sub_names)
+            problems.extend(probs)
+            ge = is_device[rows]
+        else:
+            dr_days = np.isin(data.days, ev_days[ev["group_id"] == gid])
+            base, probs = bl.high4of5(series, present, data.days, day, (a, b), dr_days,
+                                      cfg, sub_names)
+            problems.extend(probs)
+            ge = is_device[rows]
+        baseline[rows, a:b] = base[:, a:b]
+        base_ge[rows, a:b] = ge[:, None]
+        events[rows, a:b] = True
+        miss = ~present[day]
+        if miss.any():
+            problems.append(Problem("actual_missing", "dispatched resources without metered "
+                                    "values on %s" % data.days[day], sub_names[miss].tolist()))
+    raise_if(problems)
+    inp = Inputs(receiving=data.receiving[day], meter=meter, baseline=baseline,
+                 base_ge=base_ge, loss_ppm=res["loss_ppm"].astype(np.int64),
+                 is_device=is_device, events=events, pair=pair,
+                 pair_has_gen=pair_gen >= 0)
+    return inp, pair_dem, pair_gen
+
+
+def bg_actuals(data, day):
+    """Per BG and slot: demand BGs sum imports, generation BGs sum exports (Wh)."""
+    rec = data.receiving[day]
+    out = np.zeros((len(data.bgs), SLOTS), np.int64)
+    for col, values in (("demand_bg", np.maximum(-rec, 0)),
+                        ("generation_bg", np.maximum(rec, 0))):
+        codes = data.bg_codes(col)
+        ok = codes >= 0
+        out += _by_pair(values[ok], codes[ok], len(data.bgs))
+    return out
+
+
+def bg_plans(data, day):
+    plans = data.bg_plans
+    sel = plans["date"].astype("datetime64[D]") == data.days[day]
+    out = np.zeros((len(data.bgs), SLOTS), np.int64)
+    b = np.array([data.bg_index[x] for x in plans["bg_id"][sel]], np.int64)
+    out[b, plans["slot"][sel] - 1] = plans["plan_wh"][sel]
+    return out
+
+
+def correct_day(data, day, rules, pattern, plan_basis=None, timings=None):
+    """Correct one day (index into data.days) -> DayResult."""
+    import time
+    t0 = time.perf_counter()
+    inp, pair_dem, pair_gen = prepare_day(data, day, rules, pattern, plan_basis)
+    t1 = time.perf_counter()
+    dem_u, gen_u = shares_micro(inp, pattern)
+    dem_wh, gen_wh = round_shares(dem_u, gen_u)
+    t2 = time.perf_counter()
+    nb = len(data.bgs)
+    correction = np.zeros((nb, SLOTS), np.int64)
+    correction += _by_pair(dem_wh, pair_dem, nb)
+    has = pair_gen >= 0
+    correction -= _by_pair(gen_wh[has], pair_gen[has], nb)
+    actual = bg_actuals(data, day)
+    plan = bg_plans(data, day)
+    if timings is not None:
+        timings["prepare_s"] = timings.get("prepare_s", 0) + t1 - t0
+        timings["correct_s"] = timings.get("correct_s", 0) + t2 - t1
+    return DayResult(day=data.days[day], pair_dem=pair_dem, pair_gen=pair_gen,
+                     dem_share=dem_wh, gen_share=gen_wh, delivered=dem_wh + gen_wh,
+                     plan=plan, actual=actual, correction=correction,
+                     imbalance=actual + correction - plan)
+
+
+def correct(data, rules, pattern, plan_basis=None, timings=None):
+    """Correct every day that carries BG plans -> list of DayResult."""
+    return [correct_day(data, data.day_index[d.tolist()], rules, pattern, plan_basis, timings)
+            for d in data.plan_days()]
+
+
+def result_columns(data, results):
+    """Long table (dict of numpy columns) of per-slot, per-BG values for writing."""
+    nb = len(data.bgs)
+    cols = {k: [] for k in ("date", "slot", "bg_id", "bg_kind", "plan_wh", "actual_wh",
+                            "correction_wh", "imbalance_wh")}
+    for res in results:
+        cols["date"].append(np.full(nb * SLOTS, res.day))
+        cols["slot"].append(np.tile(np.arange(1, SLOTS + 1), nb))
+        cols["bg_id"].append(np.repeat(data.bgs["bg_id"].astype(str), SLOTS))
+        cols["bg_kind"].append(np.repeat(data.bgs["kind"].astype(str), SLOTS))
+        for k in ("plan", "actual", "correction", "imbalance"):
+            cols[k + "_wh"].append(getattr(res, k).reshape(-1))
+    return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in cols.items()}
+
+
+def is_demand(data):
+    return data.bgs["kind"] == BG_DEMAND

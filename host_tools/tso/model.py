@@ -1,0 +1,326 @@
+"""The TSO-side data model, columnar, and its loading from CSV or Parquet.
+
+Everything the TSO knows about one data set (docs/tso-data.md has the file formats):
+
+- balancing groups (BG, バランシンググループ): id and kind, `demand` or `generation`;
+- resources (リソース): one per site, with the kind of point its adjustment is measured at
+  (`M` receiving point 受電点, `m` device point 機器点), a free resource type, its demand BG,
+  its generation BG ("" if none), whether the site has a generation contract (発電量調整供給契約,
+  i.e. it may reverse-flow 逆潮流) and the loss factor between m and M in ppm;
+- list patterns (リスト・パターン), groups (群) inside them, and group membership;
+- BG plans (計画値) per date and slot, DR events (発動) per group, date and slot range;
+- per-slot values as dense int64 Wh arrays shaped (days, resources, 48): the receiving-point
+  net flow (+ export / 逆潮流, − import), the device-point value (+ delivered into the site:
+  generation or discharge, − consumed), and optional device-point plans (基準値計画).
+
+Slots are 0..47 in arrays and 1..48 in files (slot 1 = 00:00-00:30 JST, seed 000).
+Loading never rejects a data set for bad references: those become `load_problems`, which
+host_tools.tso.validate reports together with every other broken rule.
+"""
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from host_tools.tso.errors import LoadError, Problem
+
+SLOTS = 48
+SLOT_COLUMNS = tuple("s%02d" % i for i in range(1, SLOTS + 1))
+POINT_RECEIVING = "M"
+POINT_DEVICE = "m"
+BG_DEMAND = "demand"
+BG_GENERATION = "generation"
+BASELINE_METHODS = ("plan", "high4of5", "prev_day")
+
+_STR = pa.string()
+_INT = pa.int64()
+_DATE = pa.date32()
+
+# table name -> ordered (column, arrow type, required)
+SCHEMAS = {
+    "balancing_groups": (("bg_id", _STR, True), ("kind", _STR, True)),
+    "resources": (
+        ("resource_id", _STR, True), ("point", _STR, True), ("resource_type", _STR, True),
+        ("demand_bg", _STR, True), ("generation_bg", _STR, True),
+        ("gen_contract", _INT, True), ("loss_ppm", _INT, True)),
+    "list_patterns": (("list_pattern_id", _STR, True), ("kind", _STR, False)),
+    "groups": (("group_id", _STR, True), ("list_pattern_id", _STR, True),
+               ("baseline_method", _STR, True)),
+    "members": (("group_id", _STR, True), ("resource_id", _STR, True)),
+    "bg_plans": (("bg_id", _STR, True), ("date", _DATE, True), ("slot", _INT, True),
+                 ("plan_wh", _INT, True)),
+    "events": (("group_id", _STR, True), ("date", _DATE, True), ("start_slot", _INT, True),
+               ("end_slot", _INT, True)),
+}
+WIDE = ("receiving", "device", "device_plans")
+WIDE_SCHEMA = (("resource_id", _STR, True), ("date", _DATE, True)) + tuple(
+    (c, _INT, True) for c in SLOT_COLUMNS)
+OPTIONAL = ("device", "device_plans", "events", "list_patterns")
+
+
+class Table:
+    """Equal-length numpy columns by name; `len(table)` rows."""
+
+    def __init__(self, **columns):
+        self.columns = {}
+        n = None
+        for name, values in columns.items():
+            arr = np.asarray(values)
+            if n is not None and len(arr) != n:
+                raise ValueError("column %s has %d rows, expected %d" % (name, len(arr), n))
+            n = len(arr)
+            self.columns[name] = arr
+        self.n = n or 0
+
+    def __getitem__(self, name):
+        return self.columns[name]
+
+    def __len__(self):
+        return self.n
+
+    def take(self, idx):
+        return Table(**{k: v[idx] for k, v in self.columns.items()})
+
+
+class TsoData:
+    """One data set. Build with `load(dir)` or `TsoData.build(...)` from in-memory tables."""
+
+    def __init__(self):
+        self.load_problems = []
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def build(cls, balancing_groups, resources, groups, members, bg_plans, days,
+              receiving, device=None, device_plans=None, events=None, list_patterns=None,
+              receiving_present=None, device_present=None, device_plans_present=None):
+        """Tables as `Table`s (or dicts of columns); slot arrays as (days, resources, 48)."""
+        self = cls()
+        as_table = lambda t: t if isinstance(t, Table) else Table(**t)
+        self.bgs = as_table(balancing_groups)
+        self.resources = as_table(resources)
+        self.groups = as_table(groups)
+        self.members = as_table(members)
+        self.bg_plans = as_table(bg_plans)
+        self.events = as_table(events) if events is not None else _empty("events")
+        if list_patterns is None:
+            list_patterns = {"list_pattern_id": np.unique(self.groups["list_pattern_id"]),
+                             "kind": np.full(len(np.unique(self.groups["list_pattern_id"])), "")}
+        self.list_patterns = as_table(list_patterns)
+        self.days = np.asarray(days, dtype="datetime64[D]")
+        nd, nr = len(self.days), len(self.resources)
+        shape = (nd, nr, SLOTS)
+
+        def dense(values, present):
+            if values is None:
+                return np.zeros(shape, np.int64), np.zeros((nd, nr), bool)
+            values = np.asarray(values, np.int64)
+            if values.shape != shape:
+                raise ValueError("slot array shape %r, expected %r" % (values.shape, shape))
+            if present is None:
+                present = np.ones((nd, nr), bool)
+            return values, np.asarray(present, bool)
+
+        self.receiving, self.receiving_present = dense(receiving, receiving_present)
+        self.device, self.device_present = dense(device, device_present)
+        self.device_plans, self.device_plans_present = dense(device_plans, device_plans_present)
+        self._index()
+        return self
+
+    def _index(self):
+        self.resource_index = {rid: i for i, rid in enumerate(self.resources["resource_id"])}
+        self.bg_index = {b: i for i, b in enumerate(self.bgs["bg_id"])}
+        self.group_index = {g: i for i, g in enumerate(self.groups["group_id"])}
+        self.day_index = {d: i for i, d in enumerate(self.days.tolist())}
+
+    # -- derived columns ----------------------------------------------------------------
+    def bg_codes(self, column):
+        """Resource BG column as indices into self.bgs; -1 for "" and -2 for unknown."""
+        out = np.empty(len(self.resources), np.int64)
+        for i, b in enumerate(self.resources[column]):
+            out[i] = -1 if b == "" else self.bg_index.get(b, -2)
+        return out
+
+    def is_device_point(self):
+        return self.resources["point"] == POINT_DEVICE
+
+    def plan_days(self):
+        """Dates (datetime64[D]) that carry BG plans: the days to be corrected."""
+        return np.unique(self.bg_plans["date"].astype("datetime64[D]"))
+
+    # -- saving -------------------------------------------------------------------------
+    def save(self, directory, fmt="parquet"):
+        """Write every table as DIR/<name>.<fmt> (fmt 'parquet' or 'csv')."""
+        os.makedirs(directory, exist_ok=True)
+        for name, attr in (("balancing_groups", "bgs"), ("resources", "resources"),
+                           ("list_patterns", "list_patterns"), ("groups", "groups"),
+                           ("members", "members"), ("bg_plans", "bg_plans"),
+                           ("events", "events")):
+            table = getattr(self, attr)
+            cols = {}
+            for col, typ, _ in SCHEMAS[name]:
+                values = table[col]
+                if typ == _DATE:
+                    values = values.astype("datetime64[D]")
+                cols[col] = pa.array(values, type=typ)
+            _write(pa.table(cols), directory, name, fmt)
+        for name in WIDE:
+            values = getattr(self, name)
+            present = getattr(self, name + "_present")
+            d_idx, r_idx = np.nonzero(present)
+            if name != "receiving" and len(d_idx) == 0:
+                continue
+            cols = {"resource_id": pa.array(self.resources["resource_id"][r_idx], type=_STR),
+                    "date": pa.array(self.days[d_idx], type=_DATE)}
+            block = values[d_idx, r_idx]
+            if np.abs(block).max(initial=0) < 2**31:
+                block = block.astype(np.int32)  # half the file; loaded back as int64
+            for s, col in enumerate(SLOT_COLUMNS):
+                cols[col] = pa.array(block[:, s])
+            _write(pa.table(cols), directory, name, fmt)
+
+
+def _empty(name):
+    cols = {}
+    for col, typ, _ in SCHEMAS[name]:
+        dtype = "datetime64[D]" if typ == _DATE else (np.int64 if typ == _INT else object)
+        cols[col] = np.empty(0, dtype)
+    return Table(**cols)
+
+
+def _write(table, directory, name, fmt):
+    if fmt == "parquet":
+        pq.write_table(table, os.path.join(directory, name + ".parquet"))
+    elif fmt == "csv":
+        pacsv.write_csv(table, os.path.join(directory, name + ".csv"))
+    else:
+        raise ValueError("format must be parquet or csv, not %r" % (fmt,))
+
+
+def _find(directory, name):
+    for ext in (".parquet", ".csv"):
+        path = os.path.join(directory, name + ext)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _read(path, schema):
+    types = {col: typ for col, typ, _ in schema}
+    if path.endswith(".csv"):
+        try:
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=False))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise LoadError("%s: %s" % (path, exc)) from None
+    else:
+        table = pq.read_table(path)
+    missing = [c for c, _, req in schema if req and c not in table.column_names]
+    if missing:
+        raise LoadError("%s: missing column(s) %s" % (path, ", ".join(missing)))
+    cols = {}
+    for col, typ, _ in schema:
+        if col not in table.column_names:
+            cols[col] = np.full(table.num_rows, "", object)
+            continue
+        arr = table.column(col)
+        try:
+            arr = arr.cast(typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise LoadError("%s: column %s: %s" % (path, col, exc)) from None
+        if arr.null_count:
+            if typ == _STR:
+                arr = arr.fill_null("")
+            else:
+                raise LoadError("%s: column %s has %d empty value(s)" % (path, col, arr.null_count))
+        np_arr = arr.to_numpy()
+        if typ == _STR:
+            np_arr = np_arr.astype(object)
+        cols[col] = np_arr
+    return cols
+
+
+def load(directory):
+    """Read DIR/<table>.parquet or DIR/<table>.csv for every table (docs/tso-data.md)."""
+    if not os.path.isdir(directory):
+        raise LoadError("no such data directory: %s" % directory)
+    tables = {}
+    for name, schema in SCHEMAS.items():
+        path = _find(directory, name)
+        if path is None:
+            if name in OPTIONAL:
+                tables[name] = None
+                continue
+            raise LoadError("%s: missing table %s (.parquet or .csv)" % (directory, name))
+        tables[name] = _read(path, schema)
+    wide = {}
+    for name in WIDE:
+        path = _find(directory, name)
+        if path is None:
+            if name in OPTIONAL:
+                wide[name] = None
+                continue
+            raise LoadError("%s: missing table %s (.parquet or .csv)" % (directory, name))
+        wide[name] = _read(path, WIDE_SCHEMA)
+
+    data = TsoData()
+    data.bgs = Table(**tables["balancing_groups"])
+    data.resources = Table(**tables["resources"])
+    data.groups = Table(**tables["groups"])
+    data.members = Table(**tables["members"])
+    data.bg_plans = Table(**tables["bg_plans"])
+    data.events = Table(**tables["events"]) if tables["events"] else _empty("events")
+    if tables["list_patterns"]:
+        data.list_patterns = Table(**tables["list_patterns"])
+    else:
+        ids = np.unique(data.groups["list_pattern_id"].astype(str)).astype(object)
+        data.list_patterns = Table(list_pattern_id=ids, kind=np.full(len(ids), "", object))
+    data.days = np.unique(wide["receiving"]["date"]).astype("datetime64[D]")
+    data._index()
+    for name in WIDE:
+        _densify(data, name, wide[name])
+    return data
+
+
+def _densify(data, name, cols):
+    """Scatter wide rows into (days, resources, 48); unknown or repeated rows -> problems."""
+    nd, nr = len(data.days), len(data.resources)
+    values = np.zeros((nd, nr, SLOTS), np.int64)
+    present = np.zeros((nd, nr), bool)
+    setattr(data, name, values)
+    setattr(data, name + "_present", present)
+    if cols is None:
+        return
+    ids = data.resources["resource_id"].astype(str)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    rows = cols["resource_id"].astype(str)
+    pos = np.searchsorted(sorted_ids, rows)
+    pos_c = np.minimum(pos, max(len(sorted_ids) - 1, 0))
+    known = (len(sorted_ids) > 0) & (sorted_ids[pos_c] == rows) if len(rows) else np.zeros(0, bool)
+    r_idx = order[pos_c] if len(sorted_ids) else np.zeros(len(rows), np.int64)
+    dates = cols["date"].astype("datetime64[D]")
+    d_pos = np.searchsorted(data.days, dates)
+    d_pos_c = np.minimum(d_pos, max(nd - 1, 0))
+    known_day = (data.days[d_pos_c] == dates) if nd else np.zeros(len(rows), bool)
+    if not known.all():
+        data.load_problems.append(Problem(
+            "unknown_resource", "%s rows name resources not in resources" % name,
+            sorted(set(rows[~known].tolist()))))
+    if not known_day.all():
+        data.load_problems.append(Problem(
+            "unknown_date", "%s rows carry dates with no receiving-point data" % name,
+            sorted(set(str(d) for d in dates[~known_day]))))
+    ok = known & known_day
+    r_ok, d_ok = r_idx[ok], d_pos_c[ok]
+    flat = d_ok * nr + r_ok
+    uniq, counts = np.unique(flat, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1]
+        data.load_problems.append(Problem(
+            "duplicate_row", "%s has more than one row for (resource, date)" % name,
+            ["%s@%s" % (ids[f % nr], data.days[f // nr]) for f in dup]))
+    block = np.stack([cols[c] for c in SLOT_COLUMNS], axis=1).astype(np.int64)
+    values[d_ok, r_ok] = block[ok]
+    present[d_ok, r_ok] = True
