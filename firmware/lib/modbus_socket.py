@@ -1,0 +1,69 @@
+"""Modbus TCP adapter: a socket pipe around edge.modbus_tcp.TcpClient.
+
+Runs unchanged on MicroPython (unix port, boards with network) and CPython; `smeter read
+--tcp` uses it too. Transport failures raise OSError; protocol failures raise the edge's
+ModbusError subclasses. The socket is polled in short slices so the edge deadline decides.
+"""
+import socket
+import time
+
+from edge.modbus_pdu import REPLY
+from edge.modbus_tcp import TcpClient
+
+try:
+    _ticks = time.ticks_ms  # MicroPython: wraps at 2**30, as edge.modbus_pdu.elapsed_ms expects
+except AttributeError:
+
+    def _ticks():
+        return (time.monotonic_ns() // 1000000) & 0x3FFFFFFF
+
+
+_SLICE_S = 0.02  # socket wait per slice; the edge client's deadline is the real timeout
+
+
+class TcpLink:
+    def __init__(self, host, port, timeout_ms=1000):
+        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0][-1]
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout_ms / 1000)
+        try:
+            self.sock.connect(addr)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.settimeout(_SLICE_S)
+        self.client = TcpClient(timeout_ms)
+        self.req = bytearray(12)
+        self.rx = bytearray(260)
+        self._recv_into = getattr(self.sock, "recv_into", None) or self.sock.readinto
+
+    def read(self, unit, function, address, count, words, woff=0):
+        """Read `count` registers into words[woff:]; returns when they are there or raises."""
+        c = self.client
+        n = c.request(self.req, unit, function, address, count, words, woff, _ticks())
+        self.sock.send(self.req)  # n == 12 == len(self.req)
+        while True:
+            try:
+                k = self._recv_into(self.rx)
+            except OSError as e:
+                if not _is_timeout(e):
+                    raise
+                k = None
+            if k == 0:
+                raise OSError("connection closed by the device")
+            if k and c.feed(self.rx, _ticks(), k) == REPLY:
+                return
+            c.check(_ticks())
+
+    def close(self):
+        self.sock.close()
+
+
+_TIMEOUT = getattr(socket, "timeout", None)
+
+
+def _is_timeout(e):
+    """A slice that ended without data: socket.timeout on CPython, ETIMEDOUT/EAGAIN on MicroPython."""
+    if _TIMEOUT is not None and isinstance(e, _TIMEOUT):
+        return True
+    return bool(e.args) and e.args[0] in (11, 110)
