@@ -1,0 +1,66 @@
+"""Quality flags (品質フラグ) of a closed 30-minute slot: one small int of bits.
+
+A slot is never silently wrong: anything that makes its value doubtful sets a bit.
+  partial     the slot was not fully covered by integrated intervals (boot or gap
+              mid-slot, data ending mid-slot, a sample interval that was skipped)
+  missing     the uncovered time exceeds the integrator's `missing_ms` threshold, or
+              the slot had no usable sample interval at all (欠測)
+  reset       an energy register went backwards or jumped implausibly (meter reset or
+              replacement); that delta was not counted and the register was re-based
+  clock_step  the clock went backwards (or the agent reported a step); the slot's time
+              attribution is doubtful and its slot number may repeat
+  mismatch    register energy and power integral disagree beyond the tolerance
+  invalid     a reading was out of range (power over max, unsupported exponent,
+              register half outside 0..65535) and was ignored
+Bit values are part of the wire format (docs/integrator.md); never renumber them.
+"""
+from edge.compat import const
+from edge.errors import EdgeError
+
+
+class FlagError(EdgeError):
+    kind = "flags"
+
+    def __init__(self, message, detail=None):
+        # EdgeError.__init__ calls Exception.__init__, which MicroPython lacks; remove this
+        # override once edge/errors.py uses super().
+        super(EdgeError, self).__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+PARTIAL = const(1)
+MISSING = const(2)
+RESET = const(4)
+CLOCK_STEP = const(8)
+MISMATCH = const(16)
+INVALID = const(32)
+ALL = const(63)
+
+NAMES = ("partial", "missing", "reset", "clock_step", "mismatch", "invalid")
+
+
+def names(flags):
+    """Bits -> 'partial|clock_step' (empty string if none); unknown bits as 'bitN'."""
+    out = []
+    i = 0
+    while flags >> i:
+        if (flags >> i) & 1:
+            out.append(NAMES[i] if i < len(NAMES) else "bit%d" % i)
+        i += 1
+    return "|".join(out)
+
+
+def parse(text):
+    """'partial|clock_step' -> bits; raises FlagError on an unknown name."""
+    bits = 0
+    if not text:
+        return 0
+    for part in text.split("|"):
+        if part in NAMES:
+            bits |= 1 << NAMES.index(part)
+        elif part.startswith("bit") and part[3:].isdigit():
+            bits |= 1 << int(part[3:])
+        else:
+            raise FlagError("unknown flag name %r" % (part,))
+    return bits

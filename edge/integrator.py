@@ -1,0 +1,639 @@
+"""Fixed-point 30-minute integrator (30分値の積算): readings in, closed JST slots out.
+
+Sources, per direction (import = energy the device took in, export = delivered):
+  register  cumulative counter deltas from the reading list (edge/reading.py), 32-bit
+            counters as 16-bit halves; authoritative when present.
+  power     trapezoid integral of power samples; the cross-check when a register exists.
+
+Units (integers only, every intermediate inside +-2**30, see docs/integrator.md):
+  power     10**power_exp W ("pu"); time in ms; power energy in base units of
+            half-pu-ms, U = 7,200,000 * 10**-power_exp of them per Wh. A trapezoid
+            (p0 + p1) * dt is then an integer number of base units.
+  register  energy counted in mWh (register exponents -3..3), 1000 per Wh.
+Each direction keeps its Wh for the open slot plus a carried sub-Wh remainder; nothing is
+dropped at slot close, so the sum of slot Wh plus the remainder equals the integral.
+
+A segment that straddles a slot boundary is split at the boundary: the open slot gets
+floor(exact area up to the boundary), the next slot the rest of the exact segment total,
+so splitting loses nothing. A segment between samples of opposite sign is split at its
+zero crossing: each direction gets floor(its exact triangle), the same fraction (< 1 base
+unit) is dropped from both, so net energy stays exact (docs/integrator.md).
+
+Closed slots are written to a caller-owned record list (REC_LEN ints); feed() returns how
+many (0 or 1). The state is a flat list of ints (save()/restore()) for issue 3's
+persistence. The steady-state path allocates nothing.
+"""
+from edge.compat import const
+from edge.errors import EdgeError
+from edge.flags import CLOCK_STEP, INVALID, MISMATCH, MISSING, PARTIAL, RESET
+from edge.reading import (
+    HAS_EXPORT,
+    HAS_IMPORT,
+    HAS_POWER,
+    R_EXP_EXP,
+    R_EXP_HI,
+    R_EXP_LO,
+    R_IMP_EXP,
+    R_IMP_HI,
+    R_IMP_LO,
+    R_POWER,
+    R_POWER_EXP,
+    R_PRESENT,
+)
+
+
+class IntegratorError(EdgeError):
+    kind = "integrator"
+
+    def __init__(self, message, detail=None):
+        # EdgeError.__init__ calls Exception.__init__, which MicroPython lacks; remove this
+        # override once edge/errors.py uses super().
+        super(EdgeError, self).__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+# Closed-slot record: [abs slot, import Wh, export Wh, flags, power import Wh, power export Wh]
+# (the power columns are the cross-check integral, -1 when the slot had no power samples).
+REC_SLOT = const(0)
+REC_IMPORT = const(1)
+REC_EXPORT = const(2)
+REC_FLAGS = const(3)
+REC_PW_IMPORT = const(4)
+REC_PW_EXPORT = const(5)
+REC_LEN = const(6)
+
+STATE_VERSION = const(1)
+# State list layout.
+_VER = const(0)
+_OPEN = const(1)  # open absolute slot, -1 when none
+_FLAGS = const(2)  # flags of the open slot
+_COVER = const(3)  # ms of the open slot covered by integrated intervals
+_USED = const(4)  # sources seen in the open slot: 1 power, 2 import register, 4 export register
+_HAVE = const(5)  # 1 when a previous sample (time base) exists
+_TS = const(6)  # previous sample: edge seconds
+_TMS = const(7)  # previous sample: ms 0..999
+_P = const(8)  # previous power, pu
+_POK = const(9)  # 1 when the previous sample had a usable power value
+_PI = const(10)  # power import: Wh of open slot; _PI + 1: remainder in base units
+_PE = const(12)  # power export: same
+_RI = const(14)  # import register block (_G_* offsets)
+_RE = const(22)  # export register block
+STATE_LEN = const(30)
+# Register block offsets.
+_G_OK = const(0)
+_G_HI = const(1)
+_G_LO = const(2)
+_G_EXP = const(3)
+_G_S = const(4)
+_G_MS = const(5)
+_G_WH = const(6)
+_G_REM = const(7)  # mWh 0..999 carried
+
+_U_SLOT = const(1800)
+_SLOT_MS = const(1800000)
+_MAX_S = const(0x3FFF0000)
+_LIM = const(0x3FFFFFFF)
+_NONE = const(-1)
+_BAD = const(-2)
+_PBAD = const(0x3FFFFFFF)  # _power() result for an unusable value (above any max power)
+# Scratch layout: per direction (import 0, export 3): register delta mWh, interval ms,
+# offset of the open slot start from the register base (ms); 6 muldiv remainder;
+# 7 ms from a crossed boundary to the sample; 8..15 limbs for scale-factor changes;
+# 16 RESET if this feed saw a reset.
+_X_REM = const(6)
+_X_TAIL = const(7)
+_X_LA = const(8)
+_X_LB = const(12)
+_X_RST = const(16)
+
+_P10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
+
+
+class Integrator:
+    """One device's 30-minute integrator. Configuration is fixed at construction.
+
+    max_power_w: plausibility and range bound for power and register deltas (device rating).
+    power_exp: resolution of power arithmetic, 10**power_exp W (-2..3).
+    max_gap_s: a sample interval longer than this is not integrated (slots flagged).
+    missing_ms: uncovered time in a slot above which it is flagged `missing`.
+    reg_margin_pct: a register delta above max_power * elapsed * margin is a reset.
+    mismatch_wh, mismatch_pct: register vs power tolerance (abs Wh + % of register).
+    """
+
+    def __init__(self, max_power_w=20000, power_exp=-1, max_gap_s=60, missing_ms=90000,
+                 reg_margin_pct=150, mismatch_wh=2, mismatch_pct=5):
+        if not -2 <= power_exp <= 3:
+            raise IntegratorError("power_exp must be -2..3")
+        if not 1 <= max_gap_s <= _U_SLOT:
+            raise IntegratorError("max_gap_s must be 1..1800")
+        if not 1 <= max_power_w <= 500000:
+            raise IntegratorError("max_power_w must be 1..500000")
+        if not 100 <= reg_margin_pct <= 1000:
+            raise IntegratorError("reg_margin_pct must be 100..1000")
+        if not 0 <= missing_ms <= _SLOT_MS or mismatch_wh < 0 or not 0 <= mismatch_pct <= 100:
+            raise IntegratorError("missing_ms 0..1800000, mismatch_wh >= 0, mismatch_pct 0..100")
+        if power_exp <= 0:
+            pmax = max_power_w * _P10[-power_exp]
+            u = 7200000 * _P10[-power_exp]
+        else:
+            pmax = max_power_w // _P10[power_exp]
+            u = 7200000 // _P10[power_exp]
+        # Worst cases of _add(): q*s and the remainder sum; of the plausibility limit.
+        if 2 * pmax * max_gap_s > _LIM or 2 * u + 2 * pmax * 1000 > _LIM:
+            raise IntegratorError("max_power_w too large for power_exp/max_gap_s in 31-bit arithmetic")
+        if (max_power_w * _U_SLOT // 36 + 1) * reg_margin_pct > _LIM:
+            raise IntegratorError("max_power_w * reg_margin_pct too large")
+        self.max_power_w = max_power_w
+        self.power_exp = power_exp
+        self.max_gap_s = max_gap_s
+        self._pmax = pmax
+        self._u = u
+        self._k = u // 1000
+        self._gap_ms = max_gap_s * 1000
+        self._miss = missing_ms
+        self._margin = reg_margin_pct
+        self._mm_wh = mismatch_wh
+        self._mm_pct = mismatch_pct
+        self.st = [0] * STATE_LEN
+        self.st[_VER] = STATE_VERSION
+        self.st[_OPEN] = -1
+        self._t = [0] * 17
+
+    # ---- persistence -------------------------------------------------------------
+    def save(self, dst=None):
+        """The state as a list of STATE_LEN small ints (copied into dst if given)."""
+        if dst is None:
+            return list(self.st)
+        for i in range(STATE_LEN):
+            dst[i] = self.st[i]
+        return dst
+
+    def restore(self, src):
+        """Load a state produced by save(); raises IntegratorError if it is not one."""
+        if len(src) != STATE_LEN or src[_VER] != STATE_VERSION:
+            raise IntegratorError("not an integrator state of version %d" % STATE_VERSION)
+        for i in range(STATE_LEN):
+            v = src[i]
+            if not isinstance(v, int) or v < -_LIM or v > _LIM:
+                raise IntegratorError("integrator state entry %d out of range" % i)
+        for i in range(STATE_LEN):
+            self.st[i] = src[i]
+
+    # ---- public feed/close -------------------------------------------------------
+    def open_slot(self):
+        """Absolute number of the open slot, -1 if none."""
+        return self.st[_OPEN]
+
+    def coverage(self):
+        """ms of the open slot covered by integrated intervals so far."""
+        return self.st[_COVER]
+
+    def note_clock_step(self):
+        """The agent stepped the clock (e.g. a time sync): flag the open slot."""
+        if self.st[_OPEN] >= 0:
+            self.st[_FLAGS] |= CLOCK_STEP
+
+    def close(self, out):
+        """Close the open slot now (end of data, shutdown); returns records written (0/1)."""
+        if self.st[_OPEN] < 0:
+            return 0
+        return self._close(out)
+
+    def advance(self, edge_s, out):
+        """No sample arrived: close the open slot once no later sample could still belong to it."""
+        st = self.st
+        if st[_OPEN] >= 0 and edge_s >= (st[_OPEN] + 1) * _U_SLOT + self.max_gap_s:
+            return self._close(out)
+        return 0
+
+    def feed(self, r, s, ms, out):
+        """One reading at edge second s + ms; writes at most one closed slot to out[0:REC_LEN].
+
+        Returns the number of records written (0 or 1)."""
+        if s < 0 or s > _MAX_S or ms < 0 or ms > 999:
+            raise IntegratorError("sample time out of range")
+        st = self.st
+        pres = r[R_PRESENT]
+        bad = 0
+        p = 0
+        if pres & HAS_POWER:
+            p = self._power(r[R_POWER], r[R_POWER_EXP])
+            if p == _PBAD:
+                bad = INVALID
+                pres &= ~HAS_POWER
+        if pres & HAS_IMPORT and not self._reg_ok(r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP]):
+            bad = INVALID
+            pres &= ~HAS_IMPORT
+        if pres & HAS_EXPORT and not self._reg_ok(r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP]):
+            bad = INVALID
+            pres &= ~HAS_EXPORT
+        slot = s // _U_SLOT
+        n = 0
+        op = st[_OPEN]
+        if op < 0 or not st[_HAVE]:
+            self._open(slot)
+            st[_FLAGS] |= bad
+            self._rebase(r, pres, p, s, ms, 1)
+            return 0
+        dts = s - st[_TS]
+        if dts < 0 or (dts == 0 and ms <= st[_TMS]):
+            if dts == 0 and ms == st[_TMS]:
+                st[_FLAGS] |= INVALID  # duplicate timestamp: sample ignored
+                return 0
+            st[_FLAGS] |= CLOCK_STEP | bad
+            n = self._close(out)
+            self._open(slot)
+            st[_FLAGS] |= CLOCK_STEP
+            self._rebase(r, pres, p, s, ms, 1)
+            return n
+        dt = _NONE
+        if dts <= self.max_gap_s:
+            dt = dts * 1000 + ms - st[_TMS]
+            if dt > self._gap_ms:
+                dt = _NONE
+        pw = st[_POK] and pres & HAS_POWER and dt > 0
+        p0 = st[_P]
+        cross = slot != op
+        # Register deltas first (they need the old base), shares applied around the close.
+        cov = pw
+        t = self._t
+        t[_X_RST] = 0
+        if self._rprep(_RI, 0, pres & HAS_IMPORT, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms, op, cross):
+            cov = 1
+        if self._rprep(_RE, 3, pres & HAS_EXPORT, r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP], s, ms, op, cross):
+            cov = 1
+        if dt < 0:
+            cov = 0
+        bad |= t[_X_RST]
+        if not cross:
+            if pw:
+                self._pw(_PI, p0, p, dt, -1, 0)
+                self._pw(_PE, -p0, -p, dt, -1, 0)
+            self._rapply(_RI, 0, 0)
+            self._rapply(_RE, 3, 0)
+            if cov:
+                st[_COVER] += dt
+        elif slot == op + 1 and dt > 0:
+            tau = ((op + 1) * _U_SLOT - st[_TS]) * 1000 - st[_TMS]
+            t[_X_TAIL] = dt - tau
+            if pw:
+                self._pw(_PI, p0, p, dt, tau, 0)
+                self._pw(_PE, -p0, -p, dt, tau, 0)
+            self._rapply(_RI, 0, 1)
+            self._rapply(_RE, 3, 1)
+            if cov:
+                st[_COVER] += tau
+            n = self._close(out)
+            self._open(slot)
+            if pw:
+                self._pw(_PI, p0, p, dt, tau, 1)
+                self._pw(_PE, -p0, -p, dt, tau, 1)
+                st[_USED] |= 1
+            self._rapply(_RI, 0, 2)
+            self._rapply(_RE, 3, 2)
+            if cov:
+                st[_COVER] += dt - tau
+        else:
+            # A gap across a boundary: nothing is attributed, both slots show the hole.
+            n = self._close(out)
+            self._open(slot)
+        st[_FLAGS] |= bad
+        self._rebase(r, pres, p, s, ms, 0)
+        return n
+
+    # ---- slots -------------------------------------------------------------------
+    def _open(self, slot):
+        st = self.st
+        st[_OPEN] = slot
+        st[_FLAGS] = 0
+        st[_COVER] = 0
+        st[_USED] = 0
+        st[_PI] = 0
+        st[_PE] = 0
+        st[_RI + _G_WH] = 0
+        st[_RE + _G_WH] = 0
+
+    def _close(self, out):
+        st = self.st
+        fl = st[_FLAGS]
+        cover = st[_COVER]
+        if cover < _SLOT_MS:
+            fl |= PARTIAL
+        if cover == 0 or _SLOT_MS - cover > self._miss:
+            fl |= MISSING
+        used = st[_USED]
+        pi = _NONE
+        pe = _NONE
+        if used & 1:
+            pi = st[_PI]
+            pe = st[_PE]
+        imp = st[_RI + _G_WH] if used & 2 else (pi if used & 1 else 0)
+        exp = st[_RE + _G_WH] if used & 4 else (pe if used & 1 else 0)
+        if used & 1:
+            if used & 2 and self._mismatch(imp, pi):
+                fl |= MISMATCH
+            if used & 4 and self._mismatch(exp, pe):
+                fl |= MISMATCH
+        out[REC_SLOT] = st[_OPEN]
+        out[REC_IMPORT] = imp
+        out[REC_EXPORT] = exp
+        out[REC_FLAGS] = fl
+        out[REC_PW_IMPORT] = pi
+        out[REC_PW_EXPORT] = pe
+        st[_OPEN] = -1
+        return 1
+
+    def _mismatch(self, reg, pw):
+        d = reg - pw
+        if d < 0:
+            d = -d
+        return d > self._mm_wh + reg * self._mm_pct // 100
+
+    def _rebase(self, r, pres, p, s, ms, fresh):
+        st = self.st
+        st[_HAVE] = 1
+        st[_TS] = s
+        st[_TMS] = ms
+        st[_P] = p
+        st[_POK] = 1 if pres & HAS_POWER else 0
+        if pres & HAS_POWER:
+            st[_USED] |= 1
+        if pres & HAS_IMPORT:
+            self._rset(_RI, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms)
+            st[_USED] |= 2
+        elif fresh:
+            st[_RI + _G_OK] = 0
+        if pres & HAS_EXPORT:
+            self._rset(_RE, r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP], s, ms)
+            st[_USED] |= 4
+        elif fresh:
+            st[_RE + _G_OK] = 0
+
+    # ---- power -------------------------------------------------------------------
+    def _power(self, v, e):
+        """Reading power (v * 10**e W) -> pu, or _PBAD when out of range."""
+        k = e - self.power_exp
+        if k >= 0:
+            if k > 9 or v > self._pmax // _P10[k] or -v > self._pmax // _P10[k]:
+                return _PBAD
+            return v * _P10[k]
+        k = -k
+        if k > 9:
+            return 0
+        d = _P10[k]
+        q = v // d
+        if v - q * d >= d - (v - q * d):  # round half up
+            q += 1
+        if q > self._pmax or -q > self._pmax:
+            return _PBAD
+        return q
+
+    def _add(self, d, q, ms):
+        """Add q * ms base units (|q| <= 2*pmax, 0 <= ms <= max gap) to direction d."""
+        st = self.st
+        s = ms // 1000
+        x = q * s
+        k = self._k
+        w = x // k
+        u = self._u
+        rr = st[d + 1] + (x - w * k) * 1000 + q * (ms - s * 1000)
+        w2 = rr // u
+        st[d] += w + w2
+        st[d + 1] = rr - w2 * u
+
+    def _small(self, d, x):
+        """Add x base units, |x| < 2**29 - U."""
+        st = self.st
+        u = self._u
+        rr = st[d + 1] + x
+        w = rr // u
+        st[d] += w
+        st[d + 1] = rr - w * u
+
+    def _muldiv(self, a, b, c):
+        """floor(a * b / c) for 0 <= a, b and 0 < c < 2**29 whose result fits 2**30;
+        the remainder goes to scratch. Never forms the full product."""
+        t = self._t
+        if a < 32768 and b < 32768:
+            x = a * b
+            q = x // c
+            t[_X_REM] = x - q * c
+            return q
+        qa = a // c
+        ar = a - qa * c
+        q = qa * b
+        hi = 0
+        rr = 0
+        bit = 1
+        while bit <= b >> 1:
+            bit <<= 1
+        while bit:
+            hi += hi
+            rr += rr
+            if rr >= c:
+                rr -= c
+                hi += 1
+            if b & bit:
+                rr += ar
+                if rr >= c:
+                    rr -= c
+                    hi += 1
+            bit >>= 1
+        t[_X_REM] = rr
+        return q + hi
+
+    def _total(self, d, a0, a1, dt, sign):
+        """sign * floor(positive area of the segment a0 -> a1 over dt) into direction d."""
+        if a0 >= 0 and a1 >= 0:
+            self._add(d, sign * (a0 + a1), dt)
+            return
+        if a0 < 0:  # rises through zero: mirror it
+            a0, a1 = a1, a0
+        dd = a0 - a1
+        y = self._muldiv(a0, dt, dd)  # crossing time from the positive end
+        f = self._muldiv(a0, self._t[_X_REM], dd)
+        self._add(d, sign * a0, y)
+        self._small(d, sign * f)
+
+    def _head(self, d, a0, a1, dt, tau, sign):
+        """sign * floor(area over [0, tau] of the line a0 -> a1), the line positive there."""
+        dd = a1 - a0
+        if dd >= 0:
+            x = self._muldiv(dd, tau, dt)
+            bi = a0 + x
+            bf = self._t[_X_REM]
+        else:
+            x = self._muldiv(-dd, tau, dt)
+            bf = self._t[_X_REM]
+            if bf:
+                bi = a0 - x - 1
+                bf = dt - bf
+            else:
+                bi = a0 - x
+        self._add(d, sign * (a0 + bi), tau)
+        if bf:
+            self._small(d, sign * self._muldiv(bf, tau, dt))
+
+    def _pw(self, d, a0, a1, dt, tau, phase):
+        """Direction d's part of segment a0 -> a1 (pu) over dt ms.
+
+        tau < 0: the whole segment into the open slot. Otherwise a boundary at tau ms:
+        phase 0 adds the part before it (open slot), phase 1 the rest (next slot)."""
+        if a0 <= 0 and a1 <= 0:
+            return
+        if tau < 0:
+            self._total(d, a0, a1, dt, 1)
+            return
+        if a0 >= 0 and a1 >= 0:
+            head = 1
+        elif a0 > 0:
+            y = self._muldiv(a0, dt, a0 - a1)
+            head = tau < y or (tau == y and self._t[_X_REM] > 0)
+            if not head and phase == 0:
+                self._total(d, a0, a1, dt, 1)
+            # boundary after the crossing: the next slot gets nothing
+        else:
+            tau2 = dt - tau
+            y = self._muldiv(a1, dt, a1 - a0)
+            if tau2 < y or (tau2 == y and self._t[_X_REM] > 0):
+                if phase == 0:
+                    self._total(d, a0, a1, dt, 1)
+                    self._head(d, a1, a0, dt, tau2, -1)
+                else:
+                    self._head(d, a1, a0, dt, tau2, 1)
+            elif phase == 1:
+                self._total(d, a0, a1, dt, 1)
+            return
+        if head:
+            if phase == 0:
+                self._head(d, a0, a1, dt, tau, 1)
+            else:
+                self._total(d, a0, a1, dt, 1)
+                self._head(d, a0, a1, dt, tau, -1)
+
+    # ---- registers ---------------------------------------------------------------
+    def _reg_ok(self, hi, lo, e):
+        return 0 <= hi <= 0xFFFF and 0 <= lo <= 0xFFFF and -3 <= e <= 3
+
+    def _rset(self, g, hi, lo, e, s, ms):
+        st = self.st
+        st[g + _G_OK] = 1
+        st[g + _G_HI] = hi
+        st[g + _G_LO] = lo
+        st[g + _G_EXP] = e
+        st[g + _G_S] = s
+        st[g + _G_MS] = ms
+
+    def _rprep(self, g, x, present, hi, lo, e, s, ms, op, cross):
+        """Delta of register g since its base, in mWh, into scratch x..x+2.
+
+        Returns 1 when a delta will be attributed. Sets `reset` on an implausible delta."""
+        st = self.st
+        t = self._t
+        t[x] = _NONE
+        if not present or not st[g + _G_OK]:
+            return 0
+        dts = s - st[g + _G_S]
+        if dts < 0 or dts > _U_SLOT:
+            return 0
+        el = dts * 1000 + ms - st[g + _G_MS]
+        if el <= 0:
+            return 0
+        s0 = op * _U_SLOT - st[g + _G_S]  # open slot start - base, seconds
+        if el > self._gap_ms and (cross or s0 > 0):
+            return 0  # a long interval crossing a boundary: where the energy fell is unknown
+        dlt = self._rdelta(g, hi, lo, e, el)
+        if dlt < 0:
+            st[_FLAGS] |= RESET
+            t[_X_RST] = RESET
+            return 0
+        t[x] = dlt
+        t[x + 1] = el
+        t[x + 2] = s0 * 1000 - st[g + _G_MS] if s0 > 0 else 0
+        return 1
+
+    def _rapply(self, g, x, phase):
+        """Attribute the delta prepared at scratch x: phase 0 wholly to the open slot,
+        1 the part before the boundary, 2 the part after it (the new open slot).
+        Shares are cumulative floors of a time-proportional split, so they sum exactly."""
+        t = self._t
+        dl = t[x]
+        if dl < 0:
+            return
+        el = t[x + 1]
+        if phase == 2:
+            self._radd(g, dl - self._share(dl, el - t[_X_TAIL], el))
+        else:
+            lost = self._share(dl, t[x + 2], el)  # before the open slot: already closed
+            end = dl if phase == 0 else self._share(dl, el - t[_X_TAIL], el)
+            self._radd(g, end - lost)
+        self.st[_USED] |= 2 if g == _RI else 4
+
+    def _share(self, dl, x, el):
+        if x <= 0:
+            return 0
+        if x >= el:
+            return dl
+        return self._muldiv(dl, x, el)
+
+    def _radd(self, g, mwh):
+        st = self.st
+        rr = st[g + _G_REM] + mwh
+        w = rr // 1000
+        st[g + _G_WH] += w
+        st[g + _G_REM] = rr - w * 1000
+
+    def _rdelta(self, g, hi, lo, e, el):
+        """Counter delta in mWh, or _BAD when backwards or implausible."""
+        st = self.st
+        e0 = st[g + _G_EXP]
+        if e == e0:
+            dl = lo - st[g + _G_LO]
+            dh = hi - st[g + _G_HI]
+            if dl < 0:
+                dl += 0x10000
+                dh -= 1
+            if dh < 0:
+                dh += 0x10000  # 32-bit rollover
+            if dh > 0x3FFF:
+                return _BAD
+            dl += dh << 16
+            em = e
+        else:
+            em = e if e < e0 else e0
+            t = self._t
+            self._limbs(_X_LA, st[g + _G_HI], st[g + _G_LO], e0 - em)
+            self._limbs(_X_LB, hi, lo, e - em)
+            borrow = 0
+            for i in range(4):
+                v = t[_X_LB + i] - t[_X_LA + i] - borrow
+                borrow = 0
+                if v < 0:
+                    v += 0x8000
+                    borrow = 1
+                t[_X_LB + i] = v
+            if borrow or t[_X_LB + 2] or t[_X_LB + 3]:
+                return _BAD
+            dl = (t[_X_LB + 1] << 15) | t[_X_LB]
+        el_s = (el + 999) // 1000
+        lim_mwh = (self.max_power_w * el_s // 36 + 1) * self._margin // 10
+        unit = _P10[em + 3]
+        if dl > lim_mwh // unit + 1:
+            return _BAD
+        return dl * unit
+
+    def _limbs(self, o, hi, lo, k):
+        """(hi:lo) * 10**k as four 15-bit limbs at scratch o (k <= 6: < 2**52)."""
+        t = self._t
+        t[o] = lo & 0x7FFF
+        t[o + 1] = (lo >> 15) | ((hi & 0x3FFF) << 1)
+        t[o + 2] = hi >> 14
+        t[o + 3] = 0
+        while k > 0:
+            c = 0
+            for i in range(4):
+                v = t[o + i] * 10 + c
+                c = v >> 15
+                t[o + i] = v & 0x7FFF
+            k -= 1

@@ -1,0 +1,288 @@
+"""Integrator behaviour on both runtimes (edge/integrator.py); properties are in
+tests/host/test_integrator_props.py.
+
+The heap is for compiling edge/integrator.py from source (~80 KB peak); a board runs it
+frozen, and the replay runs it precompiled in 32 KB.
+"""
+# mp-heap: 128K
+from edge.compat import IS_MICROPYTHON, heap_lock, heap_unlock
+from edge.flags import CLOCK_STEP, INVALID, MISMATCH, MISSING, PARTIAL, RESET
+from edge.integrator import REC_LEN, STATE_LEN, Integrator, IntegratorError
+from edge.reading import (
+    HAS_EXPORT, HAS_IMPORT, HAS_POWER, R_EXP_EXP, R_EXP_HI, R_EXP_LO, R_IMP_EXP, R_IMP_HI,
+    R_IMP_LO, R_POWER, R_POWER_EXP, R_PRESENT, new_reading,
+)
+
+DAY = 2000 * 86400  # a JST midnight (edge seconds)
+U = 72000000  # base units per Wh at the default power_exp = -1
+
+
+def power(r, w, exp=0):
+    r[R_PRESENT] = HAS_POWER
+    r[R_POWER] = w
+    r[R_POWER_EXP] = exp
+    return r
+
+
+def set_import(r, counter, exp=-3):
+    r[R_PRESENT] |= HAS_IMPORT
+    r[R_IMP_HI] = (counter >> 16) & 0xFFFF
+    r[R_IMP_LO] = counter & 0xFFFF
+    r[R_IMP_EXP] = exp
+
+
+def set_export(r, counter, exp=-3):
+    r[R_PRESENT] |= HAS_EXPORT
+    r[R_EXP_HI] = (counter >> 16) & 0xFFFF
+    r[R_EXP_LO] = counter & 0xFFFF
+    r[R_EXP_EXP] = exp
+
+
+def run(it, samples):
+    """samples: (edge_s, ms, reading-maker) -> list of closed records."""
+    out = [0] * REC_LEN
+    recs = []
+    for s, ms, r in samples:
+        if it.feed(r, s, ms, out):
+            recs.append(list(out))
+    if it.close(out):
+        recs.append(list(out))
+    return recs
+
+
+def test_constant_power_full_slot_is_exact_and_clean():
+    it = Integrator()
+    r = power(new_reading(), 1000)
+    recs = run(it, ((DAY + i, 0, r) for i in range(0, 1801)))
+    assert recs[0] == [DAY // 1800, 500, 0, 0, 500, 0]
+    # The closing sample opened slot 2, which then closed uncovered.
+    assert recs[1][0] == DAY // 1800 + 1 and recs[1][3] & MISSING
+
+
+def test_export_goes_to_export_only():
+    it = Integrator()
+    r = power(new_reading(), -3600)
+    recs = run(it, ((DAY + 60 * i, 0, r) for i in range(31)))
+    assert recs[0][1:4] == [0, 1800, 0]
+
+
+def test_remainder_is_carried_to_next_slot():
+    it = Integrator()
+    r = power(new_reading(), 1001)
+    recs = run(it, ((DAY + 10 * i, 0, r) for i in range(361)))
+    # 1001 W * 0.5 h = 500.5 Wh: 500 in slot 1, the half carried; slot 2 gets 500 + 0.5 = 501.
+    assert recs[0][1] == 500 and recs[1][1] == 501 and recs[1][3] == 0
+
+
+def test_boundary_split_is_exact():
+    it = Integrator(max_gap_s=1800)
+    r = new_reading()
+    out = [0] * REC_LEN
+    end = DAY + 1800
+    it.feed(power(r, 0), DAY, 0, out)
+    it.feed(power(r, 3600), end - 1, 0, out)  # ramp 0 -> 3600 W
+    assert it.feed(power(r, 7200), end + 1, 0, out) == 1  # ramp 3600 -> 7200 W across the boundary
+    st = it.save()
+    # Slot 1: ramp 0..3600 W over 1799 s = 1800*1799 Ws plus 1 s from 3600 to 5400 W = 4500 Ws.
+    total1 = 1800 * 1799 + 4500  # Ws
+    assert out[1] == total1 // 3600
+    # Slot 2 so far: 5400 -> 7200 over 1 s = 6300 Ws; the carry holds the slot-1 remainder too.
+    carried = (total1 % 3600 + 6300) * 20000  # Ws -> base units (U / 3600)
+    assert st[10] * U + st[11] == carried
+
+
+def test_zero_crossing_splits_directions_and_keeps_net_exact():
+    it = Integrator()
+    r = new_reading()
+    out = [0] * REC_LEN
+    it.feed(power(r, 1000), DAY, 0, out)
+    it.feed(power(r, -3000), DAY + 1, 0, out)
+    st = it.save()
+    # Import triangle: 1000 W for 0.25 s / 2 = 125 Ws; export: 3000 W * 0.75 s / 2 = 1125 Ws.
+    assert st[11] == 125 * 20000 and st[13] == 1125 * 20000
+    assert st[10] == 0 and st[12] == 0
+
+
+def test_register_rollover_is_counted():
+    it = Integrator()
+    r = new_reading()
+    c = 0xFFFFFFFF - 400  # mWh, 401 mWh before the wrap
+    samples = []
+    for i in range(4):
+        rr = new_reading()
+        rr[R_PRESENT] = 0
+        set_import(rr, (c + 300 * i) & 0xFFFFFFFF)
+        samples.append((DAY + i, 0, rr))
+    recs = run(it, samples)
+    assert recs[0][1] == 0 and it.save()[14 + 7] == 900  # 900 mWh carried
+    del r
+
+
+def test_register_backwards_and_jump_flag_reset_without_energy():
+    for jump in (-1000, 50000):  # backwards 1 Wh; +50 Wh in 1 s at 20 kW max (5.6 Wh)
+        it = Integrator()
+        samples = []
+        base = 10000000
+        for i, delta in enumerate((0, 1000, 1000 + jump, 2000 + jump)):
+            rr = new_reading()
+            set_import(rr, base + delta)
+            samples.append((DAY + i, 0, rr))
+        recs = run(it, samples)
+        assert recs[0][3] & RESET
+        assert recs[0][1] * 1000 + it.save()[21] == 2000  # the two plausible 1 Wh steps
+
+
+def test_scale_factor_change_is_exact():
+    it = Integrator()
+    seq = ((123456, -3), (12346, -2), (12350, -2), (123600, -3), (124, 0))
+    samples = []
+    for i, (v, e) in enumerate(seq):
+        rr = new_reading()
+        set_export(rr, v, e)
+        samples.append((DAY + 60 * i, 0, rr))
+    recs = run(it, samples)
+    # mWh deltas: +4, +40, +100, +400 = 544 mWh
+    assert recs[0][2] == 0 and it.save()[22 + 7] == 544 and recs[0][3] & RESET == 0
+
+
+def test_register_is_authoritative_and_mismatch_is_flagged():
+    for meter_mwh_per_s, expect_mismatch in ((1000, False), (2000, True)):
+        it = Integrator()
+        rr = new_reading()
+
+        def samples():
+            for i in range(1801):
+                power(rr, 3600)  # 3600 W -> 1 Wh/s by power
+                set_import(rr, 5000000 + meter_mwh_per_s * i)
+                yield DAY + i, 0, rr
+
+        rec = run(it, samples())[0]
+        assert rec[1] == 1800 * meter_mwh_per_s // 1000 and rec[4] == 1800
+        assert bool(rec[3] & MISMATCH) == expect_mismatch
+
+
+def test_gap_across_boundary_flags_both_slots():
+    it = Integrator(max_gap_s=60)
+    r = power(new_reading(), 1000)
+    recs = run(it, ((DAY + i, 0, r) for i in range(1903) if i < 1700 or i >= 1900))
+    assert recs[0][3] & PARTIAL and recs[0][3] & MISSING
+    assert recs[0][1] == 1699 * 1000 // 3600
+    assert recs[1][3] & PARTIAL
+
+
+def test_short_gap_is_partial_not_missing():
+    it = Integrator(max_gap_s=60, missing_ms=90000)
+    r = power(new_reading(), 1000)
+    rec = run(it, ((DAY + i, 0, r) for i in range(1801) if i < 1000 or i >= 1070))[0]
+    assert rec[3] & PARTIAL and not rec[3] & MISSING
+
+
+def test_clock_backwards_flags_clock_step():
+    it = Integrator()
+    r = power(new_reading(), 1000)
+    recs = run(it, [(DAY + 100, 0, r), (DAY + 101, 0, r), (DAY + 50, 0, r), (DAY + 51, 0, r)])
+    assert recs[0][3] & CLOCK_STEP and recs[1][3] & CLOCK_STEP
+    assert recs[0][0] == recs[1][0]
+
+
+def test_duplicate_timestamp_is_ignored_and_flagged():
+    it = Integrator()
+    r = power(new_reading(), 1000)
+    recs = run(it, [(DAY, 0, r), (DAY + 1, 0, r), (DAY + 1, 0, power(new_reading(), 9999))])
+    assert recs[0][3] & INVALID
+
+
+def test_out_of_range_power_is_invalid():
+    it = Integrator(max_power_w=5000)
+    recs = run(it, [(DAY, 0, power(new_reading(), 1000)), (DAY + 1, 0, power(new_reading(), 6000))])
+    assert recs[0][3] & INVALID and recs[0][1] == 0
+
+
+def test_bad_config_and_state_raise_typed_errors():
+    for kw in ({"power_exp": -3}, {"max_gap_s": 0}, {"max_power_w": 200000}):
+        try:
+            Integrator(**kw)
+        except IntegratorError as e:
+            assert e.kind == "integrator"
+        else:
+            assert False, kw
+    it = Integrator()
+    for bad in ([0] * 3, [9] * STATE_LEN):
+        try:
+            it.restore(bad)
+        except IntegratorError:
+            pass
+        else:
+            assert False
+
+
+def test_save_restore_mid_slot_gives_identical_records():
+    rr = new_reading()
+
+    def reading(i):
+        r = power(rr, (i * 37) % 9000 - 3000)
+        set_import(r, 4000000000 + 700 * i)
+        set_export(r, 1000 * i)
+        return r
+
+    times = [(DAY + 7 * i, (i * 13) % 1000) for i in range(600)]
+    whole = run(Integrator(), ((s, ms, reading(i)) for i, (s, ms) in enumerate(times)))
+    first = Integrator()
+    out = [0] * REC_LEN
+    recs = []
+    for i, (s, ms) in enumerate(times[:333]):
+        if first.feed(reading(i), s, ms, out):
+            recs.append(list(out))
+    saved = first.save()
+    second = Integrator()
+    second.restore(saved)
+    recs += run(second, ((s, ms, reading(i + 333)) for i, (s, ms) in enumerate(times[333:])))
+    assert recs == whole
+    assert len(whole) >= 2
+
+
+def test_extremes_stay_inside_31_bits():
+    # Max power both ways, longest allowed gap, sign flips and boundary crossings.
+    lim = 1 << 30
+    it = Integrator(max_power_w=20000, power_exp=-1, max_gap_s=1800)
+    out = [0] * REC_LEN
+    s = DAY + 1799
+    vals = (20000, -20000, 20000, 20000, -20000, -20000, 0, 20000)
+    for i in range(40):
+        r = power(new_reading(), vals[i % len(vals)])
+        set_import(r, 0xFFFFFFFF - i)
+        set_export(r, (i * 20000000) & 0xFFFFFFFF, -3)
+        it.feed(r, s, 999 if i % 2 else 0, out)
+        for v in it.save():
+            assert -lim <= v < lim
+        for v in out:
+            assert -lim <= v < lim
+        s += 1800 if i % 3 else 1
+    assert it.open_slot() > 0
+
+
+def test_steady_state_feed_and_close_allocate_nothing():
+    it = Integrator()
+    r = power(new_reading(), 2500)
+    set_import(r, 10)
+    set_export(r, 10)
+    out = [0] * REC_LEN
+    s = DAY + 1700
+    it.feed(r, s, 0, out)
+    closed = 0
+    n = 0
+    heap_lock()
+    try:
+        while n < 200:  # crosses a slot boundary at n = 100
+            s += 1
+            r[R_POWER] = 2500 - 37 * n
+            r[R_IMP_LO] += 1
+            r[R_EXP_LO] += 0 if n % 3 else 1
+            closed += it.feed(r, s, 500, out)
+            n += 1
+    finally:
+        heap_unlock()
+    assert closed == 1
+    assert out[0] == (DAY + 1700) // 1800
+    if IS_MICROPYTHON:
+        assert out[1] >= 0
