@@ -4,6 +4,7 @@ Runs unchanged on MicroPython (unix port, boards with network) and CPython; `sme
 --tcp` uses it too. Transport failures raise OSError; protocol failures raise the edge's
 ModbusError subclasses. The socket is polled in short slices so the edge deadline decides.
 """
+import select
 import socket
 import time
 
@@ -18,7 +19,7 @@ except AttributeError:
         return (time.monotonic_ns() // 1000000) & 0x3FFFFFFF
 
 
-_SLICE_S = 0.02  # socket wait per slice; the edge client's deadline is the real timeout
+_SLICE_MS = 20  # poll wait per slice; the edge client's deadline is the real timeout
 
 
 class TcpLink:
@@ -31,7 +32,11 @@ class TcpLink:
         except BaseException:
             self.sock.close()
             raise
-        self.sock.settimeout(_SLICE_S)
+        # Non-blocking reads after poll(): both interpreters then return what has arrived
+        # (a blocking MicroPython readinto would wait to fill the whole buffer).
+        self.sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(self.sock, select.POLLIN)
         self.client = TcpClient(timeout_ms)
         self.req = bytearray(12)
         self.rx = bytearray(260)
@@ -40,19 +45,20 @@ class TcpLink:
     def read(self, unit, function, address, count, words, woff=0):
         """Read `count` registers into words[woff:]; returns when they are there or raises."""
         c = self.client
-        n = c.request(self.req, unit, function, address, count, words, woff, _ticks())
-        self.sock.send(self.req)  # n == 12 == len(self.req)
+        c.request(self.req, unit, function, address, count, words, woff, _ticks())
+        self.sock.send(self.req)  # 12 bytes: fits any socket buffer in one send
         while True:
-            try:
-                k = self._recv_into(self.rx)
-            except OSError as e:
-                if not _is_timeout(e):
-                    raise
-                k = None
-            if k == 0:
-                raise OSError("connection closed by the device")
-            if k and c.feed(self.rx, _ticks(), k) == REPLY:
-                return
+            if self._poll.poll(_SLICE_MS):
+                try:
+                    k = self._recv_into(self.rx)
+                except OSError as e:
+                    if not _is_timeout(e):
+                        raise
+                    k = None
+                if k == 0:
+                    raise OSError("connection closed by the device")
+                if k and c.feed(self.rx, _ticks(), k) == REPLY:
+                    return
             c.check(_ticks())
 
     def close(self):
@@ -60,10 +66,16 @@ class TcpLink:
 
 
 _TIMEOUT = getattr(socket, "timeout", None)
+try:
+    _BLOCKING = BlockingIOError
+except NameError:  # MicroPython
+    _BLOCKING = None
 
 
 def _is_timeout(e):
-    """A slice that ended without data: socket.timeout on CPython, ETIMEDOUT/EAGAIN on MicroPython."""
+    """A read that found no data: BlockingIOError/timeout on CPython, EAGAIN/ETIMEDOUT on MicroPython."""
     if _TIMEOUT is not None and isinstance(e, _TIMEOUT):
+        return True
+    if _BLOCKING is not None and isinstance(e, _BLOCKING):
         return True
     return bool(e.args) and e.args[0] in (11, 110)
