@@ -10,6 +10,9 @@ import sys
 COMMANDS = [
     "host_tools.read_cmd",
     "host_tools.replay_cmd",
+    "host_tools.emulate_cmd",
+    "host_tools.collect_cmd",
+    "host_tools.wisun_emulator_cmd",
 ]
 
 

@@ -1,0 +1,136 @@
+"""`smeter collect`: the head-end collector (docs/commands/collect.md, docs/collector.md)."""
+import argparse
+import asyncio
+import os
+import sys
+import time
+
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+Receive authenticated device frames over UDP, verify them (HMAC, key validity, replay
+window, slot window), store the 30-minute values with quality flags and arrival time in
+SQLite (WAL) together with the raw frames, and acknowledge every stored or retransmitted
+frame. Rejected datagrams are counted per reason and logged with their raw bytes.
+SIGINT/SIGTERM: store what arrived, print a final stats line, exit 0. SIGHUP (or any
+change of the keys file) reloads the keys.
+
+With --timeliness the command instead prints the delivery-delay report (CSV) of an
+existing database and exits: per device and JST day, the share of slots stored within the
+preliminary-value deadline (速報値, 60 minutes after slot end), late or missing.
+"""
+
+
+def _hostport(text):
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError("expected HOST:PORT, got %r" % text)
+    return host.strip("[]"), int(port)
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "collect",
+        help="head-end collector: verify device frames over UDP and store them in SQLite",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db", required=True, metavar="FILE", help="SQLite database (created if absent)")
+    p.add_argument("--listen", metavar="HOST:PORT", help="UDP address to listen on (port 0: any "
+                   "free port; the bound address is printed on stderr as 'collect: listening on')")
+    p.add_argument("--keys", metavar="FILE", help="device keys file (docs/keys-format.md)")
+    p.add_argument("--window", type=int, default=1024, metavar="N",
+                   help="anti-replay window: sequence numbers remembered per device (default 1024)")
+    p.add_argument("--stats-interval", type=float, default=60.0, metavar="S",
+                   help="seconds between stats lines on stderr (default 60)")
+    p.add_argument("--future-tolerance", type=int, default=300, metavar="S",
+                   help="accept slots ending at most S seconds after the collector's clock (default 300)")
+    p.add_argument("--backfill-days", type=float, default=35.0, metavar="D",
+                   help="store slots that ended at most D days ago (default 35)")
+    p.add_argument("--max-raw", type=int, default=512, metavar="BYTES",
+                   help="raw bytes kept per rejection row (default 512)")
+    p.add_argument("--clock", metavar="FILE",
+                   help="read time from a simulated clock file (host_tools/emulator/simclock.py) "
+                   "instead of the wall clock")
+    p.add_argument("--timeliness", action="store_true",
+                   help="print the delivery-delay report of --db as CSV and exit")
+    p.add_argument("--device", type=int, metavar="ID", help="--timeliness: one device only")
+    p.add_argument("--deadline", type=int, default=None, metavar="S",
+                   help="--timeliness: deadline after slot end in seconds (default 3600, seed 000)")
+    p.set_defaults(func=run)
+
+
+def _clock(path):
+    if path is None:
+        return time.time
+    from edge.timebase import EDGE_EPOCH_UNIX
+    from host_tools.emulator.simclock import SimClock
+
+    clock = SimClock.open(path)
+    return lambda: clock.now_ms() / 1000.0 + EDGE_EPOCH_UNIX
+
+
+def _report(args, now):
+    from host_tools.collector import store as store_mod
+    from host_tools.collector import timeliness
+
+    if not os.path.exists(args.db):
+        print("smeter collect: no database %s" % args.db, file=sys.stderr)
+        return EXIT_USAGE
+    st = store_mod.Store(args.db, readonly=True)
+    try:
+        kw = {}
+        if args.deadline is not None:
+            kw["deadline_s"] = args.deadline
+        rows = timeliness.report(st, now(), device_id=args.device, **kw)
+    finally:
+        st.close()
+    sys.stdout.write(timeliness.format_csv(rows))
+    return 0
+
+
+def run(args):
+    from host_tools.collector import ingest, keys, server, store
+
+    try:
+        now = _clock(args.clock)
+    except (OSError, ValueError) as e:
+        print("smeter collect: clock file: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    if args.timeliness:
+        return _report(args, now)
+    if not args.listen or not args.keys:
+        print("smeter collect: --listen and --keys are required (or use --timeliness)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.window < 1 or args.stats_interval <= 0 or args.max_raw < 0:
+        print("smeter collect: --window, --stats-interval must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        host, port = _hostport(args.listen)
+        keyfile = keys.KeyFile(args.keys)
+    except (ValueError, OSError, keys.KeyFileError) as e:
+        print("smeter collect: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+    st = store.Store(args.db)
+    policy = ingest.Policy(window=args.window, future_tolerance_s=args.future_tolerance,
+                           backfill_s=int(args.backfill_days * 86400), max_raw=args.max_raw)
+    ing = ingest.Ingest(st, lambda: keyfile.keyring, policy, now=now,
+                        log=lambda m: print("collect: " + m, file=sys.stderr, flush=True))
+    try:
+        srv = server.CollectorServer(ing, host, port, keyfile=keyfile,
+                                     stats_interval=args.stats_interval)
+    except OSError as e:
+        print("smeter collect: cannot listen on %s: %s" % (args.listen, e), file=sys.stderr)
+        st.close()
+        return EXIT_USAGE
+
+    def ready(addr):
+        print("collect: listening on %s:%d (%d keys, db %s)"
+              % (addr[0], addr[1], len(keyfile.keyring), args.db), file=sys.stderr, flush=True)
+
+    try:
+        asyncio.run(srv.serve(ready))
+    finally:
+        st.close()
+    return 0

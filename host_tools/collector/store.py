@@ -1,0 +1,218 @@
+"""The head-end's SQLite store (WAL): slot values, raw frames for audit, rejections, state.
+
+Schema in docs/collector.md. SQLite integers are signed 64-bit while device ids and sequence
+numbers are unsigned 64-bit on the wire, so they are stored in two's complement (values
+>= 2**63 become negative) and converted back by this module's readers: read through this
+API, or apply the same mapping in raw SQL.
+"""
+import collections
+import sqlite3
+
+from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
+
+SCHEMA_VERSION = 1
+_TWO63 = 1 << 63
+_TWO64 = 1 << 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS slot_values (
+    device_id  INTEGER NOT NULL,
+    slot       INTEGER NOT NULL,
+    import_wh  INTEGER NOT NULL,
+    export_wh  INTEGER NOT NULL,
+    flags      INTEGER NOT NULL,
+    status     INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    arrived_ms INTEGER NOT NULL,
+    delay_ms   INTEGER NOT NULL,
+    PRIMARY KEY (device_id, slot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS frames (
+    device_id  INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    kid        INTEGER NOT NULL,
+    status     INTEGER NOT NULL,
+    n_records  INTEGER NOT NULL,
+    arrived_ms INTEGER NOT NULL,
+    peer       TEXT,
+    raw        BLOB NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejections (
+    id         INTEGER PRIMARY KEY,
+    arrived_ms INTEGER NOT NULL,
+    peer       TEXT,
+    reason     TEXT NOT NULL,
+    detail     TEXT,
+    device_id  INTEGER,
+    seq        INTEGER,
+    raw_len    INTEGER NOT NULL,
+    raw        BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejections_reason ON rejections (reason);
+CREATE TABLE IF NOT EXISTS replay_state (
+    device_id INTEGER PRIMARY KEY,
+    top       INTEGER NOT NULL,
+    bits      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+"""
+
+SlotValue = collections.namedtuple(
+    "SlotValue",
+    "device_id slot import_wh export_wh flags status seq arrived_ms delay_ms",
+)
+Rejection = collections.namedtuple(
+    "Rejection", "id arrived_ms peer reason detail device_id seq raw_len raw"
+)
+
+
+def s64(v):
+    """Unsigned 64-bit -> the signed value SQLite stores."""
+    return v - _TWO64 if v >= _TWO63 else v
+
+
+def u64(v):
+    return v + _TWO64 if v is not None and v < 0 else v
+
+
+def slot_end_unix(slot):
+    """Unix seconds at which a slot closes (edge/timebase.py: slot 0 starts at the epoch)."""
+    return EDGE_EPOCH_UNIX + (slot + 1) * SLOT_SECONDS
+
+
+class Store:
+    """One SQLite database. The collector is the only writer; readers may open it alongside."""
+
+    def __init__(self, path, readonly=False, timeout=10.0):
+        self.path = path
+        if readonly:
+            self.db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=timeout)
+        else:
+            self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a committed batch survives a process crash; an OS crash may lose
+            # the last batches, which the devices then resend (they were acked only after
+            # commit, and NORMAL still never corrupts the database).
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+            row = self.db.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                                (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                raise sqlite3.DatabaseError("schema version %s, expected %d"
+                                            % (row[0], SCHEMA_VERSION))
+
+    def close(self):
+        self.db.close()
+
+    # ------------------------------------------------------------ writer (collector only)
+
+    def begin(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def commit(self):
+        self.db.execute("COMMIT")
+
+    def rollback(self):
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def insert_frames(self, rows):
+        """rows: (device_id, seq, kid, status, n_records, arrived_ms, peer, raw), s64 applied."""
+        self.db.executemany("INSERT INTO frames VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def insert_values(self, rows):
+        """rows: slot_values tuples; returns how many were new ((device, slot) dedup)."""
+        cur = self.db.executemany(
+            "INSERT OR IGNORE INTO slot_values VALUES (?,?,?,?,?,?,?,?,?)", rows
+        )
+        return cur.rowcount
+
+    def stored_for(self, device_id_s64, slots):
+        """{slot: (import_wh, export_wh, flags, seq)} already stored for these slots."""
+        out = {}
+        slots = sorted(set(slots))
+        for i in range(0, len(slots), 500):
+            part = slots[i : i + 500]
+            q = ("SELECT slot, import_wh, export_wh, flags, seq FROM slot_values "
+                 "WHERE device_id=? AND slot IN (%s)" % ",".join("?" * len(part)))
+            for r in self.db.execute(q, [device_id_s64] + part):
+                out[r[0]] = (r[1], r[2], r[3], u64(r[4]))
+        return out
+
+    def insert_rejections(self, rows):
+        """rows: (arrived_ms, peer, reason, detail, device_id, seq, raw_len, raw)."""
+        self.db.executemany(
+            "INSERT INTO rejections (arrived_ms, peer, reason, detail, device_id, seq, raw_len, raw)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    def save_replay_state(self, rows):
+        """rows: (device_id s64, top s64, bits blob)."""
+        self.db.executemany("INSERT OR REPLACE INTO replay_state VALUES (?,?,?)", rows)
+
+    def add_counters(self, counts):
+        self.db.executemany(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET n = n + excluded.n",
+            list(counts.items()),
+        )
+
+    # ------------------------------------------------------------ readers (public API)
+
+    def replay_state(self, device_id):
+        """(top, bits blob) or None; rows exist only once a seq was accepted (top >= 0)."""
+        r = self.db.execute(
+            "SELECT top, bits FROM replay_state WHERE device_id=?", (s64(device_id),)
+        ).fetchone()
+        return None if r is None else (u64(r[0]), bytes(r[1]))
+
+    def frame_raw(self, device_id, seq):
+        r = self.db.execute(
+            "SELECT raw FROM frames WHERE device_id=? AND seq=?", (s64(device_id), s64(seq))
+        ).fetchone()
+        return None if r is None else bytes(r[0])
+
+    def slot_values(self, device_id, slot_from=None, slot_to=None):
+        """Stored 30-minute values of one device, ascending slot; bounds inclusive."""
+        q = "SELECT * FROM slot_values WHERE device_id=?"
+        args = [s64(device_id)]
+        if slot_from is not None:
+            q += " AND slot>=?"
+            args.append(slot_from)
+        if slot_to is not None:
+            q += " AND slot<=?"
+            args.append(slot_to)
+        q += " ORDER BY slot"
+        return [
+            SlotValue(u64(r[0]), r[1], r[2], r[3], r[4], r[5], u64(r[6]), r[7], r[8])
+            for r in self.db.execute(q, args)
+        ]
+
+    def devices(self):
+        return [u64(r[0]) for r in
+                self.db.execute("SELECT DISTINCT device_id FROM slot_values ORDER BY device_id")]
+
+    def count_values(self):
+        return self.db.execute("SELECT count(*) FROM slot_values").fetchone()[0]
+
+    def count_frames(self):
+        return self.db.execute("SELECT count(*) FROM frames").fetchone()[0]
+
+    def rejections(self, reason=None):
+        q = "SELECT * FROM rejections"
+        args = ()
+        if reason is not None:
+            q += " WHERE reason=?"
+            args = (reason,)
+        return [
+            Rejection(r[0], r[1], r[2], r[3], r[4], u64(r[5]), u64(r[6]), r[7], bytes(r[8]))
+            for r in self.db.execute(q + " ORDER BY id", args)
+        ]
+
+    def counters(self):
+        """Cumulative counters over all runs: accepted frames, stored slots, each reason."""
+        return dict(self.db.execute("SELECT name, n FROM counters"))

@@ -1,0 +1,212 @@
+"""Frame schema v1 on the head-end: parse with cbor2, verify with Python's hmac.
+
+An independent implementation of docs/frames.md (edge/frame.py is the device's): it shares
+no code with edge/cbor.py or edge/mac.py, so a bug in one shows up as a disagreement in
+tests/host/test_collector_wire.py, which runs both over the same bytes.
+
+Strictness without a second CBOR decoder: cbor2 decodes leniently (and ignores trailing
+bytes), so the body is re-encoded with cbor2.dumps and must reproduce the received bytes
+exactly, with map keys in ascending order. Core deterministic encoding is the unique shortest
+encoding of a value once key order is fixed: every non-shortest head, indefinite length, tag,
+duplicate key or stray byte changes the re-encoding, so the comparison enforces RFC 8949
+section 4.2.1 and also yields the body length (where the MAC tag begins).
+"""
+import hashlib
+import hmac
+
+import cbor2
+
+VERSION = 1
+K_VERSION = 0
+K_HEADER = 1
+K_RECORDS = 2
+K_ACK_UPTO = 3
+K_ACK_SEQS = 4
+
+ALG_HMAC_SHA256_64 = 1
+ALG_HMAC_SHA256_128 = 2
+TAG_LEN = {ALG_HMAC_SHA256_64: 8, ALG_HMAC_SHA256_128: 16}
+
+MAX_FRAME = 2048  # same limit as the device decoder; longer datagrams are not parsed
+MIN_FRAME = 16  # below any valid frame: map head, header, one record, 8-byte tag
+MIN_KEY_LEN = 16
+U16 = 0xFFFF
+U32 = 0xFFFFFFFF
+U64 = 0xFFFFFFFFFFFFFFFF
+
+# Rejection reasons decided here (stable strings: counted, logged, documented).
+R_OVERSIZED = "oversized"
+R_TOO_SHORT = "too_short"
+R_MALFORMED_CBOR = "malformed_cbor"
+R_BAD_SCHEMA = "bad_schema"
+R_NON_CANONICAL = "non_canonical"
+R_BAD_TAG_LENGTH = "bad_tag_length"
+R_UNSUPPORTED_VERSION = "unsupported_version"
+R_UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
+R_BAD_MAC = "bad_mac"
+
+
+class WireReject(Exception):
+    """A datagram the collector refuses; `reason` is a stable counter name."""
+
+    def __init__(self, reason, detail="", device_id=None, seq=None):
+        Exception.__init__(self, "%s: %s" % (reason, detail))
+        self.reason = reason
+        self.detail = detail
+        self.device_id = device_id
+        self.seq = seq
+
+
+class ParsedFrame:
+    """Structure of a data frame, not yet authenticated."""
+
+    __slots__ = ("kid", "alg", "key_no", "device_id", "seq", "status", "records", "body_len")
+
+    def __init__(self, kid, device_id, seq, status, records, body_len):
+        self.kid = kid
+        self.alg = kid & 7
+        self.key_no = kid >> 3
+        self.device_id = device_id
+        self.seq = seq
+        self.status = status
+        self.records = records
+        self.body_len = body_len
+
+
+def _uint(v, limit):
+    return type(v) is int and 0 <= v <= limit
+
+
+def _decode_body(data):
+    """(map, body_len) of a strictly deterministic CBOR map at the start of data."""
+    n = len(data)
+    if n > MAX_FRAME:
+        raise WireReject(R_OVERSIZED, "%d bytes over %d" % (n, MAX_FRAME))
+    if n < MIN_FRAME:
+        raise WireReject(R_TOO_SHORT, "%d bytes" % n)
+    try:
+        body = cbor2.loads(data)
+    except Exception as e:  # cbor2 raises several types; none may escape
+        raise WireReject(R_MALFORMED_CBOR, type(e).__name__)
+    if type(body) is not dict:
+        raise WireReject(R_BAD_SCHEMA, "body is not a map")
+    try:
+        enc = cbor2.dumps(body)
+    except Exception as e:  # e.g. a decoded value cbor2 cannot re-encode
+        raise WireReject(R_NON_CANONICAL, type(e).__name__)
+    m = len(enc)
+    if data[:m] != enc:
+        raise WireReject(R_NON_CANONICAL, "re-encoding differs")
+    last = -1
+    for k in body:
+        if type(k) is not int or k <= last:
+            raise WireReject(R_NON_CANONICAL, "map keys not ascending integers")
+        last = k
+    return body, m
+
+
+def _header(body, allowed, m, n):
+    if K_VERSION in body and body[K_VERSION] != VERSION:
+        raise WireReject(R_UNSUPPORTED_VERSION, "schema version %r" % (body[K_VERSION],))
+    for k in body:
+        if k != K_VERSION and k not in allowed:
+            raise WireReject(R_BAD_SCHEMA, "unknown key %r" % (k,))
+    hdr = body.get(K_HEADER)
+    if type(hdr) is not list or not hdr or not _uint(hdr[0], U16):
+        raise WireReject(R_BAD_SCHEMA, "missing or bad header")
+    kid = hdr[0]
+    tlen = TAG_LEN.get(kid & 7)
+    if tlen is None:
+        raise WireReject(R_UNSUPPORTED_ALGORITHM, "algorithm %d" % (kid & 7))
+    if n - m != tlen:
+        raise WireReject(R_BAD_TAG_LENGTH, "tag of %d bytes, need %d" % (n - m, tlen))
+    return hdr, kid
+
+
+def parse_frame(data):
+    """Parse a data frame's structure (no key needed). Raises WireReject."""
+    body, m = _decode_body(data)
+    hdr, kid = _header(body, (K_HEADER, K_RECORDS), m, len(data))
+    if len(hdr) != 4:
+        raise WireReject(R_BAD_SCHEMA, "data header needs 4 fields")
+    dev, seq, status = hdr[1], hdr[2], hdr[3]
+    if not (_uint(dev, U64) and _uint(seq, U64) and _uint(status, U16)):
+        raise WireReject(R_BAD_SCHEMA, "header field out of range")
+    flat = body.get(K_RECORDS)
+    if type(flat) is not list or not flat or len(flat) % 4:
+        raise WireReject(R_BAD_SCHEMA, "records must be a non-empty list of 4-tuples", dev, seq)
+    records = []
+    slot = -1
+    for i in range(0, len(flat), 4):
+        d, imp, exp, flags = flat[i : i + 4]
+        if not (_uint(d, U32) and _uint(imp, U32) and _uint(exp, U32) and _uint(flags, U16)):
+            raise WireReject(R_BAD_SCHEMA, "record %d out of range" % (i // 4), dev, seq)
+        if slot < 0:
+            slot = d
+        else:
+            if d < 1:
+                raise WireReject(R_BAD_SCHEMA, "slot delta must be >= 1", dev, seq)
+            slot += d
+            if slot > U32:
+                raise WireReject(R_BAD_SCHEMA, "slot beyond 2**32", dev, seq)
+        records.append((slot, imp, exp, flags))
+    return ParsedFrame(kid, dev, seq, status, records, m)
+
+
+class MacKey:
+    """One HMAC-SHA256 key, its padded state computed once (hmac copy is ~2x a fresh hmac)."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self, key):
+        if len(key) < MIN_KEY_LEN:
+            raise ValueError("key shorter than %d bytes" % MIN_KEY_LEN)
+        self._h = hmac.new(bytes(key), digestmod=hashlib.sha256)
+
+    def tag(self, body, n):
+        h = self._h.copy()
+        h.update(body)
+        return h.digest()[:n]
+
+    def check(self, data, body_len, n):
+        mv = memoryview(data)
+        return hmac.compare_digest(self.tag(mv[:body_len], n), mv[body_len:])
+
+
+def verify(pf, data, mac_key):
+    """Raise WireReject(bad_mac) unless the tag matches; mac_key is a MacKey."""
+    if not mac_key.check(data, pf.body_len, TAG_LEN[pf.alg]):
+        raise WireReject(R_BAD_MAC, "MAC mismatch", pf.device_id, pf.seq)
+
+
+def encode_ack(mac_key, device_id, kid, seqs=(), upto=None):
+    """The acknowledgement, byte-identical to edge.frame.encode_ack (tested)."""
+    if upto is None and not seqs:
+        raise ValueError("an ack needs upto or seqs")
+    body = {K_HEADER: [kid, device_id]}
+    if upto is not None:
+        body[K_ACK_UPTO] = upto
+    if seqs:
+        body[K_ACK_SEQS] = list(seqs)
+    raw = cbor2.dumps(body)
+    return raw + mac_key.tag(raw, TAG_LEN[kid & 7])
+
+
+def parse_ack(data):
+    """(kid, device_id, upto, seqs, body_len) of an ack, structure only (tests, tools)."""
+    body, m = _decode_body(data)
+    hdr, kid = _header(body, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS), m, len(data))
+    if len(hdr) != 2 or not _uint(hdr[1], U64):
+        raise WireReject(R_BAD_SCHEMA, "ack header needs [kid, device_id]")
+    upto = body.get(K_ACK_UPTO)
+    seqs = body.get(K_ACK_SEQS, [])
+    if upto is not None and not _uint(upto, U64):
+        raise WireReject(R_BAD_SCHEMA, "ack upto out of range")
+    if type(seqs) is not list or (K_ACK_SEQS in body and not seqs) or (upto is None and not seqs):
+        raise WireReject(R_BAD_SCHEMA, "ack needs upto or a non-empty seq list")
+    last = -1 if upto is None else upto
+    for s in seqs:
+        if not _uint(s, U64) or s <= last:
+            raise WireReject(R_BAD_SCHEMA, "acked seqs must increase and exceed upto")
+        last = s
+    return kid, hdr[1], upto, seqs, m

@@ -1,0 +1,185 @@
+"""host_tools/collector/wire.py (cbor2 + hmac) against edge/frame.py over the same bytes."""
+import hashlib
+import hmac
+import json
+import os
+
+import cbor2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge import frame as fr
+from host_tools.collector import wire
+
+VECTORS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "vectors", "frames_v1.json")
+KEY = bytes(range(1, 33))
+U32 = 2**32 - 1
+U64 = 2**64 - 1
+
+
+def host_decode(data, key=KEY):
+    """(device_id, kid, seq, status, records) or the rejection reason."""
+    try:
+        pf = wire.parse_frame(data)
+        wire.verify(pf, data, wire.MacKey(key))
+    except wire.WireReject as r:
+        return "reject:" + r.reason
+    return (pf.device_id, pf.kid, pf.seq, pf.status, [list(r) for r in pf.records])
+
+
+def edge_decode(data, key=KEY):
+    try:
+        f = fr.decode_frame(data, lambda d, k: key)
+    except fr.FrameError as e:
+        return "reject:" + e.kind
+    return (f.device_id, f.kid, f.seq, f.status, [list(r) for r in f.records])
+
+
+def sign(body, key=KEY, tlen=8):
+    return body + hmac.new(key, body, hashlib.sha256).digest()[:tlen]
+
+
+def test_golden_vectors_decode_identically():
+    with open(VECTORS, encoding="utf-8") as f:
+        vec = json.load(f)
+    key = bytes.fromhex(vec["key"])
+    assert vec["frames"] and vec["acks"]
+    for v in vec["frames"]:
+        data = bytes.fromhex(v["hex"])
+        got = host_decode(data, key)
+        assert got == (v["device_id"], v["key_no"] << 3 | v["alg"], v["seq"], v["status"],
+                       v["records"]), v["name"]
+        assert got == edge_decode(data, key)
+    for v in vec["acks"]:
+        data = bytes.fromhex(v["hex"])
+        mk = wire.MacKey(key)
+        assert wire.encode_ack(mk, v["device_id"], v["kid"], v["seqs"], v["upto"]) == data
+        kid, dev, upto, seqs, m = wire.parse_ack(data)
+        assert (kid, dev, upto, seqs) == (v["kid"], v["device_id"], v["upto"], v["seqs"])
+
+
+records_st = st.lists(
+    st.tuples(st.integers(1, 5000), st.integers(0, U32), st.integers(0, U32),
+              st.integers(0, 0xFFFF)),
+    min_size=1, max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(dev=st.integers(0, U64), seq=st.integers(0, U64), status=st.integers(0, 0xFFFF),
+       key_no=st.integers(0, 8191), alg=st.sampled_from([1, 2]),
+       start=st.integers(0, U32 - 60000), recs=records_st)
+def test_device_frames_decode_identically(dev, seq, status, key_no, alg, start, recs):
+    records = []
+    slot = start
+    for gap, imp, exp, flags in recs:
+        slot += gap
+        records.append([slot, imp, exp, flags])
+    data = fr.FrameEncoder(dev, KEY, key_no, alg).encode(seq, records, status=status)
+    got = host_decode(data)
+    assert got == (dev, key_no << 3 | alg, seq, status, records)
+    assert got == edge_decode(data)
+    assert host_decode(data, bytes(32)) == "reject:bad_mac"
+
+
+@settings(max_examples=150, deadline=None)
+@given(dev=st.integers(0, U64), kid=st.integers(0, 0xFFFF).filter(lambda k: k & 7 in (1, 2)),
+       upto=st.one_of(st.none(), st.integers(0, U64 - 100)),
+       gaps=st.lists(st.integers(1, 1000), max_size=20))
+def test_ack_byte_identical_to_edge(dev, kid, upto, gaps):
+    seqs = []
+    last = -1 if upto is None else upto
+    for g in gaps:
+        last += g
+        seqs.append(last)
+    if upto is None and not seqs:
+        seqs = [0]
+    if seqs and seqs[-1] > U64:
+        return
+    mine = wire.encode_ack(wire.MacKey(KEY), dev, kid, seqs, upto)
+    assert mine == fr.encode_ack(KEY, dev, kid, upto, seqs)
+    ack = fr.decode_ack(mine, lambda d, k: KEY)
+    assert (ack.upto, list(ack.seqs), ack.device_id) == (upto, seqs, dev)
+
+
+GOOD_BODY = cbor2.dumps({1: [9, 7, 5, 0], 2: [112488, 10, 0, 0, 1, 11, 0, 1]})
+
+
+@pytest.mark.parametrize("body,reason", [
+    # seq 5 as a 1-byte-argument head (non-shortest)
+    (GOOD_BODY.replace(bytes.fromhex("090705"), bytes.fromhex("09071805"), 1), "non_canonical"),
+    # keys out of order
+    (cbor2.dumps({2: [112488, 10, 0, 0], 1: [9, 7, 5, 0]}), "non_canonical"),
+    # duplicate key 1
+    (bytes.fromhex("a3018409070500") + bytes.fromhex("018409070500") + bytes.fromhex("02841a0001b7680a0000"), "non_canonical"),
+    # indefinite-length records array
+    (bytes.fromhex("a2018409070500029f1a0001b7680a0000ff"), "non_canonical"),
+    # a tag around seq (bignum 2 of value 5)
+    (bytes.fromhex("a20184090 7c2410500028 41a0001b7680a0000".replace(" ", "")), "non_canonical"),
+    # unsupported version, unknown key, bool where an int belongs, 3-field header
+    (cbor2.dumps({0: 2, 1: [9, 7, 5, 0], 2: [1, 1, 1, 1]}), "unsupported_version"),
+    (cbor2.dumps({1: [9, 7, 5, 0], 2: [1, 1, 1, 1], 5: 0}), "bad_schema"),
+    (cbor2.dumps({1: [9, 7, True, 0], 2: [1, 1, 1, 1]}), "bad_schema"),
+    (cbor2.dumps({1: [9, 7, 5], 2: [1, 1, 1, 1]}), "bad_schema"),
+    (cbor2.dumps({1: [9, 7, 5, 0], 2: [1, 1, 1, 1, 0, 1, 1, 1]}), "bad_schema"),
+    (cbor2.dumps({1: [9, 7, 5, 0], 2: [1, 1.5, 1, 1]}), "bad_schema"),
+    (cbor2.dumps({1: [9 & ~7 | 3, 7, 5, 0], 2: [1, 1, 1, 1]}), "unsupported_algorithm"),
+])
+def test_strictness_matches_edge(body, reason):
+    data = sign(body)
+    assert host_decode(data) == "reject:" + reason
+    assert edge_decode(data).startswith("reject:")
+
+
+def test_tag_and_trailing_bytes():
+    assert host_decode(sign(GOOD_BODY))[2] == 5
+    assert host_decode(sign(GOOD_BODY) + b"\x00") == "reject:bad_tag_length"
+    assert host_decode(sign(GOOD_BODY)[:-1]) == "reject:bad_tag_length"
+    assert host_decode(sign(GOOD_BODY, tlen=16)) == "reject:bad_tag_length"
+    assert host_decode(b"\xa2" * 3000) == "reject:oversized"
+    assert host_decode(b"\xa2\x01") == "reject:too_short"
+
+
+def cbor_values():
+    leaf = st.one_of(st.integers(-(2**64), 2**65), st.booleans(), st.none(),
+                     st.binary(max_size=6), st.text(max_size=4))
+    return st.recursive(leaf, lambda c: st.one_of(st.lists(c, max_size=6),
+                                                  st.dictionaries(st.integers(-2, 6), c, max_size=4)),
+                        max_leaves=20)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hdr=st.lists(cbor_values(), max_size=5), recs=st.lists(st.integers(-3, 2**33), max_size=9),
+       extra=st.dictionaries(st.integers(0, 5), cbor_values(), max_size=2),
+       tlen=st.sampled_from([8, 16, 7]))
+def test_differential_signed_bodies(hdr, recs, extra, tlen):
+    """Bodies that carry a valid MAC: both decoders accept the same ones, with the same content."""
+    if hdr and hdr[0] is not None and type(hdr[0]) is int and hdr[0] >= 0:
+        hdr[0] = hdr[0] & ~7 | 1 if hdr[0] <= 0xFFFF else hdr[0]
+    body = dict(extra)
+    body[1] = hdr
+    body[2] = recs
+    try:
+        raw = cbor2.dumps(body, canonical=True)
+    except Exception:
+        return
+    data = sign(raw, tlen=tlen)
+    h, e = host_decode(data), edge_decode(data)
+    assert isinstance(h, str) == isinstance(e, str), (h, e)
+    if not isinstance(h, str):
+        assert h == e
+
+
+@settings(max_examples=500, deadline=None)
+@given(pos=st.integers(0, 40), val=st.integers(0, 255), cut=st.integers(0, 3))
+def test_differential_mutated_then_resigned(pos, val, cut):
+    """Mutate the body bytes of a valid frame and re-sign: accept/reject must agree."""
+    body = bytearray(GOOD_BODY)
+    body[pos % len(body)] = val
+    body = bytes(body[: len(body) - cut]) if cut < len(body) else bytes(body)
+    data = sign(body)
+    h, e = host_decode(data), edge_decode(data)
+    assert isinstance(h, str) == isinstance(e, str), (body.hex(), h, e)
+    if not isinstance(h, str):
+        assert h == e
