@@ -166,6 +166,20 @@ def test_exact_number_rules():
     assert read_cmd.exact_number(1234567890123456789, -19) == "0.1234567890123456789"
 
 
+def test_console_command_end_to_end(tcp_server):
+    """The installed `smeter` entry point (host_tools.cli) in a fresh process."""
+    srv = tcp_server(sim_device(UNIT, sdm630_image(-750.25, 10.0, 2.5)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "host_tools.cli", "read", "--tcp", "127.0.0.1:%d" % srv.port,
+         "--unit", str(UNIT), "--map", "eastron_sdm630"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["power_w"], doc["import_wh"], doc["export_wh"]) == (-750, 10000, 2500)
+    assert len(doc["registers"]) == 24
+
+
 def test_read_help_names_every_map():
     out = subprocess.run(
         [sys.executable, "-c", "from host_tools import read_cmd; import argparse; p=argparse.ArgumentParser(prog='smeter');"
