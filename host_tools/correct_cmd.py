@@ -81,7 +81,7 @@ def pair_columns(data, results):
 
 def run(args):
     from host_tools.tso import config, correction, model, validate
-    from host_tools.tso.errors import TsoError
+    from host_tools.tso.errors import LoadError, TsoError
     try:
         _check_ext(args.out)
         _check_ext(args.pairs_out)
@@ -100,6 +100,9 @@ def run(args):
         _log("corrected %d day(s), pattern %d: baselines/inputs %.3f s, correction %.3f s, "
              "total %.3f s" % (len(results), args.pattern, timings.get("prepare_s", 0),
                                timings.get("correct_s", 0), t3 - t2))
+    except LoadError as exc:
+        _log("smeter correct: %s" % exc)
+        return 1
     except TsoError as exc:
         _log("smeter correct: %s" % exc.kind)
         for p in exc.problems or [exc]:

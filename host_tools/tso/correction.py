@@ -65,57 +65,90 @@ class Inputs:
             setattr(self, k, kw[k])
 
 
-def delivered_micro(inp):
-    """Per-resource delivered adjustment at the sending end, micro-Wh, 0 outside events."""
-    f = np.where(inp.is_device, MICRO - inp.loss_ppm, MICRO)[:, None]
-    fb = np.where(inp.is_device[:, None] & inp.base_ge, (MICRO - inp.loss_ppm)[:, None], MICRO)
-    delta = inp.meter * f - inp.baseline * fb
-    return np.where(inp.events, delta, 0)
+def delivered_micro(inp, cols=None):
+    """Delivered adjustment at the sending end, micro-Wh, 0 outside events.
+
+    cols selects slot columns (index array); the default is every slot.
+    """
+    take = (lambda a: a) if cols is None else (lambda a: np.take(a, cols, axis=1))
+    loss = inp.loss_ppm
+    f = np.where(inp.is_device, MICRO - loss, MICRO)[:, None]
+    fb = np.where(inp.is_device[:, None] & take(inp.base_ge), (MICRO - loss)[:, None], MICRO)
+    delta = take(inp.meter) * f
+    delta -= take(inp.baseline) * fb
+    delta[~take(inp.events)] = 0
+    return delta
 
 
 def split(net, delta):
     """(demand share, generation share) of delta for a flow that ended at `net` (int arrays)."""
     n0 = net - delta
     lo = np.minimum(n0, net)
-    hi = np.maximum(n0, net)
-    export_part = np.maximum(hi, 0) - np.maximum(lo, 0)
-    import_part = (hi - lo) - export_part
+    hi = np.maximum(n0, net, out=n0)
+    np.maximum(hi, 0, out=hi)
+    export_part = hi
+    export_part -= np.maximum(lo, 0)
+    import_part = np.abs(delta) - export_part
     sign = np.sign(delta)
-    return sign * import_part, sign * export_part
+    import_part *= sign
+    export_part *= sign
+    return import_part, export_part
 
 
-def _by_pair(values, pair, n_pairs):
-    """Exact int64 sums of rows per pair: (n, 48) -> (pairs, 48)."""
+def _pair_order(pair, n_pairs):
     order = np.argsort(pair, kind="stable")
-    sp = pair[order]
-    starts = np.searchsorted(sp, np.arange(n_pairs))
+    starts = np.searchsorted(pair[order], np.arange(n_pairs))
+    return order, starts
+
+
+def _by_pair(values, pair, n_pairs, order=None, starts=None):
+    """Exact int64 sums of rows per pair: (n, k) -> (pairs, k)."""
+    if order is None:
+        order, starts = _pair_order(pair, n_pairs)
     out = np.zeros((n_pairs,) + values.shape[1:], np.int64)
-    nonempty = starts < np.append(starts[1:], len(sp))
-    if len(sp):
-        sums = np.add.reduceat(values[order], starts[nonempty], axis=0)
-        out[nonempty] = sums
+    nonempty = starts < np.append(starts[1:], len(pair))
+    if len(pair):
+        out[nonempty] = np.add.reduceat(values[order], starts[nonempty], axis=0)
     return out
 
 
 def shares_micro(inp, pattern):
-    """Demand and generation shares per pair and slot, micro-Wh: ((pairs,48), (pairs,48))."""
+    """Demand and generation shares per pair and slot, micro-Wh: ((pairs,48), (pairs,48)).
+
+    Only slots with a dispatch are computed: every other slot contributes exactly zero.
+    """
+    if pattern not in PATTERNS:
+        raise PatternError("pattern must be 1, 2 or 3, not %r" % (pattern,))
     n_pairs = len(inp.pair_has_gen)
-    delta = delivered_micro(inp)
+    width = inp.events.shape[1]
+    dem_out = np.zeros((n_pairs, width), np.int64)
+    gen_out = np.zeros((n_pairs, width), np.int64)
+    cols = np.nonzero(inp.events.any(axis=0))[0]
+    if not len(cols):
+        return dem_out, gen_out
+    delta = delivered_micro(inp, cols)
+    pair = inp.pair
     if pattern == 2:
-        dem, gen = split(inp.receiving * MICRO, delta)
-        no_gen = ~inp.pair_has_gen[inp.pair]
-        dem = np.where(no_gen[:, None], delta, dem)
-        gen = np.where(no_gen[:, None], 0, gen)
-        return _by_pair(dem, inp.pair, n_pairs), _by_pair(gen, inp.pair, n_pairs)
-    d_pair = _by_pair(delta, inp.pair, n_pairs)
-    if pattern == 3:
-        return d_pair, np.zeros_like(d_pair)
+        dem, gen = split(np.take(inp.receiving, cols, axis=1) * MICRO, delta)
+        no_gen = ~inp.pair_has_gen[pair]
+        dem[no_gen] = delta[no_gen]
+        gen[no_gen] = 0
+        order, starts = _pair_order(pair, n_pairs)
+        dem_out[:, cols] = _by_pair(dem, pair, n_pairs, order, starts)
+        gen_out[:, cols] = _by_pair(gen, pair, n_pairs, order, starts)
+        return dem_out, gen_out
+    d_pair = _by_pair(delta, pair, n_pairs)
     if pattern == 1:
-        net = _by_pair(inp.receiving, inp.pair, n_pairs) * MICRO
-        dem, gen = split(net, d_pair)
-        has = inp.pair_has_gen[:, None]
-        return np.where(has, dem, d_pair), np.where(has, gen, 0)
-    raise PatternError("pattern must be 1, 2 or 3, not %r" % (pattern,))
+        net = _by_pair(np.take(inp.receiving, cols, axis=1), pair, n_pairs) * MICRO
+        dem, gen = split(net, d_pair.copy())
+        has = inp.pair_has_gen
+        dem[~has] = d_pair[~has]
+        gen[~has] = 0
+        dem_out[:, cols] = dem
+        gen_out[:, cols] = gen
+    else:
+        dem_out[:, cols] = d_pair
+    return dem_out, gen_out
 
 
 def shares_micro_loop(inp, pattern):

@@ -82,11 +82,11 @@ def check(data, rules):
     ok = (g_code >= 0) & (r_code >= 0)
     g_ok, r_ok = g_code[ok], r_code[ok]
     lp_of_member = g_lp[g_ok] if len(g_ok) else np.empty(0, str)
-    pair_keys = np.char.add(np.char.add(lp_of_member.astype(str), "\x00"), rid[r_ok]) \
+    pair_keys = np.char.add(np.char.add(lp_of_member.astype(str), "\x1f"), rid[r_ok]) \
         if len(g_ok) else np.empty(0, str)
     uniq, counts = np.unique(pair_keys, return_counts=True)
     add("resource_in_two_groups", "resources in more than one group of one list pattern",
-        [k.replace("\x00", ":") for k in uniq[counts > 1]])
+        [k.replace("\x1f", ":") for k in uniq[counts > 1]])
     lp_list = sorted(lp_ids)
     lp_counts = {lp: 0 for lp in lp_list}
     lps, counts = np.unique(lp_of_member.astype(str), return_counts=True)

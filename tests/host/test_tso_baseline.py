@@ -1,0 +1,109 @@
+"""Baselines on small hand-computed data: ERAB High 4 of 5 (with same-day adjustment) and
+the previous-day method."""
+import numpy as np
+
+from host_tools.tso import baseline as bl
+from host_tools.tso import config
+
+# Mon 2026-03-30 .. Wed 2026-04-08; target = the last day (index 9)
+DAYS = np.datetime64("2026-03-30") + np.arange(10)
+TARGET = 9
+WINDOW = (36, 38)  # 18:00-19:00
+CFG = config.load_rules()["baseline"]["high4of5"]
+NO_ADJ = dict(CFG, adjust_start_hours_before=0, adjust_end_hours_before=0)
+
+
+def flat(consumption_by_date, n_days=10):
+    """One resource; every slot of a day = -consumption (consumption positive)."""
+    s = np.zeros((n_days, 1, 48), np.int64)
+    for date, c in consumption_by_date.items():
+        s[np.nonzero(DAYS == np.datetime64(date))[0][0], 0, :] = -c
+    return s
+
+
+def test_like_days_skip_weekend_and_dr_days():
+    excluded = DAYS == np.datetime64("2026-04-02")  # DR on Thursday
+    got = [str(DAYS[j]) for j in bl.like_days(DAYS, TARGET, excluded, CFG)]
+    assert got == ["2026-04-07", "2026-04-06", "2026-04-03", "2026-04-01", "2026-03-31"]
+
+
+def test_high4of5_drops_low_day_and_averages_the_rest():
+    # Tue7 100, Mon6 120, Fri3 20, Wed1 110, Tue31 90: mean 88, 25 % = 22, so Fri3 (20)
+    # is dropped; the four left average (100+120+110+90)/4 = 105.
+    s = flat({"2026-04-07": 100, "2026-04-06": 120, "2026-04-03": 20, "2026-04-01": 110,
+              "2026-03-31": 90, "2026-04-02": 500})
+    excluded = DAYS == np.datetime64("2026-04-02")
+    base, probs = bl.high4of5(s, np.ones((10, 1), bool), DAYS, TARGET, WINDOW, excluded, NO_ADJ)
+    assert probs == []
+    assert base[0, 36] == base[0, 0] == -105
+
+
+def test_high4of5_ties_go_to_the_more_recent_day():
+    s = flat({"2026-04-07": 100, "2026-04-06": 80, "2026-04-03": 80, "2026-04-01": 80,
+              "2026-03-31": 80, "2026-04-02": 80})
+    s[:, 0, 0] = [0, -1000, -40, -999, -30, 0, 0, -20, -10, 0]  # outside the window
+    excluded = np.zeros(10, bool)  # Thu2 (80) is now a like day: Tue7 Mon6 Fri3 Thu2 Wed1
+    base, _ = bl.high4of5(s, np.ones((10, 1), bool), DAYS, TARGET, WINDOW, excluded, NO_ADJ)
+    # window: 100 and four 80s; keep Tue7, Mon6, Fri3, Thu2 (most recent of the ties)
+    assert base[0, 0] == bl.round_div(-10 - 20 - 30 - 999, 4) == -265  # -264.75
+    assert base[0, 36] == (-100 - 80 * 3) // 4 == -85
+
+
+def test_same_day_adjustment_window_four_to_one_hours_before():
+    s = flat({"2026-04-07": 100, "2026-04-06": 120, "2026-04-03": 20, "2026-04-01": 110,
+              "2026-03-31": 90})
+    excluded = DAYS == np.datetime64("2026-04-02")
+    # event starts at slot index 36 (18:00): adjustment slots 28..33 (14:00-17:00)
+    s[TARGET, 0, 28:34] = [-110, -110, -110, -110, -110, -113]
+    s[TARGET, 0, 34:36] = -999  # the last hour before the event is not used
+    base, _ = bl.high4of5(s, np.ones((10, 1), bool), DAYS, TARGET, WINDOW, excluded, CFG)
+    # unadjusted -105; mean difference (5 * -5 - 8) / 6 = -5.5; -110.5 rounds half up
+    assert base[0, 36] == base[0, 37] == -110
+
+
+def test_high_2_of_3_on_holidays_and_configured_holidays():
+    days = np.datetime64("2026-03-21") + np.arange(15)  # Sat 21 .. Sat Apr 4
+    s = np.zeros((15, 1, 48), np.int64)
+    cons = {"2026-03-28": 50, "2026-03-29": 70, "2026-03-22": 60, "2026-03-21": 10}
+    for d, c in cons.items():
+        s[np.nonzero(days == np.datetime64(d))[0][0], 0, :] = -c
+    target = 14
+    base, _ = bl.high4of5(s, np.ones((15, 1), bool), days, target, WINDOW,
+                          np.zeros(15, bool), NO_ADJ)
+    # three like days Sun29 70, Sat28 50, Sun22 60 -> keep 70 and 60
+    assert base[0, 36] == -65
+    hol = dict(NO_ADJ, holidays=["2026-03-20"])  # 春分の日 (Fri), counts as holiday
+    assert bl.is_holiday(np.array(["2026-03-20"], "datetime64[D]"), hol["holidays"])[0]
+    assert not bl.is_holiday(np.array(["2026-03-20"], "datetime64[D]"))[0]
+
+
+def test_not_enough_history_and_missing_values_are_problems():
+    s = flat({})
+    base, probs = bl.high4of5(s[:3], np.ones((3, 1), bool), DAYS[:3], 2, WINDOW,
+                              np.zeros(3, bool), CFG)
+    assert probs and probs[0].kind == "baseline_history"
+    present = np.ones((10, 1), bool)
+    present[7, 0] = False  # Tue7 missing
+    _, probs = bl.high4of5(s, present, DAYS, TARGET, WINDOW, np.zeros(10, bool), CFG,
+                           names=np.array(["R1"]))
+    assert probs[0].offenders == ["R1"]
+
+
+def test_lookback_limit():
+    days = np.array(["2026-01-01", "2026-01-02", "2026-01-05", "2026-01-06", "2026-01-07",
+                     "2026-04-08"], "datetime64[D]")
+    assert bl.like_days(days, 5, np.zeros(6, bool), CFG) == []
+    assert len(bl.like_days(days, 5, np.zeros(6, bool), dict(CFG, lookback_days=100))) == 5
+
+
+def test_prev_day():
+    s = np.arange(3 * 2 * 48, dtype=np.int64).reshape(3, 2, 48)
+    base, probs = bl.prev_day(s, np.ones((3, 2), bool), DAYS[:3], 2)
+    assert probs == [] and (base == s[1]).all()
+    gap = np.array(["2026-04-01", "2026-04-03"], "datetime64[D]")
+    _, probs = bl.prev_day(s[:2], np.ones((2, 2), bool), gap, 1)
+    assert probs[0].kind == "baseline_history"
+
+
+def test_round_div_is_half_up_for_both_signs():
+    assert bl.round_div(np.array([5, -5, 6, -6, 7, -7]), 4).tolist() == [1, -1, 2, -1, 2, -2]

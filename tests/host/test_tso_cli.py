@@ -1,0 +1,80 @@
+"""`smeter gen-tso-data` and `smeter correct` end to end on small data sets."""
+import argparse
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from host_tools import correct_cmd, gen_tso_data_cmd
+
+
+def smeter(*argv):
+    parser = argparse.ArgumentParser(prog="smeter")
+    sub = parser.add_subparsers()
+    correct_cmd.register(sub)
+    gen_tso_data_cmd.register(sub)
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_generated_data_set_is_corrected_and_written(tmp_path, fmt, capsys):
+    data = tmp_path / "data"
+    assert smeter("gen-tso-data", "--resources", 400, "--out", data, "--seed", 7,
+                  "--format", fmt) == 0
+    assert (data / ("resources." + fmt)).exists()
+    out = tmp_path / "out.parquet"
+    pairs = tmp_path / "pairs.csv"
+    assert smeter("correct", "--data", data, "--pattern", 2, "--out", out,
+                  "--pairs-out", pairs) == 0
+    captured = capsys.readouterr()
+    assert "pattern 2, plan basis generation" in captured.out
+    assert "loaded 400 resources" in captured.err and "correction" in captured.err
+    table = pq.read_table(out).to_pydict()
+    n_bg = len(set(table["bg_id"]))
+    assert len(table["slot"]) == n_bg * 48
+    imb = np.array(table["imbalance_wh"])
+    assert (imb == np.array(table["actual_wh"]) + np.array(table["correction_wh"])
+            - np.array(table["plan_wh"])).all()
+    assert pairs.read_text().startswith('"date","slot","demand_bg","generation_bg"')
+
+
+def test_same_seed_same_data_and_pattern_1_differs_from_2(tmp_path, capsys):
+    for name in ("a", "b"):
+        smeter("gen-tso-data", "--resources", 300, "--out", tmp_path / name, "--seed", 1)
+    outs = {}
+    for name, pattern in (("a", 1), ("b", 1), ("a", 2)):
+        path = tmp_path / ("%s%d.csv" % (name, pattern))
+        assert smeter("correct", "--data", tmp_path / name, "--pattern", pattern,
+                      "--out", path) == 0
+        outs[name, pattern] = path.read_text()
+    assert outs["a", 1] == outs["b", 1]
+    assert outs["a", 1] != outs["a", 2]
+
+
+def test_pattern_3_rejects_reverse_flow_sites_by_name(tmp_path, capsys):
+    smeter("gen-tso-data", "--resources", 50, "--out", tmp_path / "d")
+    assert smeter("correct", "--data", tmp_path / "d", "--pattern", 3) == 2
+    err = capsys.readouterr().err
+    assert "pattern3_reverse_flow" in err and "R0000000" in err
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, capsys):
+    assert smeter("correct", "--data", tmp_path / "none", "--pattern", 1) == 1
+    assert "no such data directory" in capsys.readouterr().err
+    smeter("gen-tso-data", "--resources", 50, "--out", tmp_path / "d")
+    assert smeter("correct", "--data", tmp_path / "d", "--pattern", 1,
+                  "--out", tmp_path / "x.txt") == 1
+    assert ".csv or .parquet" in capsys.readouterr().err
+    (tmp_path / "d" / "bg_plans.parquet").unlink()
+    assert smeter("correct", "--data", tmp_path / "d", "--pattern", 1) == 1
+    assert "missing table bg_plans" in capsys.readouterr().err
+
+
+def test_help_texts(capsys):
+    for cmd in ("correct", "gen-tso-data"):
+        with pytest.raises(SystemExit):
+            smeter(cmd, "--help")
+    out = capsys.readouterr().out
+    for word in ("--pattern", "送端", "発端", "--resources", "--seed", "--days", "100,000"):
+        assert word in out
