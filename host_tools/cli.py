@@ -13,6 +13,7 @@ COMMANDS = [
     "host_tools.emulate_cmd",
     "host_tools.collect_cmd",
     "host_tools.wisun_emulator_cmd",
+    "host_tools.correct_cmd", "host_tools.gen_tso_data_cmd",
 ]
 
 
