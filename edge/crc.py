@@ -1,11 +1,13 @@
 """CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF), table-driven.
 
 One table lookup per byte instead of eight shift/xor rounds: the RTU decoder runs it over
-every reply, so it is the hottest loop of a poll. The table is a list of small ints built
-once at import (512 bytes of ints on a board); indexing a bytearray or list allocates nothing.
+every reply, so it is the hottest loop of a poll. The table is an array('H') built once at
+import: 512 bytes on any board (a list would hold 256 object slots), and indexing it
+returns a small int without allocating.
 """
+from array import array
 
-_TABLE = [0] * 256
+_TABLE = array("H", range(256))
 
 
 def _build():
