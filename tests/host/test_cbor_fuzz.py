@@ -1,0 +1,109 @@
+"""Fuzz the decoders: random and mutated bytes may only raise CborError / FrameError.
+
+The default run is a small sample (CI runs it every time). A long run:
+    SMETER_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest -q -m fuzz tests/host/test_cbor_fuzz.py
+Differential check: whatever edge/cbor.py accepts, cbor2 decodes to the same value.
+"""
+import os
+
+import cbor2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pytest
+
+from edge import cbor
+from edge import frame as fr
+
+EXAMPLES = int(os.environ.get("SMETER_FUZZ_EXAMPLES", "400"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+KEY = b"fuzzing key: 32 bytes, fixed...."
+
+pytestmark = pytest.mark.fuzz
+
+SEEDS = [
+    cbor.dumps({1: [1, 2**32 - 1, 7, 0], 2: [368207, 5000, 5000, 63, 1, 0, 10, 0]}),
+    cbor.dumps([b"\x00\x01", "text", -(2**70), {"k": None, 3: [True, False]}]),
+    bytes.fromhex("c249010000000000000000"),
+    bytes.fromhex("a26161016162820203"),
+]
+ENC = fr.FrameEncoder(2**32 - 1, KEY)
+FRAMES = [
+    ENC.encode(2**32 - 1, [[368207, 5000, 5000, 63]], status=15),
+    ENC.encode(5, [[368207 + i, i, 2 * i, i % 64] for i in range(12)]),
+    fr.encode_ack(KEY, 2**32 - 1, ENC.kid, 100, [102, 104]),
+]
+
+
+def _mutate(data, ops):
+    b = bytearray(data)
+    for kind, pos, val in ops:
+        if not b:
+            b.append(val)
+            continue
+        i = pos % len(b)
+        if kind == 0:
+            b[i] ^= 1 << (val % 8)
+        elif kind == 1:
+            b[i] = val
+        elif kind == 2:
+            b.insert(i, val)
+        elif kind == 3:
+            del b[i]
+        else:
+            del b[i:]
+    return bytes(b)
+
+
+ops_st = st.lists(
+    st.tuples(st.integers(0, 4), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4
+)
+
+
+def _check_cbor(data):
+    try:
+        v = cbor.loads(data)
+    except cbor.CborError as e:
+        assert e.kind.startswith("cbor_")
+        return
+    assert cbor2.loads(data) == v  # differential: the reference agrees
+    assert cbor.dumps(v) == data  # strict decoding accepts only the deterministic form
+
+
+@FUZZ
+@given(st.binary(max_size=64))
+def test_random_bytes(data):
+    _check_cbor(data)
+
+
+@FUZZ
+@given(st.sampled_from(SEEDS), ops_st)
+def test_mutated_cbor(seed, ops):
+    _check_cbor(_mutate(seed, ops))
+
+
+@FUZZ
+@given(st.sampled_from(FRAMES), ops_st)
+def test_mutated_frames_are_always_rejected(seed, ops):
+    data = _mutate(seed, ops)
+    if data == seed:
+        return
+    for decode in (fr.decode_frame, fr.decode_ack):
+        try:
+            decode(data, lambda d, k: KEY)
+        except fr.FrameError as e:
+            assert e.kind.startswith("frame_")
+        else:
+            raise AssertionError("accepted a mutated frame: " + data.hex())
+
+
+@FUZZ
+@given(st.binary(max_size=80))
+def test_random_frames_are_rejected(data):
+    for decode in (fr.decode_frame, fr.decode_ack):
+        try:
+            decode(data, lambda d, k: KEY)
+        except fr.FrameError:
+            pass
+        else:
+            raise AssertionError("accepted random bytes as a frame")
