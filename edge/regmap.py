@@ -122,6 +122,9 @@ def compile_map(obj):
     qs = obj.get("quantities")
     if not isinstance(qs, dict) or not qs:
         raise RegmapInvalid("map needs a non-empty 'quantities' object")
+    for key in qs:
+        if key not in _TARGETS:
+            raise RegmapInvalid("unknown quantity %r (power, import, export)" % (key,))
     prog = []
     for key in ("power", "import", "export"):
         q = qs.get(key)

@@ -247,6 +247,8 @@ def test_invalid_maps_are_rejected_with_a_typed_error():
          "quantities": {"power": {"addr": 0, "type": "int16", "sf_addr": 7}}},
         {"name": "x", "function": 3, "start": 0, "count": 2, "quantities": good["quantities"],
          "checks": [{"addr": 0, "value": 70000}]},
+        {"name": "x", "function": 3, "start": 0, "count": 2,
+         "quantities": {"power": {"addr": 0, "type": "int16"}, "imports": {"addr": 1, "type": "uint16"}}},
     ]
     for obj in bad:
         e = raises(RegmapInvalid, compile_map, obj)
