@@ -1,0 +1,129 @@
+"""The shared simulated clock: file format, speed, jumps, and the MicroPython reader."""
+import os
+import time
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import ROOT, run_micropython
+from host_tools.emulator import simclock
+from host_tools.emulator.simclock import SimClock, format_line, parse_line, parse_start, sim_ms_at, speed_ratio
+
+
+def test_line_round_trip_and_is_one_line_of_integers():
+    line = format_line(1_700_000_000_123, 204_163_200_000, 2000, 1, 3, 204_100_000_000)
+    assert line.endswith("\n") and line.count("\n") == 1
+    assert all(p.lstrip("-").isdigit() for p in line.split())
+    assert parse_line(line) == (1, 1_700_000_000_123, 204_163_200_000, 2000, 1, 3, 204_100_000_000)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "1 2 3 4 5 6", "1 2 3 4 5 6 7 8", "2 0 0 1 1 0 0", "1 0 0 -1 1 0 0", "1 0 0 1 0 0 0", "1 a 0 1 1 0 0"],
+)
+def test_bad_lines_are_rejected(bad):
+    with pytest.raises(ValueError):
+        parse_line(bad)
+
+
+def test_before_wall_start_the_clock_waits():
+    vals = parse_line(format_line(10_000, 5_000, 7, 2, 0, 5_000))
+    assert sim_ms_at(vals, 9_000) == 5_000
+    assert sim_ms_at(vals, 10_000) == 5_000
+    assert sim_ms_at(vals, 10_002) == 5_007
+
+
+@given(
+    st.integers(0, 2**42),
+    st.integers(-(2**40), 2**40),
+    st.integers(0, 10**6),
+    st.integers(1, 10**6),
+    st.integers(0, 10**7),
+    st.integers(0, 10**7),
+)
+def test_sim_time_is_exact_and_monotonic(w0, s0, num, den, a, b):
+    vals = (1, w0, s0, num, den, 0, s0)
+    lo, hi = sorted((a, b))
+    t_lo = sim_ms_at(vals, w0 + lo)
+    t_hi = sim_ms_at(vals, w0 + hi)
+    assert t_lo <= t_hi
+    assert t_hi == s0 + (hi * num) // den  # integer arithmetic, no float drift over long runs
+
+
+@given(st.fractions(min_value=0, max_value=10**6, max_denominator=1000))
+def test_speed_ratio_accepts_fractions_and_decimals(f):
+    num, den = speed_ratio(str(f))
+    assert Fraction(num, den) == f
+    assert speed_ratio(float(f)) == speed_ratio(repr(float(f)))
+
+
+@pytest.mark.parametrize("bad", ["-1", "fast", "", "1/0"])
+def test_bad_speeds_are_rejected(bad):
+    with pytest.raises(ValueError):
+        speed_ratio(bad)
+
+
+def test_parse_start_is_jst_by_default():
+    assert parse_start("2020-01-01") == 0
+    assert parse_start("2020-01-01T00:30") == 1_800_000
+    assert parse_start("2019-12-31T15:00:00+00:00") == 0
+    assert parse_start("@86400") == 86_400_000
+    with pytest.raises(ValueError):
+        parse_start("yesterday")
+
+
+def test_owner_and_reader_share_one_time_and_speed_accelerates(tmp_path):
+    path = str(tmp_path / "run.clock")
+    owner = SimClock.create(path, sim_start_ms=1_000_000, speed=1000)
+    reader = SimClock.open(path)
+    t0 = time.monotonic()
+    a = reader.now_ms()
+    time.sleep(0.2)
+    b = reader.now_ms()
+    real_ms = (time.monotonic() - t0) * 1000
+    # 0.2 s real at speed 1000 is >= 200 s simulated (and not far more than the real time taken).
+    assert 200_000 <= b - a <= real_ms * 1000 + 1000
+    assert abs(owner.now_ms() - reader.now_ms()) < 50 * 1000
+    assert reader.origin_ms == 1_000_000
+    assert not [f for f in os.listdir(tmp_path) if ".tmp" in f]
+
+
+def test_frozen_clock_steps_and_jumps_are_seen_by_readers(tmp_path):
+    path = str(tmp_path / "run.clock")
+    owner = SimClock.create(path, sim_start_ms=50_000, speed=0)
+    reader = SimClock.open(path)
+    time.sleep(0.02)
+    assert reader.now_ms() == 50_000
+    owner.advance(1_800_000)
+    assert reader.now_ms() == 1_850_000 and reader.gen == 1
+    owner.jump(-600_000)
+    assert reader.now_ms() == 1_250_000 and reader.gen == 2
+    assert reader.origin_ms == 50_000  # the origin survives jumps: fault times stay put
+    owner.set(speed="1/2")
+    assert reader.speed == (1, 2)
+    assert reader.real_seconds_for(1000) == pytest.approx(2.0)
+
+
+def test_private_clock_has_no_file():
+    c = SimClock.private(123_000, 0)
+    assert c.path is None and c.now_ms() == 123_000
+    c.advance(1000)
+    assert c.now_ms() == 124_000
+
+
+def test_micropython_reads_the_same_file(tmp_path):
+    path = str(tmp_path / "run.clock")
+    owner = SimClock.create(path, sim_start_ms=204_163_200_000, speed=0)
+    owner.advance(1_234_000)
+    code = "import clockline; print(clockline.read_sim_ms(%r))" % path
+    proc = run_micropython(["-c", code], extra_paths=[os.path.join(ROOT, "host_tools", "emulator")])
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert int(proc.stdout.split()[-1]) == 204_163_200_000 + 1_234_000
+
+
+def test_default_start_is_a_jst_midnight():
+    ms = simclock.today_jst_midnight_ms()
+    assert ms % 86_400_000 == 0
+    assert simclock.edge_ms_to_iso(ms).endswith("T00:00:00+09:00")
