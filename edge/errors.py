@@ -9,7 +9,8 @@ class EdgeError(Exception):
     kind = "edge"
 
     def __init__(self, message, detail=None):
-        Exception.__init__(self, message)
+        # super(), not Exception.__init__: MicroPython cannot reach the latter by name.
+        super().__init__(message)
         self.message = message
         self.detail = detail
 
