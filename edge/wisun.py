@@ -772,9 +772,6 @@ class WisunDriver:
         if self._send_tag is not None:
             self._end_send(False, R_LINK, now_ms)
         self._after_send = 0
-        self._n = 0
-        self._scan = 0
-        self._binary_need = -1
         if delayed:
             self.state = ST_WAIT_REOPEN
             self._deadline = ticks_add(now_ms, self._backoff.next_delay(self._draw()))

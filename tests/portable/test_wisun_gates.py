@@ -222,3 +222,15 @@ def test_bad_profiles_and_configs_raise_typed_errors():
             assert e.kind == "wisun_config"
         else:
             assert False, bad
+
+
+def test_a_reopen_triggered_mid_chunk_keeps_parsing_the_rest_of_the_chunk():
+    d = WisunDriver(profile(), config())
+    _, t = run_init(d, replies=INIT_REPLIES[:5])
+    # FAIL during init reopens; the lines after it in the same read are still parsed
+    d.feed(b"FAIL ER06\r\njunk\r\n" + erx(9, "0102") + b"FAIL ER", t)
+    assert d.state == ST_WAIT_REOPEN
+    assert d.counters["unknown_lines"] == 1 and d.counters["udp_received"] == 1
+    d.feed(b"06\r\n", t + 1)  # the split FAIL completes and is counted, nothing breaks
+    assert d.counters["fail_refusal"] == 2
+    assert d.poll(d.deadline()) == b"SKRESET\r\n"
