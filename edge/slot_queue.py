@@ -15,7 +15,7 @@ import struct
 
 from edge.compat import SMALL_INT_MAX, const
 from edge.crc import crc16
-from edge.persist import StoreError
+from edge.persist import StateStore, StoreError
 
 DEFAULT_CAPACITY = const(336)  # 7 days of 30-minute slots
 MAX_SLOT = const(0xFFFFFF)  # 3 bytes on flash: year 2977 in edge time
@@ -330,6 +330,10 @@ class SlotQueue:
         self._advance()
         return True
 
+    def dropped_through(self):
+        """Every slot up to here has left the ring (acknowledged or counted as overflow)."""
+        return self._through
+
     def pending(self):
         """Number of stored, unacknowledged slots."""
         st = self._state
@@ -367,7 +371,7 @@ class SlotQueue:
         st = self._state
         cap = self.capacity
         b = self._ackb
-        wrote = 0
+        done = []  # positions written in this batch, marked acked only after the sync
         try:
             for s in slots:
                 if s < self.head or s > self.tail or st[s % cap] != _LIVE:
@@ -381,20 +385,18 @@ class SlotQueue:
                 _seal(b, _ACK - 2)
                 self._st.write(self._dat, self._ack_off(p), b)
                 st[p] = _ACKING
-                wrote += 1
-            if wrote:
+                done.append(p)
+            if done:
                 self._st.sync(self._dat)
         except BaseException:
-            for p in range(cap):
-                if st[p] == _ACKING:
-                    st[p] = _LIVE
+            for p in done:
+                st[p] = _LIVE
             raise
-        if wrote:
-            for p in range(cap):
-                if st[p] == _ACKING:
-                    st[p] = _ACKED
+        for p in done:
+            st[p] = _ACKED
+        if done:
             self._advance()
-        return wrote
+        return len(done)
 
     def ack_through(self, slot):
         """Acknowledge every pending slot up to and including `slot`."""
@@ -446,3 +448,69 @@ class SlotQueue:
         self.head = self._floor()
         self._advance()
         self.migrated = True
+
+
+class SlotCheckpoint:
+    """The integrator's state and the slot record it just closed, in one atomic save.
+
+    Closing a slot touches two things: the integrator state (remainders, last register
+    values) and the queue. Saved one after the other, a cut between them either loses the
+    slot (state first) or leaks the energy between the close and the restart (queue first,
+    then the re-closed value is refused as stale). So commit() first saves state plus record
+    together (one replace: the one-entry journal), then appends; restore() re-appends the
+    journalled record if the queue lacks it. The state is an opaque list of `length` small
+    ints (edge/integrator.py owns its meaning).
+    """
+
+    def __init__(self, storage, length, name="integ"):
+        self._n = length
+        self._store = StateStore(storage, name, length + 4)
+        self._buf = [0] * (length + 4)
+        self._buf[length] = -1  # no record yet
+
+    def commit(self, queue, state, slot, import_wh, export_wh, flags):
+        """Save `state` (after closing `slot`) with the record, then queue it. Returns
+        queue.append()'s answer. Out-of-range records raise before anything is written."""
+        if slot < 0 or slot > MAX_SLOT or import_wh < 0 or import_wh > MAX_WH:
+            raise StoreError("store_range", "record out of range", slot)
+        if export_wh < 0 or export_wh > MAX_WH or flags < 0 or flags > 0xFFFF:
+            raise StoreError("store_range", "record out of range", slot)
+        self._fill(state)
+        b = self._buf
+        n = self._n
+        b[n] = slot
+        b[n + 1] = import_wh
+        b[n + 2] = export_wh
+        b[n + 3] = flags
+        self._store.save(b)
+        return queue.append(slot, import_wh, export_wh, flags)
+
+    def save(self, state):
+        """Save the state between slot closes; the journalled record stays."""
+        self._fill(state)
+        self._store.save(self._buf)
+
+    def _fill(self, state):
+        n = self._n
+        if len(state) != n:
+            raise StoreError("store_range", "state has the wrong length")
+        b = self._buf
+        for i in range(n):
+            b[i] = state[i]
+
+    def restore(self, queue, into):
+        """Fill `into` with the saved state and finish an interrupted append. False if none."""
+        b = self._buf
+        if not self._store.load(b):
+            return False
+        n = self._n
+        for i in range(n):
+            into[i] = b[i]
+        s = b[n]
+        if s > queue.tail and s > queue.dropped_through():
+            queue.append(s, b[n + 1], b[n + 2], b[n + 3])
+        return True
+
+    def last_slot(self):
+        """Slot number of the journalled record (-1 if none)."""
+        return self._buf[self._n]

@@ -13,8 +13,8 @@ from itertools import combinations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.persist import MemStorage, PowerCut, SeqCounter, StateStore
-from edge.slot_queue import SlotQueue
+from edge.persist import MemStorage, PowerCut, SeqCounter
+from edge.slot_queue import SlotCheckpoint, SlotQueue
 
 STATE_LEN = 4
 
@@ -79,7 +79,15 @@ def live_of(q):
     return q.peek(1 << 20)
 
 
-def resolve_and_check(m, q, seq, ss):
+def boot(mem, capacity, reserve):
+    q = SlotQueue(mem, capacity)
+    cp = SlotCheckpoint(mem, STATE_LEN)
+    out = [0] * STATE_LEN
+    loaded = cp.restore(q, out)  # finishes a commit the cut interrupted
+    return q, cp, SeqCounter(mem, reserve=reserve), (out if loaded else None)
+
+
+def resolve_and_check(m, q, seq, state):
     """After a restart: pick the outcome of the interrupted op that matches, then compare."""
     got = live_of(q)
     got_slots = [r[0] for r in got]
@@ -109,6 +117,13 @@ def resolve_and_check(m, q, seq, ss):
         else:
             raise AssertionError("append outcome not allowed: %r vs %r" % (got_slots, m.live))
         m.retry = slot
+    elif d is not None and d[0] == "commit":
+        # all or nothing: the state and the queued record move together
+        slot, g = d[1], d[2]
+        if state == state_of(g):
+            m.apply_append(slot)
+            m.gen = g
+        assert matches(), "state and queue disagree after a cut in commit"
     elif d is not None and d[0] == "ack":
         cand = sorted(set(d[1]) & m.live)
         base = m.snapshot()
@@ -129,14 +144,12 @@ def resolve_and_check(m, q, seq, ss):
             m.ovf = [m.ovf[0] + 1, 0, -1, -1, 0, 0]
     assert matches(), (got_slots, sorted(m.live), q.overflow(), m.overflow())
 
-    out = [0] * STATE_LEN
-    loaded = ss.load(out)
-    if d is not None and d[0] == "save" and loaded and out == state_of(d[1]):
+    if d is not None and d[0] == "save" and state == state_of(d[1]):
         m.gen = d[1]
     if m.gen == 0:
-        assert not loaded
+        assert state is None
     else:
-        assert loaded and out == state_of(m.gen)
+        assert state == state_of(m.gen)
     n = seq.next()
     assert n > m.seq_max
     m.seq_max = n
@@ -150,6 +163,7 @@ epoch_ops = st.lists(
         st.tuples(st.just("ack"), st.lists(st.integers(0, 7), max_size=5)),
         st.tuples(st.just("ackovf"), st.just(0)),
         st.tuples(st.just("save"), st.just(0)),
+        st.tuples(st.just("commit"), st.integers(1, 3)),
         st.tuples(st.just("seq"), st.integers(1, 4)),
     ),
     max_size=30,
@@ -168,10 +182,8 @@ def run(capacity, reserve, plan):
     next_slot = 5000
     delivered = []
     for budget, ops, keep_mask in plan:
-        q = SlotQueue(mem, capacity)
-        seq = SeqCounter(mem, reserve=reserve)
-        ss = StateStore(mem, "integ", STATE_LEN)
-        resolve_and_check(m, q, seq, ss)
+        q, cp, seq, state = boot(mem, capacity, reserve)
+        resolve_and_check(m, q, seq, state)
         mem.cut_after(budget)
         try:
             if m.retry is not None:  # the agent closes the interrupted slot again
@@ -214,7 +226,15 @@ def run(capacity, reserve, plan):
                 elif op == "save":
                     g = m.gen + 1
                     m.doubt = ("save", g)
-                    ss.save(state_of(g))
+                    cp.save(state_of(g))
+                    m.gen = g
+                elif op == "commit":
+                    slot = next_slot
+                    next_slot += arg
+                    g = m.gen + 1
+                    m.doubt = ("commit", slot, g)
+                    assert cp.commit(q, state_of(g), *rec(slot))
+                    m.apply_append(slot)
                     m.gen = g
                 else:
                     for _ in range(arg):
@@ -225,8 +245,8 @@ def run(capacity, reserve, plan):
         except PowerCut:
             pass
         mem.power_cycle(lambda i: (keep_mask >> (i % 16)) & 1)
-    q = SlotQueue(mem, capacity)
-    resolve_and_check(m, q, SeqCounter(mem, reserve=reserve), StateStore(mem, "integ", STATE_LEN))
+    q, cp, seq, state = boot(mem, capacity, reserve)
+    resolve_and_check(m, q, seq, state)
     # Everything appended is accounted for: delivered-and-acked, still queued, or dropped
     # into the overflow summaries (whose counts the model checked exactly).
     for s in m.appended:
@@ -234,7 +254,7 @@ def run(capacity, reserve, plan):
     return m
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(capacity=st.integers(3, 12), reserve=st.sampled_from([1, 2, 5, 256]), plan=epochs)
 def test_random_cuts_lose_nothing_and_repeat_nothing(capacity, reserve, plan):
     run(capacity, reserve, plan)
@@ -245,6 +265,7 @@ def test_a_long_run_with_a_cut_every_few_operations():
     plan = []
     for i in range(200):
         ops = [("append", 1), ("peek", 3), ("ack", [1, 0, 0]), ("save", 0), ("seq", 2),
+               ("commit", 1), ("peek", 2), ("ack", [0]),
                ("append", 1 + i % 5), ("ackovf", 0)]
         plan.append((i % 61, ops, (i * 2654435761) & 0xFFFF))
     m = run(6, 3, plan)
