@@ -100,3 +100,20 @@ def test_bench_frame_decode_and_verify(benchmark):
 
     assert ref()[1]
     _ratio(benchmark, ours, ref, "decode_verify_vs_cbor2_hmac")
+
+
+def test_bench_frame_decode_and_verify_cbor2_codec(benchmark):
+    mac = fr.HmacSha256(KEY)
+    f = benchmark(fr.decode_frame, FRAME, lambda d, k: mac, cbor2)
+    assert f.records == RECS
+
+    def ref():
+        body = FRAME[:-8]
+        return cbor2.loads(body), hmac.compare_digest(hmac.new(KEY, body, hashlib.sha256).digest()[:8], FRAME[-8:])
+
+    _ratio(
+        benchmark,
+        lambda: fr.decode_frame(FRAME, lambda d, k: mac, cbor2),
+        ref,
+        "decode_verify_codec_vs_cbor2_hmac",
+    )

@@ -170,8 +170,10 @@ def test_encoder_matches_independent_construction_and_round_trips(dev, key_no, a
     assert (got.device_id, got.seq, got.status, got.kid) == (dev, seq, status, enc.kid)
     assert got.records == records
     assert got.alg == alg and got.key_no == key_no
-    # the collector may decode the body with cbor2 alone
+    # the collector may decode the body with cbor2 alone, or use it as decode_frame's codec
     assert cbor2.loads(raw[: got.body_len])[2][0] == records[0][0]
+    fast = fr.decode_frame(raw, lambda d, k: key if (d, k) == (dev, enc.kid) else None, cbor2)
+    assert fast.__dict__ == got.__dict__
 
 
 @settings(max_examples=200, deadline=None)
@@ -229,4 +231,28 @@ def test_ack_and_data_frames_cannot_be_swapped():
     assert e.value.kind == "frame_malformed"
     with pytest.raises(fr.FrameError) as e:
         fr.decode_frame(ack, lambda d, k: KEY)
+    assert e.value.kind == "frame_malformed"
+
+
+def test_cbor2_codec_path_is_as_strict_as_the_edge_decoder():
+    def signed(body):
+        return body + hmac.new(KEY, body, hashlib.sha256).digest()[:8]
+
+    hdr = cbor2.dumps([1, 5, 1, 0])
+    recs = cbor2.dumps([10, 1, 2, 0])
+    bad_bodies = [
+        b"\xa3\x01" + hdr + b"\x01" + hdr + b"\x02" + recs,  # duplicate key 1
+        b"\xa2\x02" + recs + b"\x01" + hdr,  # unsorted keys
+        b"\xa2\x18\x01" + hdr + b"\x02" + recs,  # key 1 in a long head
+        b"\xbf\x01" + hdr + b"\x02" + recs + b"\xff",  # indefinite map
+    ]
+    for body in bad_bodies:
+        for codec in (None, cbor2):
+            with pytest.raises(fr.FrameError) as e:
+                fr.decode_frame(signed(body), lambda d, k: KEY, codec)
+            assert e.value.kind == "frame_malformed", (body.hex(), codec)
+    good = signed(b"\xa2\x01" + hdr + b"\x02" + recs)
+    assert fr.decode_frame(good, lambda d, k: KEY, cbor2).records == [[10, 1, 2, 0]]
+    with pytest.raises(fr.FrameError) as e:
+        fr.decode_frame(good + b"\x00", lambda d, k: KEY, cbor2)
     assert e.value.kind == "frame_malformed"
