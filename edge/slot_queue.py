@@ -289,6 +289,9 @@ class SlotQueue:
 
     def append(self, slot, import_wh, export_wh, flags):
         """Store a closed slot durably. False (and counted) if not newer than the newest."""
+        for v in (slot, import_wh, export_wh, flags):
+            if not isinstance(v, int):
+                raise StoreError("store_range", "record fields must be ints", slot)
         if slot < 0 or slot > MAX_SLOT:
             raise StoreError("store_range", "slot number out of range", slot)
         if import_wh < 0 or import_wh > MAX_WH or export_wh < 0 or export_wh > MAX_WH:
@@ -374,7 +377,7 @@ class SlotQueue:
         done = []  # positions written in this batch, marked acked only after the sync
         try:
             for s in slots:
-                if s < self.head or s > self.tail or st[s % cap] != _LIVE:
+                if not isinstance(s, int) or s < self.head or s > self.tail or st[s % cap] != _LIVE:
                     self.unknown_acks += 1
                     continue
                 p = s % cap

@@ -340,3 +340,39 @@ def test_garbage_files_read_as_an_empty_queue():
     fill(q, 1, 2)
     q = reboot(m)
     assert slots(q.peek(10)) == [1, 2]
+
+
+def test_non_int_input_is_a_typed_error_or_an_unknown_ack():
+    q = SlotQueue(MemStorage(), 8)
+    fill(q, 1, 2)
+    for args in ((1.5, 0, 0, 0), (3, "1", 0, 0), (3, 0, None, 0), (3, 0, 0, b"")):
+        try:
+            q.append(*args)
+        except StoreError as e:
+            assert e.kind == "store_range"
+        else:
+            assert False, args
+    assert q.ack(["1", None, 2.0, 1]) == 1
+    assert q.unknown_acks == 3
+    assert slots(q.peek(10)) == [2]
+
+
+def test_a_72_hour_outage_ends_with_every_slot_delivered_in_order():
+    m = MemStorage()
+    q = SlotQueue(m, DEFAULT_CAPACITY)
+    first = 50000
+    for s in range(first, first + 144):  # 72 h of slots, nothing acknowledged
+        q.append(*rec(s))
+        if s % 37 == 0:
+            q = reboot(m, DEFAULT_CAPACITY)  # power cuts during the outage too
+    got = []
+    while True:
+        batch = q.peek(8)  # several slots per frame, oldest first
+        if not batch:
+            break
+        got.extend(batch)
+        q.ack(list(reversed(slots(batch))))
+        if len(got) % 40 == 0:
+            q = reboot(m, DEFAULT_CAPACITY)
+    assert got == [rec(s) for s in range(first, first + 144)]
+    assert q.overflow() is None and q.pending() == 0
