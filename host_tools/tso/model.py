@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -137,10 +138,13 @@ class TsoData:
     # -- derived columns ----------------------------------------------------------------
     def bg_codes(self, column):
         """Resource BG column as indices into self.bgs; -1 for "" and -2 for unknown."""
-        out = np.empty(len(self.resources), np.int64)
-        for i, b in enumerate(self.resources[column]):
-            out[i] = -1 if b == "" else self.bg_index.get(b, -2)
-        return out
+        cache = self.__dict__.setdefault("_bg_codes", {})
+        if column not in cache:
+            uniq, inv = np.unique(self.resources[column].astype(str), return_inverse=True)
+            codes = np.array([-1 if b == "" else self.bg_index.get(b, -2) for b in uniq],
+                             np.int64)
+            cache[column] = codes[inv.reshape(-1)] if len(uniq) else np.zeros(0, np.int64)
+        return cache[column]
 
     def is_device_point(self):
         return self.resources["point"] == POINT_DEVICE
@@ -225,6 +229,8 @@ def _read(path, schema):
             cols[col] = np.full(table.num_rows, "", object)
             continue
         arr = table.column(col)
+        if typ == _INT and pa.types.is_integer(arr.type):
+            typ = arr.type  # slot columns may be int32 on disk: widen in numpy, not arrow
         try:
             arr = arr.cast(typ)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -293,13 +299,12 @@ def _densify(data, name, cols):
     if cols is None:
         return
     ids = data.resources["resource_id"].astype(str)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    rows = cols["resource_id"].astype(str)
-    pos = np.searchsorted(sorted_ids, rows)
-    pos_c = np.minimum(pos, max(len(sorted_ids) - 1, 0))
-    known = (len(sorted_ids) > 0) & (sorted_ids[pos_c] == rows) if len(rows) else np.zeros(0, bool)
-    r_idx = order[pos_c] if len(sorted_ids) else np.zeros(len(rows), np.int64)
+    rows = cols["resource_id"]
+    r_idx = pc.index_in(pa.array(rows, _STR), value_set=pa.array(ids, _STR)).to_numpy(
+        zero_copy_only=False)
+    known = ~np.isnan(r_idx) if r_idx.dtype.kind == "f" else np.ones(len(rows), bool)
+    r_idx = np.nan_to_num(r_idx, nan=0).astype(np.int64) if r_idx.dtype.kind == "f" \
+        else r_idx.astype(np.int64)
     dates = cols["date"].astype("datetime64[D]")
     d_pos = np.searchsorted(data.days, dates)
     d_pos_c = np.minimum(d_pos, max(nd - 1, 0))
@@ -307,7 +312,7 @@ def _densify(data, name, cols):
     if not known.all():
         data.load_problems.append(Problem(
             "unknown_resource", "%s rows name resources not in resources" % name,
-            sorted(set(rows[~known].tolist()))))
+            sorted(set(np.asarray(rows)[~known].tolist()))))
     if not known_day.all():
         data.load_problems.append(Problem(
             "unknown_date", "%s rows carry dates with no receiving-point data" % name,
@@ -321,6 +326,10 @@ def _densify(data, name, cols):
         data.load_problems.append(Problem(
             "duplicate_row", "%s has more than one row for (resource, date)" % name,
             ["%s@%s" % (ids[f % nr], data.days[f // nr]) for f in dup]))
-    block = np.stack([cols[c] for c in SLOT_COLUMNS], axis=1).astype(np.int64)
-    values[d_ok, r_ok] = block[ok]
+    block = np.empty((SLOTS, len(ok)), np.int64)  # column copies are contiguous this way
+    for s, c in enumerate(SLOT_COLUMNS):
+        block[s] = cols[c]
+    if not ok.all():
+        block = block[:, ok]
+    values.reshape(nd * nr, SLOTS)[flat] = block.T
     present[d_ok, r_ok] = True

@@ -197,7 +197,8 @@ def _check_values(data, add, gen, limit_wh):
             "generation BG" % data.days[d], rid[exporting].tolist())
     for name in ("receiving", "device", "device_plans"):
         values = getattr(data, name)
-        big = (np.abs(values) > limit_wh).any(axis=(0, 2))
+        big = (values.max(axis=(0, 2), initial=0) > limit_wh) | \
+            (values.min(axis=(0, 2), initial=0) < -limit_wh)
         add("value_out_of_range", "%s values beyond +-%d Wh per slot" % (name, limit_wh),
             rid[big].tolist())
 
