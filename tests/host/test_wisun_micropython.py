@@ -30,11 +30,12 @@ termios.setraw(f.fileno())
 port = uart_lines.StreamPort(f)
 d = WisunDriver(prof, cfg)
 acked = 0
-rx = 0
+got = {}
+last_sent = {}
 inflight = False
 reopened = 0
-end = time.ticks_add(time.ticks_ms(), 20000)
-while time.ticks_diff(end, time.ticks_ms()) > 0 and (rx < n or not reopened):
+end = time.ticks_add(time.ticks_ms(), 30000)
+while time.ticks_diff(end, time.ticks_ms()) > 0 and (len(got) < n or not reopened):
     uart_lines.pump(d, port, time.ticks_ms, 20)
     while True:
         e = d.next_event()
@@ -50,15 +51,27 @@ while time.ticks_diff(end, time.ticks_ms()) > 0 and (rx < n or not reopened):
             inflight = False
             print("FAILED", e[1], e[2])
         elif k == EV_UDP_RECEIVED:
-            rx += 1
-            print("RX", e[1].decode())
+            text = e[1].decode()
+            got[text] = 1
+            print("RX", text)
         elif k == EV_GATE:
             print("GATE", e[1], e[2])
-            if e[1] == 1 and e[2] and rx:
+            if e[1] == 1 and e[2] and got:
                 reopened += 1  # the session gate opened again after a lifetime expiry
-    if d.can_send() and not inflight and acked < n:
-        port.write(d.send(("mp-%d" % acked).encode(), acked, time.ticks_ms()))
-        inflight = True
+    if d.can_send() and not inflight:
+        # the oldest payload the collector has not answered, resent after 300 ms (a reply
+        # is lost when it arrives while the session re-authenticates)
+        now = time.ticks_ms()
+        for i in range(n):
+            if ("ACKmp-%d" % i) in got:
+                continue
+            if i in last_sent and time.ticks_diff(now, last_sent[i]) < 300:
+                continue
+            port.write(d.send(("mp-%d" % i).encode(), i, now))
+            last_sent[i] = now
+            inflight = True
+            break
+rx = len(got)
 c = d.counters
 print("DONE", acked, rx, c["unknown_lines"] + c["garbled_lines"], c["wopt_writes"])
 '''
@@ -85,12 +98,12 @@ class Echo:
 def test_driver_under_micropython_against_the_emulator(tmp_path):
     echo = Echo()
     emu = WisunEmulator(load_profile("bp35a1"), echo.sock.getsockname(),
-                        "garbage=0.2,session_expiry=10s,seed=4", 0.01).start()
+                        "garbage=0.2,session_expiry=20s,seed=4", 0.01).start()
     script = tmp_path / "wisun_mp_agent.py"
     script.write_text(SCRIPT)
     try:
         proc = run_micropython([str(script), emu.slave_path, "20"], heap="160K",
-                               extra_paths=[os.path.join(ROOT, "firmware", "lib")], timeout=60)
+                               extra_paths=[os.path.join(ROOT, "firmware", "lib")], timeout=90)
     finally:
         emu.stop()
         echo.sock.close()
@@ -100,9 +113,10 @@ def test_driver_under_micropython_against_the_emulator(tmp_path):
     assert "JOINED" in lines
     rx = [ln[3:] for ln in lines if ln.startswith("RX ")]
     assert sorted(set(rx)) == sorted("ACKmp-%d" % i for i in range(20)), out
+    assert sorted(set(echo.got)) == sorted(("mp-%d" % i).encode() for i in range(20))
     done = [ln for ln in lines if ln.startswith("DONE ")][-1].split()
     acked, received, garbled, wopt = (int(x) for x in done[1:])
-    assert acked == 20 and received >= 20 and wopt == 1
+    assert acked >= 20 and received == 20 and wopt == 1
     assert garbled >= 1 and emu.stats["garbage_lines"] >= 1  # noise was seen and survived
     assert emu.stats["session_expiries"] >= 1
     assert lines.index("GATE 1 False") < len(lines) - 1 - lines[::-1].index("GATE 1 True")
