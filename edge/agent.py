@@ -1,0 +1,384 @@
+"""The agent core (エージェント): poll -> decode -> integrate -> close slot -> persist ->
+queue -> frame -> Wi-SUN send -> ack, as one sans-I/O object.
+
+The caller (firmware/agent_main.py) owns every clock, port and file. It passes two times:
+`now_ms`, monotonic ticks wrapping at 2**30 (protocol timeouts: Modbus, Wi-SUN, acks), and
+`t`/`tms`, the metering clock in edge seconds and ms (edge/timebase.py; slots, polls). It
+hands over the bytes it read and writes the bytes it is given. Files go through a storage
+object (the contract of edge/persist.py). Nothing here raises on a device, link, radio or
+collector fault: each is counted by its `kind` (edge/agent_log.py) and the agent carries on.
+
+Uplink is stop-and-wait: one frame in flight holding the oldest unacknowledged slots (as
+many as fit the module's payload, at most uplink.max_batch). Slots leave the queue only
+when an authenticated ack covers the frame's seq; a lost frame or ack is sent again with a
+new seq after a timeout and the collector deduplicates by (device, slot). Restart after a
+kill: the queue, the seq counter and the integrator state (saved with each closed slot,
+edge/slot_queue.py SlotCheckpoint) come back from storage; in-flight frames are forgotten,
+their slots are still queued and go out again.
+"""
+from edge.agent_log import AgentLog
+from edge.backoff import ticks_add, ticks_diff
+from edge.compat import const
+from edge.config import wisun_driver_config
+from edge.errors import EdgeError
+from edge.flags import INVALID, MISSING, PARTIAL
+from edge.frame import (
+    ST_CLOCK_UNSYNCED,
+    ST_METER_ERROR,
+    ST_QUEUE_OVERFLOW,
+    ST_STORAGE_ERROR,
+    FrameEncoder,
+    decode_ack,
+)
+from edge.integrator import STATE_LEN, Integrator
+from edge.mac import HmacSha256
+from edge.modbus_pdu import REPLY
+from edge.modbus_rtu import RtuClient, gap_ms_for_baud
+from edge.modbus_tcp import TcpClient
+from edge.persist import SeqCounter
+from edge.reading import new_reading
+from edge.regmap import compile_map, decode
+from edge.slot_queue import SlotCheckpoint, SlotQueue
+from edge.wisun import (
+    EV_ERROR,
+    EV_GATE,
+    EV_JOIN_FAILED,
+    EV_JOINED,
+    EV_REOPEN,
+    EV_SEND_FAILED,
+    EV_SEND_OK,
+    EV_UDP_RECEIVED,
+    GATE_SESSION,
+    STATE_NAMES,
+    WisunDriver,
+)
+
+# Uplink phases.
+UP_IDLE = const(0)
+UP_SENDING = const(1)  # SKSENDTO written, waiting for the module's send result
+UP_AWAIT_ACK = const(2)  # sent, waiting for the collector's ack
+
+_GAP_FLAGS = const(3)  # MISSING | PARTIAL: a slot with no data at all
+_MAX_GAP_FILL = const(96)  # missing-slot records written per gap (two days)
+_FRAME_FIXED = const(40)  # frame bytes besides records (header, seq, status, tag), generous
+_REC_MAX = const(12)  # worst record size (docs/frames.md)
+
+
+class Agent:
+    """One metered device and its uplink. `cfg` comes from edge.config.validate(); `map_obj`
+    is the parsed register map, `profile` the parsed Wi-SUN module profile, `storage` the
+    persistence contract of edge/persist.py, `sink(line)` receives log lines."""
+
+    def __init__(self, cfg, map_obj, profile, storage, sink=None, t=0):
+        self.log = AgentLog(sink)
+        self.cfg = cfg
+        dev = cfg["device"]
+        self.rmap = compile_map(map_obj)
+        if dev["transport"] == "tcp":
+            self.modbus = TcpClient(dev["timeout_ms"])
+            self.req = bytearray(12)
+        else:
+            self.modbus = RtuClient(gap_ms_for_baud(dev["baud"]), dev["timeout_ms"])
+            self.req = bytearray(8)
+        self.unit = dev["unit"]
+        self.interval = dev["poll_interval_s"]
+        self.words = [0] * self.rmap.count
+        self.reading = new_reading()
+        self.rec = [0] * 6
+        ig = cfg["integrator"]
+        self.integ = Integrator(
+            max_power_w=ig["max_power_w"], power_exp=ig["power_exp"],
+            max_gap_s=ig["max_gap_s"], missing_ms=ig["missing_ms"])
+        self.storage = storage
+        self.queue = SlotQueue(storage, cfg["queue_capacity"])
+        self.checkpoint = SlotCheckpoint(storage, STATE_LEN)
+        self.seq = SeqCounter(storage)
+        st = [0] * STATE_LEN
+        self.resumed = False
+        if self.checkpoint.restore(self.queue, st):
+            try:
+                self.integ.restore(st)
+                self.resumed = True
+                self.log.count("restarts_resumed")
+            except EdgeError as e:
+                self.log.fault(e.kind, t, "saved integrator state refused")
+        self.device_id = cfg["device_id"]
+        self.mac = HmacSha256(cfg["key"])
+        self.enc = FrameEncoder(self.device_id, self.mac, cfg["key_no"])
+        self.wisun = WisunDriver(profile, wisun_driver_config(cfg))
+        up = cfg["uplink"]
+        self.max_batch = up["max_batch"]
+        self.ack_timeout_ms = up["ack_timeout_ms"]
+        self.retry_ms = up["retry_ms"]
+        n = _FRAME_FIXED + _REC_MAX * self.max_batch
+        self.max_payload = self.wisun.max_payload if self.wisun.max_payload < n else n
+        self.fbuf = bytearray(self.max_payload)
+        self.clock_synced = cfg["clock_synced"]
+        self.phase = UP_IDLE
+        self.inflight_seq = -1
+        self.inflight = []
+        self._deadline = 0
+        self._retry_at = -1  # tick before which no new frame goes out; -1: none
+        self._wout = []
+        self.next_poll = -1  # edge second of the next poll; -1: at once
+        self.last_slot = self.queue.tail
+        self._meter_error = False
+        self._storage_error = False
+        self.log.line(t, "start", "device", self.device_id, "map", self.rmap.name,
+                      "resumed", 1 if self.resumed else 0, "queued", self.queue.pending(),
+                      "open_slot", self.integ.open_slot(), "seq", self.seq.peek())
+
+    # ---- Modbus polling ------------------------------------------------------------
+    def poll_due(self, t):
+        return not self.modbus.busy() and t >= self.next_poll
+
+    def start_poll(self, t, now_ms):
+        """The request bytes to write for the next poll (a buffer reused every poll)."""
+        iv = self.interval
+        self.next_poll = (t // iv + 1) * iv  # on the interval grid: polls meet slot boundaries
+        self.log.counters["polls"] += 1
+        n = self.modbus.request(self.req, self.unit, self.rmap.function, self.rmap.start,
+                                self.rmap.count, self.words, 0, now_ms)
+        return memoryview(self.req)[:n]
+
+    def modbus_busy(self):
+        return self.modbus.busy()
+
+    def modbus_feed(self, data, n, now_ms, t, tms):
+        """Bytes from the device link; a complete reply is decoded and integrated."""
+        try:
+            if self.modbus.feed(data, now_ms, n) == REPLY:
+                decode(self.rmap, self.words, 0, self.reading)
+                self.log.counters["polls_ok"] += 1
+                if self.integ.feed(self.reading, t, tms, self.rec):
+                    self._closed(t)
+        except EdgeError as e:
+            self._meter_fault(e.kind, t)
+
+    def modbus_check(self, now_ms, t):
+        """Call while a poll is outstanding: turns a passed deadline into a counted fault."""
+        try:
+            self.modbus.check(now_ms)
+        except EdgeError as e:
+            self._meter_fault(e.kind, t)
+
+    def link_fault(self, kind, t, now_ms):
+        """The transport failed (socket refused, port gone): count it, drop the poll."""
+        if self.modbus.busy():
+            try:
+                self.modbus.check(ticks_add(now_ms, 0x10000000))  # force the deadline
+            except EdgeError:
+                pass
+        self._meter_fault(kind, t)
+
+    def _meter_fault(self, kind, t):
+        self._meter_error = True
+        self.log.fault(kind, t)
+
+    # ---- slots ---------------------------------------------------------------------
+    def advance(self, t):
+        """Close the open slot when no sample can still belong to it (device silent)."""
+        try:
+            if self.integ.advance(t, self.rec):
+                self._closed(t)
+        except EdgeError as e:
+            self.log.fault(e.kind, t)
+
+    def _closed(self, t):
+        rec = self.rec
+        slot = rec[0]
+        imp = rec[1]
+        exp = rec[2]
+        fl = rec[3]
+        if imp < 0 or exp < 0:
+            imp = imp if imp > 0 else 0
+            exp = exp if exp > 0 else 0
+            fl |= INVALID
+        q = self.queue
+        try:
+            tail = q.tail
+            if tail >= 0 and slot > tail + 1:
+                first = tail + 1
+                if slot - first > _MAX_GAP_FILL:
+                    first = slot - _MAX_GAP_FILL
+                for s in range(first, slot):
+                    q.append(s, 0, 0, _GAP_FLAGS)
+                self.log.count("slots_gap_filled", slot - first)
+                self.log.line(t, "gap_filled", "first", first, "last", slot - 1)
+            ok = self.checkpoint.commit(q, self.integ.st, slot, imp, exp, fl)
+        except (EdgeError, OSError) as e:
+            self._storage_fault(e, t)
+            return
+        if ok:
+            self.last_slot = slot
+            self.log.counters["slots_closed"] += 1
+            self.log.line(t, "slot_closed", "slot", slot, "import_wh", imp, "export_wh", exp,
+                          "flags", fl, "queued", q.tail - q.head + 1)
+        else:
+            self.log.counters["slots_stale"] += 1
+            self.log.line(t, "slot_stale", "slot", slot, "tail", q.tail)
+
+    def _storage_fault(self, e, t):
+        self._storage_error = True
+        self.log.count("storage_errors")
+        kind = getattr(e, "kind", None)
+        self.log.fault(kind if isinstance(kind, str) else "storage_os", t)
+
+    # ---- Wi-SUN and uplink -----------------------------------------------------------
+    def wisun_feed(self, data, now_ms, t):
+        self.wisun.feed(data, now_ms)
+        self._events(now_ms, t)
+
+    def wisun_deadline(self):
+        return self.wisun.deadline()
+
+    def service(self, now_ms, t):
+        """Timers: close a silent slot, ack timeout, next frame. Returns bytes for the module."""
+        self.advance(t)
+        out = self.wisun.poll(now_ms)
+        if out:
+            self._wout.append(out)
+        self._events(now_ms, t)
+        if self.phase == UP_AWAIT_ACK and ticks_diff(now_ms, self._deadline) >= 0:
+            self.log.count("ack_timeouts")
+            self.log.fault("uplink_ack_timeout", t, "seq %d" % self.inflight_seq)
+            self._uplink_idle(now_ms, self.retry_ms)
+        self._uplink(now_ms, t)
+        if not self._wout:
+            return b""
+        out = b"".join(self._wout)
+        self._wout = []
+        return out
+
+    def _status_bits(self):
+        s = 0
+        if not self.clock_synced:
+            s |= ST_CLOCK_UNSYNCED
+        if self._meter_error:
+            s |= ST_METER_ERROR
+        if self.queue.overflow() is not None:
+            s |= ST_QUEUE_OVERFLOW
+        if self._storage_error:
+            s |= ST_STORAGE_ERROR
+        return s
+
+    def _uplink(self, now_ms, t):
+        if self.phase != UP_IDLE or not self.wisun.can_send():
+            return
+        if self._retry_at >= 0 and ticks_diff(now_ms, self._retry_at) < 0:
+            return
+        self._retry_at = -1
+        try:
+            recs = self.queue.peek(self.max_batch)
+            if not recs:
+                return
+            status = self._status_bits()
+            seq = self.seq.next()
+            n = self.enc.fits(self.max_payload, seq, recs, 0, status)
+            ln = self.enc.encode_into(self.fbuf, seq, recs, 0, n, status)
+            self._wout.append(self.wisun.send(memoryview(self.fbuf)[:ln], seq, now_ms))
+        except (EdgeError, OSError) as e:
+            kind = getattr(e, "kind", None)
+            self.log.fault(kind if isinstance(kind, str) else "storage_os", t)
+            self._retry_at = ticks_add(now_ms, self.retry_ms)
+            return
+        self._meter_error = False
+        self._storage_error = False
+        self.inflight_seq = seq
+        self.inflight = [r[0] for r in recs[:n]]
+        self.phase = UP_SENDING
+        self._deadline = ticks_add(now_ms, self.ack_timeout_ms)
+        self.log.counters["frames_sent"] += 1
+        self.log.line(t, "frame_sent", "seq", seq, "slots", n, "first", recs[0][0], "bytes", ln)
+
+    def _uplink_idle(self, now_ms, delay_ms):
+        self.phase = UP_IDLE
+        self.inflight_seq = -1
+        self.inflight = []
+        self._retry_at = ticks_add(now_ms, delay_ms) if delay_ms > 0 else -1
+
+    def _key_lookup(self, device_id, kid):
+        if device_id == self.device_id and kid == self.enc.kid:
+            return self.mac
+        return None
+
+    def _on_udp(self, payload, now_ms, t):
+        try:
+            ack = decode_ack(payload, self._key_lookup)
+        except EdgeError as e:
+            self.log.count("acks_rejected")
+            self.log.fault(e.kind, t)
+            return
+        if self.phase == UP_IDLE or not ack.covers(self.inflight_seq):
+            self.log.count("acks_stale")
+            return
+        try:
+            n = self.queue.ack(self.inflight)
+        except (EdgeError, OSError) as e:
+            self._storage_fault(e, t)
+            self._uplink_idle(now_ms, self.retry_ms)
+            return
+        self.log.counters["frames_acked"] += 1
+        self.log.counters["slots_acked"] += n
+        self.log.line(t, "frame_acked", "seq", self.inflight_seq, "slots", n,
+                      "last", self.inflight[-1])
+        self._uplink_idle(now_ms, 0)
+
+    def _events(self, now_ms, t):
+        w = self.wisun
+        while True:
+            e = w.next_event()
+            if e is None:
+                return
+            k = e[0]
+            if k == EV_UDP_RECEIVED:
+                self._on_udp(e[1], now_ms, t)
+            elif k == EV_SEND_OK:
+                if self.phase == UP_SENDING and e[1] == self.inflight_seq:
+                    self.phase = UP_AWAIT_ACK
+                    self._deadline = ticks_add(now_ms, self.ack_timeout_ms)
+            elif k == EV_SEND_FAILED:
+                if self.phase != UP_IDLE and e[1] == self.inflight_seq:
+                    self.log.count("frames_send_failed")
+                    self.log.fault("uplink_send_" + e[2], t)
+                    self._uplink_idle(now_ms, self.retry_ms)
+            elif k == EV_JOINED:
+                self.log.count("joins")
+                self.log.line(t, "wisun_joined")
+            elif k == EV_JOIN_FAILED:
+                self.log.fault("wisun_join_" + e[1], t)
+            elif k == EV_GATE:
+                if e[1] == GATE_SESSION and not e[2]:
+                    self.log.count("session_losses")
+                self.log.line(t, "wisun_gate", "gate", e[1], "open", 1 if e[2] else 0)
+            elif k == EV_ERROR:
+                self.log.fault("wisun_" + e[1], t)
+            elif k == EV_REOPEN:
+                self.log.line(t, "wisun_reopen", "reason", e[1])
+
+    # ---- status ----------------------------------------------------------------------
+    def status(self, t):
+        """A snapshot for `smeter status` and the console (plain dict of ints and strings)."""
+        q = self.queue
+        ov = q.overflow()
+        w = self.wisun
+        return {
+            "t": t,
+            "device_id": self.device_id,
+            "map": self.rmap.name,
+            "counters": self.log.counters,
+            "faults": self.log.faults,
+            "queue_depth": q.pending(),
+            "queue_head": q.head,
+            "queue_tail": q.tail,
+            "overflow_slots": ov[1] if ov else 0,
+            "open_slot": self.integ.open_slot(),
+            "last_slot": self.last_slot,
+            "seq_next": self.seq.peek(),
+            "uplink": ("idle", "sending", "await_ack")[self.phase],
+            "inflight_seq": self.inflight_seq,
+            "wisun_state": STATE_NAMES[w.state],
+            "wisun_session": 1 if w.session_open else 0,
+            "wisun_rate": 1 if w.rate_open else 0,
+            "resumed": 1 if self.resumed else 0,
+        }
