@@ -25,8 +25,15 @@ raw bytes truncated to `max_raw`.
 import collections
 import time
 
+from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
 from host_tools.collector import replay_guard, wire
-from host_tools.collector.store import s64, slot_end_unix, u64
+from host_tools.collector.store import s64, u64
+
+_EPOCH = EDGE_EPOCH_UNIX
+_SLOT = SLOT_SECONDS
+_TWO63 = 1 << 63
+_TWO64 = 1 << 64
+_FRESH = replay_guard.FRESH
 
 R_REPLAY = "replay"
 R_SEQ_BELOW_WINDOW = "seq_below_window"
@@ -78,16 +85,17 @@ class Ingest:
         self.log = log
         self.log_budget = 50  # rejection log lines until the server refills it
         self.windows = {}
+        self.acks = wire.AckEncoder()
         self.stats = collections.Counter()
 
     def _window(self, dev):
-        w = self.windows.get(dev)
-        if w is None:
-            st = self.store.replay_state(dev)
-            size = self.policy.window
-            w = replay_guard.ReplayWindow(size) if st is None else \
-                replay_guard.ReplayWindow.from_row(size, st[0], st[1])
-            self.windows[dev] = w
+        """The device's window, rebuilt from its newest accepted seqs in the frames table
+        (which holds exactly the accepted frames, so no separate state is written)."""
+        w = replay_guard.ReplayWindow(self.policy.window)
+        for seq in sorted(self.store.newest_seqs(dev, self.policy.window)):
+            if w.check(seq) == _FRESH:
+                w.mark(seq)
+        self.windows[dev] = w
         return w
 
     def process(self, datagrams, now=None):
@@ -106,22 +114,29 @@ class Ingest:
         counts = collections.Counter()
         frames = []
         values = []
-        value_owner = []  # per value row: (device, seq) of its frame
+        value_owner = []  # per value row: the device id (unsigned) of its frame
         rejections = []
         pending = {}
         acks = {}
+        peers = {}
+        windows = self.windows
+        lookup = keyring.lookup
+        parse = wire.parse_frame
+        received = accepted = dup_frames = 0
         for data, addr in datagrams:
-            counts["received"] += 1
+            received += 1
             if type(data) is not bytes:
                 data = bytes(data)
             try:
-                pf = wire.parse_frame(data)
-                entry = keyring.lookup(pf.device_id, pf.kid, now)
-                wire.verify(pf, data, entry.mac)
+                pf = parse(data)
                 dev, seq = pf.device_id, pf.seq
-                win = self._window(dev)
+                entry = lookup(dev, pf.kid, now)
+                wire.verify(pf, data, entry.mac)
+                win = windows.get(dev)
+                if win is None:
+                    win = self._window(dev)
                 state = win.check(seq)
-                if state != replay_guard.FRESH:
+                if state is not _FRESH:
                     old = pending.get((dev, seq))
                     if old is None:
                         old = self.store.frame_raw(dev, seq)
@@ -129,23 +144,28 @@ class Ingest:
                         raise wire.WireReject(
                             R_REPLAY if state == replay_guard.SEEN else R_SEQ_BELOW_WINDOW,
                             "seq %d (window top %d)" % (seq, win.top), dev, seq)
-                    counts["duplicate_frames"] += 1
+                    dup_frames += 1
                 else:
                     recs = pf.records
-                    if slot_end_unix(recs[-1][0]) > latest_end:
+                    if _EPOCH + (recs[-1][0] + 1) * _SLOT > latest_end:
                         raise wire.WireReject(R_SLOT_IN_FUTURE, "slot %d ends after now + %ds"
                                               % (recs[-1][0], pol.future_tolerance_s), dev, seq)
                     win.mark(seq)
                     pending[(dev, seq)] = data
-                    ds, ss = s64(dev), s64(seq)
-                    frames.append((ds, ss, pf.kid, pf.status, len(recs), now_ms, _peer(addr), data))
+                    ds = dev if dev < _TWO63 else dev - _TWO64
+                    ss = seq if seq < _TWO63 else seq - _TWO64
+                    peer = peers.get(addr)
+                    if peer is None:
+                        peer = peers[addr] = _peer(addr)
+                    status = pf.status
+                    frames.append((ds, ss, pf.kid, status, len(recs), now_ms, peer, data))
                     old_recs = 0
                     for slot, imp, exp, flags in recs:
-                        end = slot_end_unix(slot)
+                        end = _EPOCH + (slot + 1) * _SLOT
                         if end < oldest_end:
                             old_recs += 1
                             continue
-                        values.append((ds, slot, imp, exp, flags, pf.status, ss, now_ms,
+                        values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
                                        now_ms - end * 1000))
                         value_owner.append(dev)
                     if old_recs:
@@ -154,16 +174,20 @@ class Ingest:
                                      "%d of %d records end before the backfill window"
                                      % (old_recs, len(recs)), dev, seq, data, addr, now_ms,
                                      frame_level=False)
-                    counts["accepted"] += 1
+                    accepted += 1
                 key = (addr, dev, pf.kid)
                 a = acks.get(key)
                 if a is None:
-                    acks[key] = [entry.mac, {seq}]
+                    acks[key] = (entry.mac, [seq])
                 else:
-                    a[1].add(seq)
+                    a[1].append(seq)
             except wire.WireReject as r:
                 self._reject(rejections, counts, r.reason, r.detail, r.device_id, r.seq,
                              data, addr, now_ms)
+        counts["received"] += received
+        counts["accepted"] += accepted
+        if dup_frames:
+            counts["duplicate_frames"] += dup_frames
         try:
             self.store.begin()
             if frames:
@@ -175,24 +199,21 @@ class Ingest:
                     self._classify_duplicates(values, value_owner, counts, rejections, now_ms)
             if rejections:
                 self.store.insert_rejections(rejections)
-            dirty = [(s64(d), s64(w.top), w.to_bytes()) for d, w in self.windows.items() if w.dirty]
-            if dirty:
-                self.store.save_replay_state(dirty)
             self.store.add_counters(counts)
             self.store.commit()
         except Exception:
             self.store.rollback()
             self.windows.clear()
             raise
-        for w in self.windows.values():
-            w.dirty = False
         self.stats.update(counts)
         out = []
         step = pol.ack_max_seqs
+        enc = self.acks.encode
         for (addr, dev, kid), (mac, seqs) in acks.items():
-            seqs = sorted(seqs)
+            if len(seqs) > 1:
+                seqs = sorted(set(seqs))
             for i in range(0, len(seqs), step):
-                out.append((addr, wire.encode_ack(mac, dev, kid, seqs[i : i + step])))
+                out.append((addr, enc(mac, dev, kid, seqs[i : i + step])))
         self.stats["acks_sent"] += len(out)
         return out
 

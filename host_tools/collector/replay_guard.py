@@ -21,7 +21,7 @@ DEFAULT_SIZE = 1024
 
 
 class ReplayWindow:
-    __slots__ = ("size", "top", "bits", "dirty")
+    __slots__ = ("size", "top", "bits", "mask")
 
     def __init__(self, size=DEFAULT_SIZE, top=-1, bits=0):
         if size < 1:
@@ -29,7 +29,7 @@ class ReplayWindow:
         self.size = size
         self.top = top  # -1: nothing accepted yet
         self.bits = bits  # bit i set <=> seq top-i accepted
-        self.dirty = False
+        self.mask = (1 << size) - 1
 
     def check(self, seq):
         top = self.top
@@ -45,17 +45,16 @@ class ReplayWindow:
         top = self.top
         if seq > top:
             shift = seq - top
-            self.bits = ((self.bits << shift) | 1) & ((1 << self.size) - 1) if shift < self.size else 1
+            self.bits = ((self.bits << shift) | 1) & self.mask if shift < self.size else 1
             self.top = seq
         else:
             self.bits |= 1 << (top - seq)
-        self.dirty = True
 
     def to_bytes(self):
         return self.bits.to_bytes((self.size + 7) // 8, "big")
 
     @classmethod
     def from_row(cls, size, top, blob):
-        """Restore from the store; a smaller new size keeps the newest bits."""
+        """Restore a saved window; a smaller new size keeps the newest bits."""
         bits = int.from_bytes(blob, "big") & ((1 << size) - 1) if blob else 0
         return cls(size, top, bits)

@@ -51,11 +51,6 @@ CREATE TABLE IF NOT EXISTS rejections (
     raw        BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejections_reason ON rejections (reason);
-CREATE TABLE IF NOT EXISTS replay_state (
-    device_id INTEGER PRIMARY KEY,
-    top       INTEGER NOT NULL,
-    bits      BLOB NOT NULL
-);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
 """
 
@@ -151,10 +146,6 @@ class Store:
             rows,
         )
 
-    def save_replay_state(self, rows):
-        """rows: (device_id s64, top s64, bits blob)."""
-        self.db.executemany("INSERT OR REPLACE INTO replay_state VALUES (?,?,?)", rows)
-
     def add_counters(self, counts):
         self.db.executemany(
             "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET n = n + excluded.n",
@@ -163,12 +154,15 @@ class Store:
 
     # ------------------------------------------------------------ readers (public API)
 
-    def replay_state(self, device_id):
-        """(top, bits blob) or None; rows exist only once a seq was accepted (top >= 0)."""
-        r = self.db.execute(
-            "SELECT top, bits FROM replay_state WHERE device_id=?", (s64(device_id),)
-        ).fetchone()
-        return None if r is None else (u64(r[0]), bytes(r[1]))
+    def newest_seqs(self, device_id, n):
+        """The n highest accepted sequence numbers of a device (unsigned order), any order."""
+        d = s64(device_id)
+        q = "SELECT seq FROM frames WHERE device_id=? AND seq %s 0 ORDER BY seq DESC LIMIT ?"
+        # seqs >= 2**63 are stored negative and are the highest
+        out = [u64(r[0]) for r in self.db.execute(q % "<", (d, n))]
+        if len(out) < n:
+            out += [r[0] for r in self.db.execute(q % ">=", (d, n - len(out)))]
+        return out
 
     def frame_raw(self, device_id, seq):
         r = self.db.execute(

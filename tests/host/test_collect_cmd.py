@@ -1,0 +1,182 @@
+"""`smeter collect` for real: a subprocess on a loopback UDP port, device frames, acks, SQLite."""
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT
+from edge import frame as fr
+from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
+from host_tools.collector import keys, store
+
+KEY10 = bytes(range(10, 42))
+KEY10B = bytes(range(90, 122))
+KEY11 = bytes(range(11, 43))
+
+
+class Collector:
+    def __init__(self, tmp_path, *extra):
+        self.db = str(tmp_path / "head.db")
+        self.keys = str(tmp_path / "keys.json")
+        if not os.path.exists(self.keys):
+            keys.write_keys(self.keys, [(10, 0, KEY10), (11, 0, KEY11)])
+        cmd = [sys.executable, "-m", "host_tools.cli", "collect", "--db", self.db,
+               "--listen", "127.0.0.1:0", "--keys", self.keys] + list(extra)
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        self.all = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        line = self.wait_for("listening on")
+        m = re.search(r"listening on ([\d.]+):(\d+)", line)
+        self.addr = (m.group(1), int(m.group(2)))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+
+    def _pump(self):
+        for line in self.proc.stderr:
+            self.lines.put(line)
+
+    def wait_for(self, text, timeout=15):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.all.append(line)
+            if text in line:
+                return line
+        raise AssertionError("no %r in collector stderr:\n%s" % (text, "".join(self.all)))
+
+    def send(self, data, wait=1.0):
+        """Send one datagram; return the decoded acks that come back within `wait` s."""
+        self.sock.sendto(data, self.addr)
+        self.sock.settimeout(wait)
+        out = []
+        try:
+            while True:
+                ack, src = self.sock.recvfrom(4096)
+                assert src == self.addr
+                out.append(fr.decode_ack(ack, lambda d, k: {(10, 0): KEY10, (10, 1): KEY10B,
+                                                            (11, 0): KEY11}[(d, k >> 3)]))
+                self.sock.settimeout(0.2)
+        except socket.timeout:
+            pass
+        return out
+
+    def stop(self, sig=signal.SIGINT):
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=15)
+        final = self.wait_for("collect: final")
+        self.sock.close()
+        return rc, final
+
+
+def last_slot():
+    return (int(time.time()) - EDGE_EPOCH_UNIX) // SLOT_SECONDS - 1
+
+
+@pytest.mark.slow
+def test_collect_end_to_end(tmp_path):
+    c = Collector(tmp_path, "--stats-interval", "0.3", "--window", "16")
+    try:
+        s = last_slot()
+        enc = fr.FrameEncoder(10, KEY10, 0)
+        f1 = enc.encode(1, [[s - 3, 100, 0, 0], [s - 2, 110, 0, fr.ST_CLOCK_UNSYNCED]])
+        acks = c.send(f1)
+        assert [(a.device_id, a.seqs) for a in acks] == [(10, [1])]
+        # lost ack: the device resends the same bytes and is acked again, nothing stored twice
+        assert [a.seqs for a in c.send(f1)] == [[1]]
+        f2 = fr.FrameEncoder(11, KEY11).encode(1, [[s - 1, 0, 42, 0]])
+        assert [a.device_id for a in c.send(f2)] == [11]
+        # forged, replayed (same seq, other bytes), unknown key, garbage: no ack
+        assert c.send(fr.FrameEncoder(10, bytes(32)).encode(2, [[s, 1, 0, 0]]), 0.3) == []
+        assert c.send(enc.encode(1, [[s, 999, 0, 0]]), 0.3) == []
+        assert c.send(fr.FrameEncoder(12, KEY10).encode(1, [[s, 1, 0, 0]]), 0.3) == []
+        assert c.send(b"\x00" * 40, 0.3) == []
+        # below the 16-wide window
+        assert c.send(enc.encode(100, [[s - 1, 5, 0, 0]]))[0].seqs == [100]
+        assert c.send(enc.encode(50, [[s, 5, 0, 0]]), 0.3) == []
+        c.wait_for("rejected=")  # periodic stats line
+        # key rotation by rewriting the keys file: key_no 1 verifies without a restart
+        keys.write_keys(c.keys, [(10, 0, KEY10), (10, 1, KEY10B), (11, 0, KEY11)])
+        c.wait_for("keys reloaded")
+        assert c.send(fr.FrameEncoder(10, KEY10B, 1).encode(101, [[s, 7, 0, 0]]))[0].seqs == [101]
+        # a burst is stored in one batch and every frame acked
+        burst = [enc.encode(200 + i, [[s - 40 + i, i, 0, 0]]) for i in range(30)]
+        for b in burst:
+            c.sock.sendto(b, c.addr)
+        got = set()
+        c.sock.settimeout(2.0)
+        while len(got) < 30:
+            got.update(fr.decode_ack(c.sock.recvfrom(4096)[0], lambda d, k: KEY10).seqs)
+        assert got == set(range(200, 230))
+    finally:
+        rc, final = c.stop(signal.SIGINT)
+    assert rc == 0
+    for item in ("received=40", "accepted=34", "stored_slots=35", "duplicate_frames=1",
+                 "rejected=5", "rejected.bad_mac=1", "rejected.replay=1",
+                 "rejected.unknown_key=1", "rejected.seq_below_window=1",
+                 "rejected.bad_schema=1"):
+        assert item in final, final
+    st = store.Store(c.db, readonly=True)
+    rows = st.slot_values(10)
+    assert [(r.slot, r.import_wh, r.flags) for r in rows[-4:]] == \
+        [(s - 3, 100, 0), (s - 2, 110, fr.ST_CLOCK_UNSYNCED), (s - 1, 5, 0), (s, 7, 0)]
+    assert len(rows) == 34 and st.slot_values(11)[0].export_wh == 42
+    assert sorted(r.reason for r in st.rejections()) == [
+        "bad_mac", "bad_schema", "replay", "seq_below_window", "unknown_key"]
+    assert st.frame_raw(10, 1) == f1
+    assert st.counters()["rejected.replay"] == 1
+    assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    st.close()
+    # the timeliness report of the same database
+    out = subprocess.run([sys.executable, "-m", "host_tools.cli", "collect", "--db", c.db,
+                          "--timeliness", "--device", "10"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("device_id,date,due,on_time")
+    assert all(line.startswith("10,") for line in lines[1:]) and len(lines) >= 2
+
+
+@pytest.mark.slow
+def test_sigterm_restart_keeps_replay_state(tmp_path):
+    c = Collector(tmp_path)
+    s = last_slot()
+    enc = fr.FrameEncoder(10, KEY10, 0)
+    assert c.send(enc.encode(5, [[s, 1, 0, 0]]))[0].seqs == [5]
+    rc, final = c.stop(signal.SIGTERM)
+    assert rc == 0 and "accepted=1" in final
+    c = Collector(tmp_path)
+    try:
+        assert c.send(enc.encode(5, [[s - 1, 2, 0, 0]]), 0.3) == []  # seq 5 reused: replay
+        assert c.send(enc.encode(5, [[s, 1, 0, 0]]))[0].seqs == [5]  # retransmission
+    finally:
+        rc, final = c.stop(signal.SIGTERM)
+    assert "rejected.replay=1" in final and "duplicate_frames=1" in final
+
+
+def test_usage_errors(tmp_path, capsys):
+    from host_tools.cli import main
+
+    assert main(["collect", "--db", str(tmp_path / "x.db"), "--listen", "127.0.0.1:0"]) == 2
+    assert "--keys" in capsys.readouterr().err
+    bad = tmp_path / "k.json"
+    bad.write_text('{"format": "smeter-keys/1", "keys": [{"device_id": 1, "key_hex": "00"}]}')
+    assert main(["collect", "--db", str(tmp_path / "x.db"), "--listen", "127.0.0.1:0",
+                 "--keys", str(bad)]) == 2
+    assert "keys[0]" in capsys.readouterr().err
+    assert main(["collect", "--db", str(tmp_path / "none.db"), "--timeliness"]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["collect", "--help"])
+    assert e.value.code == 0 and "速報値" in capsys.readouterr().out
