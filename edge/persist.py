@@ -226,10 +226,14 @@ class MemStorage:
         self._spend(1)
         if self.dead:
             raise PowerCut()
-        f = self._live.get(name)
-        if f is not None:
-            self._durable[name] = bytearray(f)
-        self._pending.pop(name, None)
+        pending = self._pending.pop(name, None)
+        if pending:
+            d = self._durable.get(name)
+            if d is None:
+                d = bytearray()
+                self._durable[name] = d
+            for offset, data in pending:  # in place: no copy of the whole file per sync
+                _apply(d, offset, data)
         self.syncs += 1
 
     def load(self, name):
