@@ -176,6 +176,16 @@ def check_profile(p):
     return p
 
 
+def _token(s, lo, hi):
+    """A command argument: a str of lo..hi printable ASCII characters, no spaces."""
+    if not isinstance(s, str) or not lo <= len(s) <= hi:
+        return False
+    for ch in s:
+        if not "!" <= ch <= "~":
+            return False
+    return True
+
+
 def _hex_field(tok):
     """int(tok, 16) or -1 when the token is not hex."""
     try:
@@ -218,12 +228,15 @@ class WisunDriver:
             self._backoff = Backoff(
                 int(config.get("backoff_base_ms", 2000)), int(config.get("backoff_max_ms", 600000))
             )
-        except (KeyError, TypeError, ValueError, BackoffConfigError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, BackoffConfigError) as e:
             raise WisunConfigError("bad Wi-SUN config: " + repr(e))
-        if not (0 < len(self._pwd) <= 32 and len(self._rbid) == 32):
-            raise WisunConfigError("rbid must be 32 characters, pwd 1..32")
-        if not (0 <= self._port <= 0xFFFF and 0 <= self._pan_id <= 0xFFFF):
-            raise WisunConfigError("dest_port and pan_id are 16-bit")
+        if not (_token(self._pwd, 1, 32) and _token(self._rbid, 32, 32)
+                and _token(self._coord, 2, 39)):
+            raise WisunConfigError("rbid: 32 characters, pwd: 1..32, coordinator: an address; "
+                                   "printable ASCII without spaces")
+        if not (0 <= self._port <= 0xFFFF and 0 <= self._pan_id <= 0xFFFF
+                and 0 <= self._channel <= 0xFF and 0 <= self._sec <= 2):
+            raise WisunConfigError("dest_port and pan_id are 16-bit, channel 8-bit, sec 0..2")
         self._rand = rand
         # line framing: fixed buffer, fill count, scan offset (no rescans, no per-feed copies)
         self._cap = 2 * self.max_payload + 256

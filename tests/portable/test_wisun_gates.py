@@ -215,7 +215,9 @@ def test_bad_profiles_and_configs_raise_typed_errors():
         else:
             assert False, bad
     for bad in (config(rbid="short"), config(pwd=""), config(pan_id=0x10000),
-                config(channel="zz"), config(backoff_base_ms=0)):
+                config(channel="zz"), config(backoff_base_ms=0), config(pwd=12345),
+                config(pwd="with space"), config(rbid="\u00e9" * 32), config(coordinator=""),
+                config(channel=0x100), config(sec=3), [], None, "cfg"):
         try:
             WisunDriver(profile(), bad)
         except WisunConfigError as e:
