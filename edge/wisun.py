@@ -104,6 +104,11 @@ COUNTER_NAMES = (
 )
 
 
+# Counted but normal: no EV_ERROR (echoes before SFE 0 applies, events the uplink ignores).
+_QUIET_COUNTERS = ("events_dropped", "send_ok", "udp_received", "joins", "wopt_writes",
+                   "echo_lines", "other_events")
+
+
 class WisunError(EdgeError):
     kind = "wisun"
 
@@ -813,8 +818,7 @@ class WisunDriver:
         if c > 0x3FFFFFFF:
             c = 0x3FFFFFFF  # saturate inside the small-int range
         self.counters[name] = c
-        if name != "events_dropped" and name != "send_ok" and name != "udp_received" \
-                and name != "joins" and name != "wopt_writes":
+        if name not in _QUIET_COUNTERS:
             self._emit(EV_ERROR, name, c)
 
     def _emit(self, kind, a, b):

@@ -28,6 +28,7 @@ def test_echo_before_echo_off_is_counted_not_unknown():
     d.feed(b"SKSREG SFE 0\r\nOK\r\n", 2)
     assert d.poll(2) == b"SKVER\r\n"
     assert d.counters["echo_lines"] == 2 and d.counters["unknown_lines"] == 0
+    assert [e for e in drain(d) if e[0] == EV_ERROR] == []  # echoes are normal, not faults
 
 
 def test_wopt_is_written_only_when_ropt_reports_another_mode():
