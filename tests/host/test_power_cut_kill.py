@@ -243,7 +243,7 @@ def kill_loop(cmd_prefix, env, directory, kills, capacity, seed):
                 if not chunk:
                     break
                 buf += chunk
-            time.sleep(rng.random() * 0.03)
+            time.sleep(rng.random() * 0.02)
         else:
             buf = b""
             time.sleep(rng.random() * 0.06)
