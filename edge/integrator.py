@@ -114,7 +114,7 @@ class Integrator:
     """One device's 30-minute integrator. Configuration is fixed at construction.
 
     max_power_w: plausibility and range bound for power and register deltas (device rating).
-    power_exp: resolution of power arithmetic, 10**power_exp W (-2..3).
+    power_exp: resolution of power arithmetic, 10**power_exp W (-1..3; finer readings round).
     max_gap_s: a sample interval longer than this is not integrated (slots flagged).
     missing_ms: uncovered time in a slot above which it is flagged `missing`.
     reg_margin_pct: a register delta above max_power * elapsed * margin is a reset.
@@ -123,8 +123,8 @@ class Integrator:
 
     def __init__(self, max_power_w=20000, power_exp=-1, max_gap_s=60, missing_ms=90000,
                  reg_margin_pct=150, mismatch_wh=2, mismatch_pct=5):
-        if not -2 <= power_exp <= 3:
-            raise IntegratorError("power_exp must be -2..3")
+        if not -1 <= power_exp <= 3:
+            raise IntegratorError("power_exp must be -1..3")
         if not 1 <= max_gap_s <= _U_SLOT:
             raise IntegratorError("max_gap_s must be 1..1800")
         if not 1 <= max_power_w <= 500000:
@@ -139,6 +139,8 @@ class Integrator:
         else:
             pmax = max_power_w // _P10[power_exp]
             u = 7200000 // _P10[power_exp]
+        if pmax < 1:
+            raise IntegratorError("max_power_w is below the power resolution 10**power_exp W")
         # Worst cases of _add(): q*s and the remainder sum; of the plausibility limit.
         if 2 * pmax * max_gap_s > _LIM or 2 * u + 2 * pmax * 1000 > _LIM:
             raise IntegratorError("max_power_w too large for power_exp/max_gap_s in 31-bit arithmetic")
@@ -373,6 +375,8 @@ class Integrator:
     # ---- power -------------------------------------------------------------------
     def _power(self, v, e):
         """Reading power (v * 10**e W) -> pu, or _PBAD when out of range."""
+        if e < -20 or e > 20:
+            return _PBAD
         k = e - self.power_exp
         if k >= 0:
             if k > 9 or v > self._pmax // _P10[k] or -v > self._pmax // _P10[k]:
@@ -605,23 +609,39 @@ class Integrator:
             t = self._t
             self._limbs(_X_LA, st[g + _G_HI], st[g + _G_LO], e0 - em)
             self._limbs(_X_LB, hi, lo, e - em)
-            borrow = 0
-            for i in range(4):
-                v = t[_X_LB + i] - t[_X_LA + i] - borrow
-                borrow = 0
-                if v < 0:
-                    v += 0x8000
-                    borrow = 1
-                t[_X_LB + i] = v
-            if borrow or t[_X_LB + 2] or t[_X_LB + 3]:
+            if self._lsub(_X_LB, _X_LA):
+                # Looks lower: less than one count of the coarser exponent is that
+                # exponent's truncation (a change to a coarser scale), not a reset.
+                self._limbs(_X_LB, hi, lo, e - em)
+                self._lsub(_X_LA, _X_LB)
+                if t[_X_LA + 2] or t[_X_LA + 3] or t[_X_LA + 1] > 0x7FFF:
+                    return _BAD
+                if (t[_X_LA + 1] << 15) | t[_X_LA] >= _P10[(e if e > e0 else e0) - em]:
+                    return _BAD
+                return 0
+            if t[_X_LB + 2] or t[_X_LB + 3]:
                 return _BAD
             dl = (t[_X_LB + 1] << 15) | t[_X_LB]
         el_s = (el + 999) // 1000
         lim_mwh = (self.max_power_w * el_s // 36 + 1) * self._margin // 10
         unit = _P10[em + 3]
-        if dl > lim_mwh // unit + 1:
+        # Slack: one count of the coarser of the two exponents (counter quantisation).
+        if dl > lim_mwh // unit + _P10[(e if e > e0 else e0) - em]:
             return _BAD
         return dl * unit
+
+    def _lsub(self, a, b):
+        """Limbs a -= b in place; returns 1 (a then holds a wrapped value) if a < b."""
+        t = self._t
+        borrow = 0
+        for i in range(4):
+            v = t[a + i] - t[b + i] - borrow
+            borrow = 0
+            if v < 0:
+                v += 0x8000
+                borrow = 1
+            t[a + i] = v
+        return borrow
 
     def _limbs(self, o, hi, lo, k):
         """(hi:lo) * 10**k as four 15-bit limbs at scratch o (k <= 6: < 2**52)."""

@@ -145,6 +145,20 @@ def test_scale_factor_change_is_exact():
     assert recs[0][2] == 0 and it.save()[22 + 7] == 544 and recs[0][3] & RESET == 0
 
 
+def test_coarser_scale_truncation_is_not_a_reset():
+    it = Integrator()
+    seq = ((123456, -3), (12345, -2), (12347, -2), (1235, -1))  # 123.456 Wh shown as 123.45
+    samples = []
+    for i, (v, e) in enumerate(seq):
+        rr = new_reading()
+        set_import(rr, v, e)
+        samples.append((DAY + i, 0, rr))
+    recs = run(it, samples)
+    # -6 mWh of truncation counts as 0; then +20 mWh; then 123.47 -> 123.5 Wh: +30 mWh.
+    assert recs[0][3] & RESET == 0
+    assert it.save()[14 + 7] == 0 + 20 + 30
+
+
 def test_register_is_authoritative_and_mismatch_is_flagged():
     for meter_mwh_per_s, expect_mismatch in ((1000, False), (2000, True)):
         it = Integrator()
