@@ -78,18 +78,18 @@ def register(subparsers):
 
 
 def _clock(args):
-    """(clock, owner) from the options."""
+    """(clock, owner, start_ms or None) from the options."""
     if args.clock and os.path.exists(args.clock):
         if args.speed is not None or args.start is not None:
             print("emulate: --clock %s exists; its speed and start apply, --speed/--start ignored" % args.clock,
                   file=sys.stderr)
-        return SimClock.open(args.clock), False
+        return SimClock.open(args.clock), False, None
     speed = args.speed if args.speed is not None else "1"
     speed_ratio(speed)
     start = parse_start(args.start) if args.start else (wall_ms_now() - _EDGE_EPOCH_UNIX * 1000) // 1000 * 1000
     if args.clock:
-        return SimClock.create(args.clock, start, speed), True
-    return SimClock.private(start, speed), True
+        return SimClock.create(args.clock, start, speed), True, start
+    return SimClock.private(start, speed), True, start
 
 
 async def _serve(args):
@@ -97,10 +97,10 @@ async def _serve(args):
     from host_tools.emulator.server import quiet_pymodbus
 
     quiet_pymodbus()
-    clock, owner = _clock(args)
+    clock, owner, start_ms = _clock(args)
     em = Emulator(args.kind, clock, map_name=args.map_name, profile=args.profile, seed=args.seed,
                   faults=args.faults, unit=args.unit, truth_path=args.truth, clock_owner=owner,
-                  initial_wh=args.initial_wh)
+                  initial_wh=args.initial_wh, start_ms=start_ms)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

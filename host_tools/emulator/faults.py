@@ -7,7 +7,8 @@ Grammar (docs/emulators.md): comma-separated items, each NAME=VALUE or a preset 
     crc=P                corrupted reply: RTU -> CRC bytes wrong; TCP -> garbled MBAP header
                          (protocol id not 0). `garble=P` is the same fault.
     exception=P[:CODE]   Modbus exception reply (default code 4, server device failure)
-    rollover=N           32-bit accumulators start N register units below 2**32
+    rollover=N[?]        32-bit accumulators start N register units below 2**32
+                         (with '?': only if the map has one; silently skipped otherwise)
     replace=AT[:START]   meter replacement at AT: counters restart at START units (default 0);
                          repeatable
     sf=AT:N              energy scale factor becomes N at AT (SunSpec *_SF); repeatable
@@ -28,7 +29,7 @@ PRESETS = {
     "none": "",
     # The Modbus part of the demo's standard mix: sporadic timeouts, CRC-corrupted replies,
     # busy exceptions, a 20-minute outage, and a counter that wraps within the first day.
-    "standard": "timeout=0.02,crc=0.02,exception=0.01:6,timeout=20m@14h,rollover=3000",
+    "standard": "timeout=0.02,crc=0.02,exception=0.01:6,timeout=20m@14h,rollover=3000?",
 }
 _DUR_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 _UNIT_MS = {None: 1000, "ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
@@ -80,6 +81,7 @@ class FaultPlan:
         self.exception_p = 0.0
         self.exception_code = 4
         self.rollover = None
+        self.rollover_optional = False
         self.replace = []  # [(at_ms, start_units)]
         self.sf = []  # [(at_ms, sf)]
         self.wsf = []
@@ -148,7 +150,8 @@ def parse_faults(spec):
             if code:
                 plan.exception_code = _int(name, code, 1, 11)
         elif name == "rollover":
-            plan.rollover = _int(name, value, 1, (1 << 32) - 1)
+            plan.rollover_optional = value.endswith("?")
+            plan.rollover = _int(name, value.rstrip("?"), 1, (1 << 32) - 1)
         elif name == "replace":
             at, _, start = value.partition(":")
             plan.replace.append((parse_duration_ms(at), _int(name, start, 0, (1 << 32) - 1) if start else 0))

@@ -19,7 +19,7 @@ class Emulator:
     """Build with the device kind and options, then `await start_tcp()` / `start_rtu()`."""
 
     def __init__(self, kind, clock, map_name=None, profile=None, seed=1, faults="", unit=1,
-                 truth_path=None, clock_owner=False, initial_wh=DEFAULT_INITIAL_WH):
+                 truth_path=None, clock_owner=False, initial_wh=DEFAULT_INITIAL_WH, start_ms=None):
         self.kind = kind
         self.clock = clock
         self.clock_owner = clock_owner
@@ -29,8 +29,15 @@ class Emulator:
         if not 1 <= unit <= 247:
             raise DeviceError("unit id must be 1..247")
         self.origin_ms = clock.origin_ms
-        start = clock.now_ms()
-        self.device = Device(kind, rmap, prof, start, unit=unit, rollover=self.plan.rollover,
+        # start_ms: the exact start when this process just created the clock (it has moved on
+        # by the time we get here); otherwise the device joins the run at the clock's now.
+        start = clock.now_ms() if start_ms is None else start_ms
+        rollover = self.plan.rollover
+        if self.plan.rollover_optional and not any(
+            q.get("type") in ("acc32", "uint32") for k, q in rmap["quantities"].items() if k != "power"
+        ):
+            rollover = None  # 'rollover=N?': this map has no 32-bit integer accumulator
+        self.device = Device(kind, rmap, prof, start, unit=unit, rollover=rollover,
                              initial_wh=initial_wh)
         for at, units in self.plan.replace:
             self.device.schedule(self.origin_ms + at, "replace", units)

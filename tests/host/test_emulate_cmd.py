@@ -144,6 +144,19 @@ def test_bad_arguments_exit_2_with_a_reason(capsys, args, msg):
     assert rc == 2 and msg in err, err
 
 
+def test_standard_faults_fit_every_default_map(capsys, tmp_path):
+    for kind in ("inverter", "charger", "meter"):
+        rc, out, err = cli(capsys, "emulate", kind, "--tcp", "127.0.0.1:0", "--faults", "standard", "--speed", "0",
+                           "--start", "2026-06-21", "--duration", "0s")
+        assert rc == 0, err
+        summary = json.loads(out.splitlines()[-1])["summary"]
+        wraps = {q: c["raw"] for q, c in summary["counters"].items()}
+        if kind == "charger":  # float32 map: no accumulator to wrap, counters as configured
+            assert wraps == {"import": 100_000, "export": 100_000}
+        else:
+            assert set(wraps.values()) == {2**32 - 3000}
+
+
 def test_jump_needs_the_clock_owner(capsys, tmp_path):
     clock_path = str(tmp_path / "run.clock")
     SimClock.create(clock_path, T0, speed=0)

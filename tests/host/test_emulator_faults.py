@@ -38,6 +38,7 @@ def test_presets_and_empty():
     std = parse_faults("standard")
     assert std.timeout_p > 0 and std.corrupt_p > 0 and std.exception_p > 0 and std.rollover
     assert parse_faults("standard,seed=4").seed == 4
+    assert std.rollover_optional and not parse_faults("rollover=5").rollover_optional
 
 
 @pytest.mark.parametrize(
