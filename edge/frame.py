@@ -105,6 +105,25 @@ def _uint(v, limit, what):
     return v
 
 
+def _length(records):
+    try:
+        return len(records)
+    except TypeError:
+        raise FrameError(BAD_VALUE, "records must be a sequence")
+
+
+def _span(records, start, count):
+    """Validate a record range; count None means to the end. Returns count."""
+    n = _length(records)
+    if type(start) is not int or start < 0 or start > n:
+        raise FrameError(BAD_VALUE, "start out of range")
+    if count is None:
+        count = n - start
+    if type(count) is not int or count < 1 or start + count > n:
+        raise FrameError(BAD_VALUE, "record range out of bounds")
+    return count
+
+
 def _mac_for(key):
     if isinstance(key, HmacSha256):
         return key
@@ -145,22 +164,31 @@ class FrameEncoder:
         self._prefix = bytes(pre)
 
     def _record_size(self, r, prev):
-        return (
-            int_size(r[0] - prev if prev >= 0 else r[0])
-            + int_size(r[1])
-            + int_size(r[2])
-            + int_size(r[3])
-        )
+        try:
+            slot, imp, exp, flags = r[0], r[1], r[2], r[3]
+        except (TypeError, IndexError):
+            raise FrameError(BAD_VALUE, "a record is (slot, import_wh, export_wh, flags)")
+        if not (_is_uint(slot, _U32) and slot > prev):
+            raise FrameError(BAD_VALUE, "slots must be increasing and < 2**32")
+        if not (_is_uint(imp, _U32) and _is_uint(exp, _U32) and _is_uint(flags, _U16)):
+            raise FrameError(BAD_VALUE, "record value out of range")
+        return int_size(slot - prev if prev >= 0 else slot) + int_size(imp) + int_size(exp) + int_size(flags)
+
+    def _fixed_size(self, seq, status):
+        _uint(seq, _U64, "seq")
+        _uint(status, _U16, "status")
+        return len(self._prefix) + int_size(seq) + int_size(status) + 1 + self.tag_len
 
     def frame_size(self, seq, records, start=0, count=1, status=0):
         """Exact encoded size of the frame, tag included."""
-        n = len(self._prefix) + int_size(seq) + int_size(status) + 1 + head_size(4 * count)
+        count = _span(records, start, count)
+        n = self._fixed_size(seq, status) + head_size(4 * count)
         prev = -1
         for i in range(start, start + count):
             r = records[i]
             n += self._record_size(r, prev)
             prev = r[0]
-        return n + self.tag_len
+        return n
 
     def fits(self, max_payload, seq, records, start=0, status=0):
         """How many records from `start` fit one frame of at most max_payload bytes.
@@ -168,10 +196,12 @@ class FrameEncoder:
         Never 0 while records remain: a payload limit below a one-slot frame raises
         FrameError frame_too_large, so a batch is split into several frames and never truncated.
         """
-        left = len(records) - start
-        if left <= 0:
+        if type(max_payload) is not int:
+            raise FrameError(BAD_VALUE, "max_payload must be an int")
+        if type(start) is int and start == _length(records):
             return 0
-        fixed = len(self._prefix) + int_size(seq) + int_size(status) + 1 + self.tag_len
+        left = _span(records, start, None)
+        fixed = self._fixed_size(seq, status)
         body = 0
         prev = -1
         count = 0
@@ -191,8 +221,7 @@ class FrameEncoder:
 
     def encode_body_into(self, buf, seq, records, start=0, count=1, status=0):
         """Write the CBOR map at buf[0:]; return its length. Allocates nothing."""
-        if count < 1 or start < 0 or start + count > len(records):
-            raise FrameError(BAD_VALUE, "record range out of bounds")
+        _span(records, start, count)
         if type(seq) is not int or seq < 0 or seq > _U64:
             raise FrameError(BAD_VALUE, "seq out of range")
         if type(status) is not int or status < 0 or status > _U16:
@@ -211,6 +240,8 @@ class FrameEncoder:
             prev = -1
             for i in range(start, start + count):
                 r = records[i]
+                if len(r) != 4:
+                    raise FrameError(BAD_VALUE, "a record is (slot, import_wh, export_wh, flags)")
                 slot = r[0]
                 if type(slot) is not int or slot < 0 or slot > _U32 or slot <= prev:
                     raise FrameError(BAD_VALUE, "slots must be increasing and < 2**32")
@@ -230,6 +261,8 @@ class FrameEncoder:
                 off = write_int(buf, off, v)
         except CborError:
             raise FrameError(TOO_LARGE, "buffer too small")
+        except TypeError:
+            raise FrameError(BAD_VALUE, "a record is (slot, import_wh, export_wh, flags)")
         return off
 
     def encode_into(self, buf, seq, records, start=0, count=1, status=0):
@@ -240,10 +273,8 @@ class FrameEncoder:
         return self._mac.tag_into(memoryview(buf)[:n], buf, n, self.tag_len)
 
     def encode(self, seq, records, start=0, count=None, status=0):
-        if count is None:
-            count = len(records) - start
-        if count < 1:
-            raise FrameError(BAD_VALUE, "no records")
+        """A new bytes frame (convenience; the device uses encode_into)."""
+        count = _span(records, start, count)
         buf = bytearray(self.frame_size(seq, records, start, count, status))
         n = self.encode_into(buf, seq, records, start, count, status)
         return bytes(buf[:n])
@@ -254,7 +285,7 @@ def plan_frames(encoder, max_payload, first_seq, records, status=0):
     out = []
     start = 0
     seq = first_seq
-    while start < len(records):
+    while start < _length(records):
         n = encoder.fits(max_payload, seq, records, start, status)
         out.append((seq, start, n))
         start += n

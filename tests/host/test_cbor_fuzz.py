@@ -15,7 +15,7 @@ import pytest
 from edge import cbor
 from edge import frame as fr
 
-EXAMPLES = int(os.environ.get("SMETER_FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("SMETER_FUZZ_EXAMPLES", "250"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 KEY = b"fuzzing key: 32 bytes, fixed...."
 

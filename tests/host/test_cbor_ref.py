@@ -66,7 +66,7 @@ def _key_orders_bytewise(raw):
     assert walk(0) == len(raw)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(values)
 def test_dumps_matches_cbor2_canonical(v):
     ours = cbor.dumps(v)

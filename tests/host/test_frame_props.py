@@ -151,7 +151,7 @@ def _absolute(rs):
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     dev=st.integers(0, 2**64 - 1),
     key_no=st.integers(0, fr.MAX_KEY_NO),
@@ -256,3 +256,30 @@ def test_cbor2_codec_path_is_as_strict_as_the_edge_decoder():
     with pytest.raises(fr.FrameError) as e:
         fr.decode_frame(good + b"\x00", lambda d, k: KEY, cbor2)
     assert e.value.kind == "frame_malformed"
+
+
+junk = st.one_of(
+    st.none(), st.integers(-(2**70), 2**70), st.text(max_size=3), st.binary(max_size=3),
+    st.floats(allow_nan=False), st.lists(st.integers(-5, 2**33), max_size=5),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seq=junk, status=junk, start=junk, count=junk, max_payload=junk,
+    records=st.one_of(st.lists(st.one_of(junk, st.lists(junk, max_size=5)), max_size=4), junk),
+)
+def test_encoder_api_raises_only_frame_errors(seq, status, start, count, max_payload, records):
+    enc = fr.FrameEncoder(77, KEY)
+    buf = bytearray(128)
+    for call in (
+        lambda: enc.frame_size(seq, records, start, count, status),
+        lambda: enc.fits(max_payload, seq, records, start, status),
+        lambda: enc.encode_into(buf, seq, records, start, count, status),
+        lambda: enc.encode(seq, records, start, count, status),
+        lambda: fr.plan_frames(enc, max_payload, seq, records, status),
+    ):
+        try:
+            call()
+        except fr.FrameError as e:
+            assert e.kind in ("frame_bad_value", "frame_too_large")
