@@ -61,6 +61,15 @@ def _f32_words(x, little):
     return _words32(bits, little)
 
 
+def decimal_text(units, exp):
+    """units * 10**exp as an exact decimal string: (12345, -1) -> '1234.5', (12, 2) -> '1200'."""
+    if exp >= 0:
+        return str(units * 10**exp)
+    sign = "-" if units < 0 else ""
+    digits = str(abs(units)).rjust(-exp + 1, "0")
+    return "%s%s.%s" % (sign, digits[:exp], digits[exp:])
+
+
 def _round_half_away(fr):
     """Fraction -> int, half away from zero (how a device rounds a power reading)."""
     n = abs(fr)
@@ -104,7 +113,7 @@ class Counter:
         u = self.units(total_mj, sf)
         e = sf if self.sf_addr is not None else self.exp
         raw = u % _ACC_MOD if self.is_acc() else u
-        return {"raw": raw, "units": u, "exp": e, "wh": str(Fraction(u) * Fraction(10) ** e), "meter": self.meter_no}
+        return {"raw": raw, "units": u, "exp": e, "wh": decimal_text(u, e), "meter": self.meter_no}
 
     def words(self, total_mj, sf):
         u = self.units(total_mj, sf)

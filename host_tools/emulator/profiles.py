@@ -12,7 +12,6 @@ import datetime
 import math
 import random
 
-from host_tools.emulator.simclock import JST
 
 _DAY = 86400
 _EDGE_EPOCH_DATE = datetime.date(2020, 1, 1)  # edge second 0 is 00:00 JST of this day

@@ -20,6 +20,7 @@ from host_tools.emulator.device import (
     Device,
     DeviceError,
     TruthWriter,
+    decimal_text,
     load_map,
     read_truth,
 )
@@ -234,3 +235,20 @@ def test_truth_file_round_trip(tmp_path, ext):
         json.dumps(rows)
     else:
         assert int(rows[2]["import_mj"]) == 1000 * 1800 * 1000 and rows[1]["import_raw"] == "5"
+
+
+@given(st.integers(-(10**12), 10**12), st.integers(-10, 10))
+def test_decimal_text_is_exact(units, exp):
+    from decimal import Decimal
+
+    text = decimal_text(units, exp)
+    assert Decimal(text) == Decimal(units).scaleb(exp)
+    assert "e" not in text.lower() and "/" not in text
+
+
+def test_negative_scale_factor_counts_tenths_of_wh():
+    d = Device("meter", load_map("sunspec_meter_203"), make_profile("const:w=37"), T0, esf=-1, initial_wh=0)
+    d.advance(T0 + 60_000)  # 37 W for 60 s = 0.61666.. Wh -> 6 units of 0.1 Wh
+    s = d.counter_states()["import"]
+    assert (s["raw"], s["exp"], s["wh"]) == (6, -1, "0.6")
+    assert decoded(d)[1] == Fraction(6, 10)
