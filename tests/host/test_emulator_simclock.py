@@ -4,7 +4,7 @@ import time
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, run_micropython
@@ -52,6 +52,7 @@ def test_sim_time_is_exact_and_monotonic(w0, s0, num, den, a, b):
     assert t_hi == s0 + (hi * num) // den  # integer arithmetic, no float drift over long runs
 
 
+@settings(max_examples=50)
 @given(st.fractions(min_value=0, max_value=10**6, max_denominator=1000))
 def test_speed_ratio_accepts_fractions_and_decimals(f):
     num, den = speed_ratio(str(f))
