@@ -254,9 +254,7 @@ def prepare_day(data, day, rules, pattern, plan_basis=None):
     problems = []
     ev = data.events
     ev_days = ev["date"].astype("datetime64[D]")
-    members = {}
-    for g, r in zip(data.members["group_id"], data.members["resource_id"]):
-        members.setdefault(g, []).append(data.resource_index[r])
+    members = data.group_rows()
     cfg = rules["baseline"]["high4of5"]
     for i in np.nonzero(ev_days == data.days[day])[0]:
         gid = ev["group_id"][i]
@@ -268,29 +266,43 @@ def prepare_day(data, day, rules, pattern, plan_basis=None):
         sub_names = names[rows]
         # groups hold one kind of point (validated), so one source serves all their rows
         src = "device" if is_device[rows[0]] else "receiving"
-        present = getattr(data, src + "_present")[:, rows]
-        series = getattr(data, src)[:, rows] if method != "plan" else None
+        values, present_all = getattr(data, src), getattr(data, src + "_present")
         if method == "plan":
             miss = ~data.device_plans_present[day, rows]
             if miss.any():
                 problems.append(Problem("plan_missing", "device-point plans missing on %s for"
                                         % data.days[day], sub_names[miss].tolist()))
-            base = data.device_plans[day, rows]
+            base = data.device_plans[day, rows, a:b]
             ge = is_device[rows] & (basis == "generation")
-        elif method == "prev_day":
-            base, probs = bl.prev_day(series, present, data.days, day, sub_names)
-            problems.extend(probs)
-            ge = is_device[rows]
         else:
-            dr_days = np.isin(data.days, ev_days[ev["group_id"] == gid])
-            base, probs = bl.high4of5(series, present, data.days, day, (a, b), dr_days,
-                                      cfg, sub_names)
+            # gather only the days the method reads: the whole history would be copied
+            # once per group otherwise
+            if method == "prev_day":
+                sel = [day - 1, day] if day > 0 else [day]
+                excluded = np.zeros(len(sel), bool)
+            else:
+                dr_days = np.isin(data.days, ev_days[ev["group_id"] == gid])
+                sel = sorted(bl.like_days(data.days, day, dr_days, cfg)) + [day]
+                excluded = np.zeros(len(sel), bool)  # like days already chosen
+            sel = np.asarray(sel, np.int64)
+            # and only the slots it reads: the event, and for High 4 of 5 the adjustment
+            # window before it (slicing from its first slot leaves the result unchanged)
+            c0 = a if method == "prev_day" else max(0, a - 2 * cfg["adjust_start_hours_before"])
+            series = values[np.ix_(sel, rows, np.arange(c0, b))]
+            present = present_all[np.ix_(sel, rows)]
+            if method == "prev_day":
+                base, probs = bl.prev_day(series, present, data.days[sel], len(sel) - 1,
+                                          sub_names)
+            else:
+                base, probs = bl.high4of5(series, present, data.days[sel], len(sel) - 1,
+                                          (a - c0, b - c0), excluded, cfg, sub_names)
+            base = base[:, a - c0:]
             problems.extend(probs)
             ge = is_device[rows]
-        baseline[rows, a:b] = base[:, a:b]
+        baseline[rows, a:b] = base  # the event window only
         base_ge[rows, a:b] = ge[:, None]
         events[rows, a:b] = True
-        miss = ~present[day]
+        miss = ~present_all[day, rows]
         if miss.any():
             problems.append(Problem("actual_missing", "dispatched resources without metered "
                                     "values on %s" % data.days[day], sub_names[miss].tolist()))

@@ -86,7 +86,13 @@ class Table:
 
 
 class TsoData:
-    """One data set. Build with `load(dir)` or `TsoData.build(...)` from in-memory tables."""
+    """One data set. Build with `load(dir)` or `TsoData.build(...)` from in-memory tables.
+
+    Read-only once built: BG codes and group membership are derived once and cached.
+    Attributes: bgs, resources, list_patterns, groups, members, bg_plans, events (Tables);
+    days (datetime64[D]); receiving, device, device_plans (int64 days x resources x 48)
+    each with a `<name>_present` bool (days x resources); load_problems.
+    """
 
     def __init__(self):
         self.load_problems = []
@@ -145,6 +151,33 @@ class TsoData:
                              np.int64)
             cache[column] = codes[inv.reshape(-1)] if len(uniq) else np.zeros(0, np.int64)
         return cache[column]
+
+    def member_codes(self):
+        """(group index, resource index) per members row; -1 where the id is unknown."""
+        cache = self.__dict__.setdefault("_member_codes", {})
+        if "codes" not in cache:
+            def codes(values, ids):
+                out = pc.index_in(pa.array(np.asarray(values).astype(str), _STR),
+                                  value_set=pa.array(np.asarray(ids).astype(str), _STR))
+                return np.asarray(out.fill_null(-1).to_numpy(), np.int64)
+            cache["codes"] = (codes(self.members["group_id"], self.groups["group_id"]),
+                              codes(self.members["resource_id"], self.resources["resource_id"]))
+        return cache["codes"]
+
+    def group_rows(self):
+        """{group_id: int64 array of resource indices} from members (known ids only)."""
+        cache = self.__dict__.setdefault("_member_codes", {})
+        if "rows" not in cache:
+            g, r = self.member_codes()
+            ok = (g >= 0) & (r >= 0)
+            g, r = g[ok], r[ok]
+            order = np.argsort(g, kind="stable")
+            g, r = g[order], r[order]
+            cuts = np.flatnonzero(np.diff(g)) + 1
+            gids = self.groups["group_id"]
+            cache["rows"] = {gids[chunk_g[0]]: chunk_r for chunk_g, chunk_r in
+                             zip(np.split(g, cuts), np.split(r, cuts)) if len(chunk_g)}
+        return cache["rows"]
 
     def is_device_point(self):
         return self.resources["point"] == POINT_DEVICE

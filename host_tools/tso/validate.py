@@ -73,8 +73,7 @@ def check(data, rules):
          if m not in BASELINE_METHODS])
     m_gid = data.members["group_id"].astype(str)
     m_rid = data.members["resource_id"].astype(str)
-    g_code = np.array([data.group_index.get(g, -1) for g in m_gid], np.int64)
-    r_code = np.array([data.resource_index.get(r, -1) for r in m_rid], np.int64)
+    g_code, r_code = data.member_codes()
     add("unknown_group", "members naming a group that does not exist",
         sorted(set(m_gid[g_code < 0].tolist())))
     add("unknown_resource", "members naming a resource that does not exist",
@@ -169,15 +168,12 @@ def _check_events(data, add, g_ok, r_ok):
     # A resource dispatched by two groups in one slot would be counted twice.
     nd, nr = len(data.days), len(data.resources)
     count = np.zeros((nd, nr, SLOTS), np.int16)
-    members_of = {}
-    for g, r in zip(g_ok.tolist(), r_ok.tolist()):
-        members_of.setdefault(g, []).append(r)
+    members_of = data.group_rows()
     for i in np.nonzero(~bad)[0]:
-        g = data.group_index.get(e_gid[i])
         d = data.day_index.get(dates[i].tolist())
-        if g is None or d is None or g not in members_of:
+        if d is None or e_gid[i] not in members_of:
             continue
-        count[d, members_of[g], ev["start_slot"][i] - 1:ev["end_slot"][i]] += 1
+        count[d, members_of[e_gid[i]], ev["start_slot"][i] - 1:ev["end_slot"][i]] += 1
     d_idx, r_idx = np.nonzero((count > 1).any(axis=2))
     add("dispatched_twice", "resources dispatched by two events in one slot",
         ["%s@%s" % (data.resources["resource_id"][r], data.days[d])

@@ -107,3 +107,35 @@ def test_prev_day():
 
 def test_round_div_is_half_up_for_both_signs():
     assert bl.round_div(np.array([5, -5, 6, -6, 7, -7]), 4).tolist() == [1, -1, 2, -1, 2, -2]
+
+
+def test_correction_inputs_use_the_same_baselines_as_the_full_history():
+    # prepare_day gathers only the days and slots each method reads; the result must equal
+    # the baseline computed on the whole history.
+    from host_tools.tso import correction, generate
+    rules = config.load_rules()
+    data = generate.generate(500, days=8, seed=9)
+    day = len(data.days) - 1
+    inp, _, _ = correction.prepare_day(data, day, rules, 2)
+    rows_of = data.group_rows()
+    checked = set()
+    for gid, method, start, end in zip(data.events["group_id"], (
+            data.groups["baseline_method"][data.group_index[g]] for g in data.events["group_id"]),
+            data.events["start_slot"], data.events["end_slot"]):
+        rows = rows_of[gid]
+        src = "device" if data.is_device_point()[rows[0]] else "receiving"
+        series = getattr(data, src)[:, rows]
+        present = getattr(data, src + "_present")[:, rows]
+        a, b = start - 1, end
+        if method == "high4of5":
+            excluded = np.isin(data.days, data.events["date"][data.events["group_id"] == gid])
+            full, probs = bl.high4of5(series, present, data.days, day, (a, b), excluded,
+                                      rules["baseline"]["high4of5"])
+        elif method == "prev_day":
+            full, probs = bl.prev_day(series, present, data.days, day)
+        else:
+            full, probs = data.device_plans[day, rows], []
+        assert probs == []
+        assert (inp.baseline[rows, a:b] == full[:, a:b]).all()
+        checked.add(method)
+    assert checked == {"high4of5", "prev_day", "plan"}
