@@ -255,28 +255,34 @@ class MemStorage:
     def power_cycle(self, keep=None):
         """Lose power now (if not already) and boot again."""
         for name in list(self._live):
-            base = self._durable.get(name)
-            f = bytearray() if base is None else bytearray(base)
+            pending = self._pending.get(name)
+            if not pending:
+                continue  # live and durable bytes are equal
+            d = self._durable.get(name)
+            if d is None:
+                d = bytearray()
             i = 0
-            for offset, data in self._pending.get(name, ()):
+            for offset, data in pending:
                 if keep is not None and keep(i):
-                    _apply(f, offset, data)
+                    _apply(d, offset, data)
                 i += 1
-            if base is None and not f:
-                del self._live[name]
+            if self._durable.get(name) is None and not d:
+                del self._live[name]  # never synced, nothing kept: the file never existed
                 del self._durable[name]
             else:
-                self._live[name] = f
-                self._durable[name] = bytearray(f)
+                self._durable[name] = d
+                self._live[name] = bytearray(d)
         self._pending = {}
         self._budget = -1
         self.dead = False
 
 
+_ZEROS = bytes(64)
+
+
 def _apply(f, offset, data):
-    if offset > len(f):
-        f.extend(bytes(offset - len(f)))
     end = offset + len(data)
-    if end > len(f):
-        f.extend(bytes(end - len(f)))
+    while len(f) < end:  # pad in small pieces: no big temporary on a small heap
+        n = end - len(f)
+        f.extend(_ZEROS if n >= 64 else _ZEROS[:n])
     f[offset:end] = data

@@ -72,7 +72,8 @@ class SlotQueue:
     backwards),
     unknown_acks (ack of a slot that is not pending: duplicate, late or bogus),
     corrupt_records (pending records that failed their CRC on read), migrated (the ring
-    was rewritten for a new capacity at boot).
+    was rewritten for a new capacity at boot), header_repaired (a damaged ring header was
+    rewritten at boot, records kept).
     """
 
     def __init__(self, storage, capacity=DEFAULT_CAPACITY, name="q"):
@@ -89,9 +90,18 @@ class SlotQueue:
         self.corrupt_records = 0
         self.migrated = False
         self._load_overflow()
+        self.header_repaired = False
         stored = self._stored_capacity()
         if stored == 0:
-            self._format(capacity)
+            if len(self._st.read(self._dat, _HDR, 1)):
+                # Records follow a damaged header (the header is only ever written by an
+                # atomic replace, so this is flash damage): rewrite the header in place and
+                # keep every record that is valid for this capacity, rather than wipe them.
+                self._st.write(self._dat, 0, self._header(capacity))
+                self._st.sync(self._dat)
+                self.header_repaired = True
+            else:
+                self._format(capacity)
             stored = capacity
         self.capacity = stored
         self._state = bytearray(stored)
@@ -107,7 +117,8 @@ class SlotQueue:
             return 0
         if not _check(h, _HDR - 2):
             return 0
-        return struct.unpack_from(">I", h, 4)[0]
+        cap = struct.unpack_from(">I", h, 4)[0]
+        return cap if 2 <= cap <= 0x10000 else 0
 
     def _header(self, capacity):
         h = bytearray(_HDR)
