@@ -172,7 +172,8 @@ class FrameEncoder:
             raise FrameError(BAD_VALUE, "slots must be increasing and < 2**32")
         if not (_is_uint(imp, _U32) and _is_uint(exp, _U32) and _is_uint(flags, _U16)):
             raise FrameError(BAD_VALUE, "record value out of range")
-        return int_size(slot - prev if prev >= 0 else slot) + int_size(imp) + int_size(exp) + int_size(flags)
+        d = slot - prev if prev >= 0 else slot
+        return int_size(d) + int_size(imp) + int_size(exp) + int_size(flags)
 
     def _fixed_size(self, seq, status):
         _uint(seq, _U64, "seq")
@@ -213,15 +214,17 @@ class FrameEncoder:
                 break
             count += 1
         if count == 0:
-            raise FrameError(TOO_LARGE, 
-                "max_payload %d is below a one-slot frame (%d bytes)"
-                % (max_payload, self.frame_size(seq, records, start, 1, status))
+            need = self.frame_size(seq, records, start, 1, status)
+            raise FrameError(
+                TOO_LARGE, "max_payload %d is below a one-slot frame (%d bytes)" % (max_payload, need)
             )
         return count
 
     def encode_body_into(self, buf, seq, records, start=0, count=1, status=0):
         """Write the CBOR map at buf[0:]; return its length. Allocates nothing."""
         _span(records, start, count)
+        if type(buf) is not bytearray and type(buf) is not memoryview:
+            raise FrameError(BAD_VALUE, "buf must be a bytearray")
         if type(seq) is not int or seq < 0 or seq > _U64:
             raise FrameError(BAD_VALUE, "seq out of range")
         if type(status) is not int or status < 0 or status > _U16:

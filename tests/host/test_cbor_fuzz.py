@@ -1,10 +1,14 @@
 """Fuzz the decoders: random and mutated bytes may only raise CborError / FrameError.
 
 The default run is a small sample (CI runs it every time). A long run:
-    SMETER_FUZZ_EXAMPLES=100000 .venv/bin/python -m pytest -q -m fuzz tests/host/test_cbor_fuzz.py
+    SMETER_FUZZ_EXAMPLES=20000 SMETER_FUZZ_ITER=1000000 \
+        .venv/bin/python -m pytest -q -m fuzz --timeout=0 tests/host/test_cbor_fuzz.py
+(hypothesis examples per test, and iterations of the plain seeded loop, which is cheaper
+per case and so reaches millions of inputs).
 Differential check: whatever edge/cbor.py accepts, cbor2 decodes to the same value.
 """
 import os
+import random
 
 import cbor2
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +20,7 @@ from edge import cbor
 from edge import frame as fr
 
 EXAMPLES = int(os.environ.get("SMETER_FUZZ_EXAMPLES", "250"))
+ITERATIONS = int(os.environ.get("SMETER_FUZZ_ITER", "3000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 KEY = b"fuzzing key: 32 bytes, fixed...."
 
@@ -134,3 +139,25 @@ def test_cbor2_fast_path_agrees_with_the_edge_decoder(seed, ops):
     data = _resign(_mutate(seed, ops))
     for decode in (fr.decode_frame, fr.decode_ack):
         assert _outcome(decode, data, None) == _outcome(decode, data, cbor2), data.hex()
+
+
+def test_seeded_mutation_loop():
+    """Plain seeded loop: random mutations of frames, acks and CBOR seeds, plus random bytes."""
+    rng = random.Random(int(os.environ.get("SMETER_FUZZ_SEED", "2026")))
+    seeds = FRAMES + SEEDS
+    counts = {}
+    for i in range(ITERATIONS):
+        if i % 5 == 0:
+            data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 48)))
+        else:
+            ops = [(rng.randrange(5), rng.randrange(10**6), rng.randrange(256)) for _ in range(rng.randrange(1, 4))]
+            data = _mutate(rng.choice(seeds), ops)
+        _check_cbor(data)
+        for decode in (fr.decode_frame, fr.decode_ack):
+            try:
+                decode(data, lambda d, k: KEY)
+            except fr.FrameError as e:
+                counts[e.kind] = counts.get(e.kind, 0) + 1
+            else:
+                assert data in FRAMES, data.hex()
+    assert "frame_bad_mac" in counts and "frame_malformed" in counts
