@@ -88,7 +88,8 @@ class Agent:
         ig = cfg["integrator"]
         self.integ = Integrator(
             max_power_w=ig["max_power_w"], power_exp=ig["power_exp"],
-            max_gap_s=ig["max_gap_s"], missing_ms=ig["missing_ms"])
+            max_gap_s=ig["max_gap_s"], missing_ms=ig["missing_ms"],
+            reg_margin_pct=ig["reg_margin_pct"])
         self.storage = storage
         self.queue = SlotQueue(storage, cfg["queue_capacity"])
         self.checkpoint = SlotCheckpoint(storage, STATE_LEN)
@@ -121,6 +122,8 @@ class Agent:
         self._retry_at = -1  # tick before which no new frame goes out; -1: none
         self._wout = []
         self.next_poll = -1  # edge second of the next poll; -1: at once
+        self._st = 0  # time stamp of the outstanding poll
+        self._sms = 0
         self.last_slot = self.queue.tail
         self._meter_error = False
         self._storage_error = False
@@ -132,8 +135,15 @@ class Agent:
     def poll_due(self, t):
         return not self.modbus.busy() and t >= self.next_poll
 
-    def start_poll(self, t, now_ms):
-        """The request bytes to write for the next poll (a buffer reused every poll)."""
+    def start_poll(self, t, tms, now_ms):
+        """The request bytes to write for the next poll (a buffer reused every poll).
+
+        The reading is stamped with this time (t, tms), the moment the request leaves: a
+        device samples its registers when the request arrives, and the reply may sit in a
+        buffer for a loop turn before anyone reads it (which, in accelerated simulated time,
+        is many simulated seconds)."""
+        self._st = t
+        self._sms = tms
         iv = self.interval
         self.next_poll = (t // iv + 1) * iv  # on the interval grid: polls meet slot boundaries
         self.log.counters["polls"] += 1
@@ -144,13 +154,13 @@ class Agent:
     def modbus_busy(self):
         return self.modbus.busy()
 
-    def modbus_feed(self, data, n, now_ms, t, tms):
+    def modbus_feed(self, data, n, now_ms, t):
         """Bytes from the device link; a complete reply is decoded and integrated."""
         try:
             if self.modbus.feed(data, now_ms, n) == REPLY:
                 decode(self.rmap, self.words, 0, self.reading)
                 self.log.counters["polls_ok"] += 1
-                if self.integ.feed(self.reading, t, tms, self.rec):
+                if self.integ.feed(self.reading, self._st, self._sms, self.rec):
                     self._closed(t)
         except EdgeError as e:
             self._meter_fault(e.kind, t)

@@ -48,6 +48,7 @@ _SPEC = (
     ("integrator", "power_exp", "int", -1, -1, 3),
     ("integrator", "max_gap_s", "int", 300, 1, 1800),
     ("integrator", "missing_ms", "int", 90000, 0, 1800000),
+    ("integrator", "reg_margin_pct", "int", 150, 100, 1000),
     ("wisun", "module", "map", _REQ, 0, 0),
     ("wisun", "serial", "port", _REQ, 0, 0),
     ("wisun", "baud", "int", 115200, 1200, 1000000),

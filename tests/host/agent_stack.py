@@ -1,0 +1,157 @@
+"""Launches the whole run as real processes: `smeter emulate` (Modbus TCP on loopback, owner
+of the accelerated shared clock), `smeter collect`, `smeter wisun-emulator` on a pty, and the
+agent (host_tools.agent_cmd.command) under MicroPython or CPython. Used by
+tests/host/test_agent_*.py; the demo can use the same pieces.
+"""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from conftest import ROOT
+
+DEVICE_ID = 4660
+KEY_HEX = "000102030405060708090a0b0c0d0e0f"
+CLI = [sys.executable, "-m", "host_tools.cli"]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def agent_config(path, modbus_port, wisun_link, **over):
+    cfg = {
+        "device_id": DEVICE_ID, "key": KEY_HEX, "key_no": 0, "data_dir": "agent-data",
+        "device": {"map": "sunspec_inverter_103", "transport": "tcp", "host": "127.0.0.1",
+                   "port": modbus_port, "unit": 1, "poll_interval_s": 10, "timeout_ms": 300},
+        "integrator": {"max_power_w": 10000, "max_gap_s": 600, "reg_margin_pct": 300},
+        "wisun": {"module": "bp35a1", "serial": wisun_link,
+                  "rbid": "00112233445566778899AABBCCDDEEFF", "pwd": "0123456789AB",
+                  "channel": 33, "pan_id": 34952,
+                  "coordinator": "FE80:0000:0000:0000:021D:1290:1234:5678",
+                  "backoff_base_ms": 200, "backoff_max_ms": 2000},
+        "uplink": {"max_batch": 48, "ack_timeout_ms": 2000, "retry_ms": 200},
+        "status": {"file": "status.json", "every_s": 5},
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return cfg
+
+
+class Stack:
+    def __init__(self, tmp, speed=1200, start="2026-06-21T08:00", emu_faults="", wisun_faults=""):
+        self.tmp = str(tmp)
+        self.procs = []
+        self.clock = os.path.join(self.tmp, "clock")
+        self.truth = os.path.join(self.tmp, "truth.jsonl")
+        self.db = os.path.join(self.tmp, "col.db")
+        self.keys = os.path.join(self.tmp, "keys.json")
+        self.link = os.path.join(self.tmp, "wisun0")
+        with open(self.keys, "w") as f:
+            json.dump({"format": "smeter-keys/1", "keys": [
+                {"device_id": DEVICE_ID, "key_no": 0, "alg": 1, "key_hex": KEY_HEX}]}, f)
+        emu = self._spawn(CLI + ["emulate", "inverter", "--tcp", "127.0.0.1:0", "--clock", self.clock,
+                                 "--speed", str(speed), "--start", start, "--truth", self.truth]
+                          + (["--faults", emu_faults] if emu_faults else []), stdout=subprocess.PIPE)
+        ready = json.loads(emu.stdout.readline())
+        self.modbus_port = ready["tcp"][1]
+        col = self._spawn(CLI + ["collect", "--db", self.db, "--listen", "127.0.0.1:0", "--keys", self.keys,
+                                 "--clock", self.clock, "--stats-interval", "3600"],
+                          stderr=subprocess.PIPE)
+        line = col.stderr.readline().decode()
+        assert "listening on" in line, line
+        cport = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        w = self._spawn(CLI + ["wisun-emulator", "--pty-link", self.link, "--collector",
+                               "127.0.0.1:%d" % cport, "--time-scale", "0.05"]
+                        + (["--faults", wisun_faults] if wisun_faults else []), stdout=subprocess.PIPE)
+        assert w.stdout.readline().startswith(b"wisun-emulator:")
+        self.config = os.path.join(self.tmp, "agent.json")
+
+    def _spawn(self, argv, **kw):
+        p = subprocess.Popen(argv, cwd=ROOT, env=_env(), **kw)
+        self.procs.append(p)
+        return p
+
+    def sim_s(self):
+        with open(self.clock) as f:
+            v = [int(x) for x in f.read().split()]
+        return (v[2] + (time.time_ns() // 1000000 - v[1]) * v[3] // v[4]) // 1000
+
+    def agent(self, runtime, until=None, heap="512K", data_heap=None, log=None, for_s=None):
+        from host_tools.agent_cmd import command
+
+        argv, env = command(self.config, runtime, heap, data_heap, self.clock, until, for_s)
+        out = open(log or os.path.join(self.tmp, "agent.log"), "ab")
+        return subprocess.Popen(argv, cwd=self.tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(self.procs):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            for s in (p.stdout, p.stderr):
+                if s is not None:
+                    s.close()
+
+    def stored(self):
+        """{slot: (import_wh, export_wh, flags)} at the collector, and its rejection count."""
+        con = sqlite3.connect(self.db)
+        try:
+            rows = con.execute("SELECT slot, import_wh, export_wh, flags FROM slot_values "
+                               "WHERE device_id = ?", (DEVICE_ID,)).fetchall()
+            rej = con.execute("SELECT reason, COUNT(*) FROM rejections GROUP BY reason").fetchall()
+        finally:
+            con.close()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}, dict(rej)
+
+    def truth_slots(self):
+        """{slot: (export_wh float, regs_start units, regs_end units)} from the emulator."""
+        out = {}
+        with open(self.truth) as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("type") == "slot":
+                    out[r["start_s"] // 1800] = (r["export_wh"], r["regs_start"]["export"]["units"],
+                                                 r["regs_end"]["export"]["units"])
+        return out
+
+
+def wait_for_line(path, needle, count, timeout=30):
+    """Wait until `needle` occurs `count` times in the log file."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open(path, "rb") as f:
+                if f.read().count(needle) >= count:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return False
+
+
+def read_log(path):
+    from edge.agent_log import parse_line
+
+    out = []
+    with open(path, "rb") as f:
+        for raw in f:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("t="):
+                out.append(parse_line(line))
+    return out
