@@ -49,6 +49,9 @@ def register(subparsers):
                    help="store slots that ended at most D days ago (default 35)")
     p.add_argument("--max-raw", type=int, default=512, metavar="BYTES",
                    help="raw bytes kept per rejection row (default 512)")
+    p.add_argument("--workers", default="1", metavar="N",
+                   help="worker processes verifying and storing in parallel, frames routed by "
+                   "device id; 'auto' = one per CPU (default 1)")
     p.add_argument("--clock", metavar="FILE",
                    help="read time from a simulated clock file (host_tools/emulator/simclock.py) "
                    "instead of the wall clock")
@@ -112,25 +115,43 @@ def run(args):
     except (ValueError, OSError, keys.KeyFileError) as e:
         print("smeter collect: %s" % e, file=sys.stderr)
         return EXIT_USAGE
-    st = store.Store(args.db)
+    try:
+        workers = server.worker_count(args.workers)
+    except ValueError as e:
+        print("smeter collect: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
     policy = ingest.Policy(window=args.window, future_tolerance_s=args.future_tolerance,
                            backfill_s=int(args.backfill_days * 86400), max_raw=args.max_raw)
-    ing = ingest.Ingest(st, lambda: keyfile.keyring, policy, now=now,
-                        log=lambda m: print("collect: " + m, file=sys.stderr, flush=True))
+    log = lambda m: print("collect: " + m, file=sys.stderr, flush=True)  # noqa: E731
+
+    def make_ingest():
+        return ingest.Ingest(store.Store(args.db), lambda: keyfile.keyring, policy, now=now,
+                             log=log)
+
+    if workers > 1:
+        store.Store(args.db).close()  # schema and WAL mode before the workers fork
+        ing = make_ingest
+        st = None
+    else:
+        ing = make_ingest()
+        st = ing.store
     try:
         srv = server.CollectorServer(ing, host, port, keyfile=keyfile,
-                                     stats_interval=args.stats_interval)
+                                     stats_interval=args.stats_interval, workers=workers)
     except OSError as e:
         print("smeter collect: cannot listen on %s: %s" % (args.listen, e), file=sys.stderr)
-        st.close()
+        if st is not None:
+            st.close()
         return EXIT_USAGE
 
     def ready(addr):
-        print("collect: listening on %s:%d (%d keys, db %s)"
-              % (addr[0], addr[1], len(keyfile.keyring), args.db), file=sys.stderr, flush=True)
+        print("collect: listening on %s:%d (%d keys, db %s, %d worker%s)"
+              % (addr[0], addr[1], len(keyfile.keyring), args.db, workers,
+                 "" if workers == 1 else "s"), file=sys.stderr, flush=True)
 
     try:
         asyncio.run(srv.serve(ready))
     finally:
-        st.close()
+        if st is not None:
+            st.close()
     return 0

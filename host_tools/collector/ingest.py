@@ -185,6 +185,7 @@ class Ingest:
                 self._reject(rejections, counts, r.reason, r.detail, r.device_id, r.seq,
                              data, addr, now_ms)
         counts["received"] += received
+        counts["batches"] += 1
         counts["accepted"] += accepted
         if dup_frames:
             counts["duplicate_frames"] += dup_frames
@@ -254,12 +255,18 @@ class Ingest:
                                  raw or b"", None, now_ms, frame_level=False)
 
     def stats_line(self, prefix="collect"):
-        s = self.stats
-        parts = ["%s: received=%d accepted=%d stored_slots=%d duplicate_frames=%d "
-                 "duplicate_slots=%d rejected=%d acks_sent=%d"
-                 % (prefix, s["received"], s["accepted"], s["stored_slots"],
-                    s["duplicate_frames"], s["duplicate_slots"], s["rejected"], s["acks_sent"])]
-        for k in sorted(s):
-            if k.startswith("rejected.") or k.startswith("rejected_slots.") or k == R_SLOT_CONFLICT:
-                parts.append("%s=%d" % (k, s[k]))
-        return " ".join(parts)
+        return format_stats(self.stats, prefix)
+
+
+def format_stats(s, prefix="collect"):
+    """The stats line: fixed counters first, then every rejection reason seen."""
+    parts = ["%s: received=%d accepted=%d stored_slots=%d duplicate_frames=%d "
+             "duplicate_slots=%d rejected=%d acks_sent=%d batches=%d"
+             % (prefix, s["received"], s["accepted"], s["stored_slots"],
+                s["duplicate_frames"], s["duplicate_slots"], s["rejected"], s["acks_sent"],
+                s["batches"])]
+    for k in sorted(s):
+        if k.startswith("rejected.") or k.startswith("rejected_slots.") or k in (
+                R_SLOT_CONFLICT, "store_errors"):
+            parts.append("%s=%d" % (k, s[k]))
+    return " ".join(parts)

@@ -3,19 +3,111 @@
 asyncio's datagram transport reads one datagram per loop turn; this server instead reads
 every datagram the socket holds (up to `max_batch`) when it becomes readable, so a burst
 is verified and committed in one transaction and only then acknowledged.
+
+With `workers` > 1 the pipeline runs in that many forked worker processes, each with its
+own SQLite connection (WAL lets them take turns writing): the server only reads datagrams
+and routes each one by its device id, so all frames of a device meet the same replay
+window, in arrival order. Workers send their acks from the inherited socket.
 """
 import asyncio
+import collections
+import multiprocessing
+import os
 import signal
 import socket
 import sys
+
+import cbor2
 
 DEFAULT_MAX_BATCH = 4096
 RECV_SIZE = 4096  # a datagram longer than wire.MAX_FRAME is still read whole to reject it
 
 
+def route(data, n):
+    """Worker index for a datagram: by device id when the header has one, else 0."""
+    try:
+        dev = cbor2.loads(data)[1][1]
+    except Exception:
+        return 0
+    return dev % n if type(dev) is int and dev >= 0 else 0
+
+
+def _send_acks(sock, replies, log):
+    for addr, ack in replies:
+        try:
+            sock.sendto(ack, addr)
+        except OSError as e:
+            log("collect: ack to %s failed: %s" % (addr, e))
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _worker_main(conn, sock, make_ingest, keyfile, index):
+    """One worker process: batches in over the pipe, per-batch counters back."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    ing = make_ingest()
+    prefix = "collect[%d]: " % index
+    ing.log = lambda m: _log(prefix + m)
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:
+                break
+            if msg is None:
+                break
+            if msg == "tick":
+                ing.log_budget = 50
+                continue
+            if keyfile is not None:  # before every batch, and on "keys" from the server
+                r = keyfile.maybe_reload()
+                if r is True:
+                    _log(prefix + "keys reloaded (%d keys)" % len(keyfile.keyring))
+                elif r is not None:
+                    _log(prefix + "keys file not reloaded, keeping the previous keys: %s" % r)
+            if msg == "keys":
+                continue
+            # Coalesce: everything the server routed here meanwhile joins this batch (one
+            # transaction), so batches grow with load as they do without workers.
+            stop = False
+            while len(msg) < DEFAULT_MAX_BATCH and conn.poll():
+                more = conn.recv()
+                if more is None:
+                    stop = True
+                    break
+                if type(more) is list:
+                    msg = msg + more
+                elif more == "tick":
+                    ing.log_budget = 50
+                else:
+                    keyfile is not None and keyfile.maybe_reload()
+            before = collections.Counter(ing.stats)
+            try:
+                replies = ing.process(msg)
+            except Exception as e:  # the store failed: nothing acked, devices resend
+                _log(prefix + "batch of %d not stored (%s: %s)" % (len(msg), type(e).__name__, e))
+                conn.send({"store_errors": 1})
+                continue
+            _send_acks(sock, replies, _log)
+            delta = collections.Counter(ing.stats)
+            delta.subtract(before)
+            conn.send({k: v for k, v in delta.items() if v})
+            if stop:
+                break
+    finally:
+        ing.store.close()
+        conn.close()
+
+
 class CollectorServer:
+    """ingest: an Ingest (workers == 1) or a callable building one inside each worker."""
+
     def __init__(self, ingest, host, port, keyfile=None, stats_interval=60.0,
-                 max_batch=DEFAULT_MAX_BATCH, err=None):
+                 max_batch=DEFAULT_MAX_BATCH, err=None, workers=1):
         self.ingest = ingest
         self.keyfile = keyfile
         self.stats_interval = stats_interval
@@ -31,10 +123,47 @@ class CollectorServer:
         self.sock.setblocking(False)
         self.address = self.sock.getsockname()
         self._stop = None
-        self.store_errors = 0
+        self.workers = []
+        self.nworkers = workers
+        self.stats = collections.Counter()  # workers > 1: sums of the workers' counters
 
     def log(self, msg):
         print(msg, file=self.err, flush=True)
+
+    # ------------------------------------------------------------------ workers
+
+    def _start_workers(self):
+        ctx = multiprocessing.get_context("fork")
+        for i in range(self.nworkers):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_worker_main, args=(child, self.sock, self.ingest,
+                                                       self.keyfile, i), daemon=True)
+            p.start()
+            child.close()
+            self.workers.append((p, parent))
+
+    def _on_worker(self, conn):
+        try:
+            while conn.poll():
+                self.stats.update(conn.recv())
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(conn.fileno())
+
+    def _stop_workers(self):
+        for p, conn in self.workers:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for p, conn in self.workers:
+            try:
+                while True:
+                    self.stats.update(conn.recv())
+            except (EOFError, OSError):
+                pass
+            p.join(30)
+
+    # ------------------------------------------------------------------ datagrams
 
     def _on_readable(self):
         batch = []
@@ -46,28 +175,43 @@ class CollectorServer:
             pass
         except OSError as e:  # e.g. ICMP port unreachable reported on a later recv
             self.log("collect: recv error %s" % e)
-        if batch:
+        if not batch:
+            return
+        if not self.workers:
             self._run_batch(batch)
+            return
+        n = len(self.workers)
+        parts = [[] for _ in range(n)]
+        for item in batch:
+            parts[route(item[0], n)].append(item)
+        for (p, conn), part in zip(self.workers, parts):
+            if part:
+                conn.send(part)
 
     def _run_batch(self, batch):
         try:
             replies = self.ingest.process(batch)
         except Exception as e:  # the store failed: nothing was acked, devices will resend
-            self.store_errors += 1
+            self.stats["store_errors"] += 1
             self.log("collect: batch of %d not stored (%s: %s)" % (len(batch), type(e).__name__, e))
             return
-        send = self.sock.sendto
-        for addr, ack in replies:
-            try:
-                send(ack, addr)
-            except OSError as e:
-                self.log("collect: ack to %s failed: %s" % (addr, e))
+        _send_acks(self.sock, replies, self.log)
+
+    def stats_line(self, prefix="collect"):
+        if self.workers:
+            from host_tools.collector.ingest import format_stats
+
+            return format_stats(self.stats, prefix)
+        return self.ingest.stats_line(prefix)
 
     def _tick(self):
         loop = asyncio.get_running_loop()
-        self.log(self.ingest.stats_line())
-        self.ingest.log_budget = 50
-        self._maybe_reload_keys()
+        self.log(self.stats_line())
+        if self.workers:
+            for p, conn in self.workers:
+                conn.send("tick")
+        else:
+            self.ingest.log_budget = 50
         self._tick_handle = loop.call_later(self.stats_interval, self._tick)
 
     def _maybe_reload_keys(self):
@@ -76,18 +220,27 @@ class CollectorServer:
         r = self.keyfile.maybe_reload()
         if r is True:
             self.log("collect: keys reloaded (%d keys)" % len(self.keyfile.keyring))
+            for p, conn in self.workers:
+                conn.send("keys")
         elif r is not None:
             self.log("collect: keys file not reloaded, keeping the previous keys: %s" % r)
+
+    def _poll_keys(self):
+        self._maybe_reload_keys()
+        self._key_poll = asyncio.get_running_loop().call_later(1.0, self._poll_keys)
 
     async def serve(self, ready=None):
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        if self.nworkers > 1:
+            self._start_workers()
+            for p, conn in self.workers:
+                loop.add_reader(conn.fileno(), self._on_worker, conn)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
-        if self.keyfile is not None:
-            loop.add_signal_handler(signal.SIGHUP, self._maybe_reload_keys)
-            # Rotation without a signal: check the keys file's mtime every second.
-            self._key_poll = loop.call_later(1.0, self._poll_keys)
+        loop.add_signal_handler(signal.SIGHUP, self._maybe_reload_keys)
+        # Rotation without a signal: the keys file's mtime is checked every second.
+        self._key_poll = loop.call_later(1.0, self._poll_keys)
         loop.add_reader(self.sock.fileno(), self._on_readable)
         self._tick_handle = loop.call_later(self.stats_interval, self._tick)
         if ready is not None:
@@ -97,19 +250,28 @@ class CollectorServer:
         finally:
             loop.remove_reader(self.sock.fileno())
             self._tick_handle.cancel()
-            if self.keyfile is not None:
-                self._key_poll.cancel()
+            self._key_poll.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             # Datagrams that arrived before the signal are still stored and acked.
             self._on_readable()
+            if self.workers:
+                for p, conn in self.workers:
+                    loop.remove_reader(conn.fileno())
+                self._stop_workers()
             self.sock.close()
-            self.log(self.ingest.stats_line("collect: final"))
-
-    def _poll_keys(self):
-        self._maybe_reload_keys()
-        self._key_poll = asyncio.get_running_loop().call_later(1.0, self._poll_keys)
+            self.log(self.stats_line("collect: final"))
 
     def stop(self):
         if self._stop is not None:
             self._stop.set()
+
+
+def worker_count(text):
+    """--workers value: a positive int or 'auto' (one per CPU, at most 4)."""
+    if text == "auto":
+        return max(1, min(4, os.cpu_count() or 1))
+    n = int(text)
+    if n < 1:
+        raise ValueError("--workers must be >= 1")
+    return n

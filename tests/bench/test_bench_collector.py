@@ -9,6 +9,7 @@ once and only its results are checked.
 import hashlib
 import hmac
 import itertools
+import os
 import socket
 import time
 
@@ -17,7 +18,7 @@ import pytest
 
 from edge import frame as fr
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
-from host_tools.collector import ingest, keys, store
+from host_tools.collector import ingest, keys, store, wire
 
 KEY = bytes(range(32))
 NOW = 1780000000.0
@@ -37,9 +38,11 @@ def make_batch(encoders, seq, n=BATCH):
             for i in range(n)]
 
 
-def baseline_fps(frames, repeat=3):
+def baseline_fps(frames, repeat=5):
+    """Median rate of the bare decode+verify loop (the machine may be shared: median, like
+    the cases themselves, not best)."""
     h0 = hmac.new(KEY, digestmod=hashlib.sha256)
-    best = None
+    times = []
     for _ in range(repeat):
         t = time.perf_counter()
         for f in frames:
@@ -47,9 +50,28 @@ def baseline_fps(frames, repeat=3):
             h = h0.copy()
             h.update(f[:-8])
             hmac.compare_digest(h.digest()[:8], f[-8:])
-        dt = time.perf_counter() - t
-        best = dt if best is None else min(best, dt)
-    return len(frames) / best
+        times.append(time.perf_counter() - t)
+    return len(frames) / sorted(times)[len(times) // 2]
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process and its live children (Linux /proc), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / tick
 
 
 def new_ingest(tmp_path, name):
@@ -62,7 +84,7 @@ def report(benchmark, frames_per_round, base, label):
     stats = benchmark.stats.stats if benchmark.stats else None
     if stats is None or not stats.data:
         return
-    fps = frames_per_round / stats.min  # best round against the best baseline loop
+    fps = frames_per_round / stats.median
     benchmark.extra_info.update(frames_per_s=round(fps), baseline_frames_per_s=round(base),
                                 ratio_to_baseline=round(fps / base, 3))
     print("\n%s: %.0f frames/s = %.2f x baseline (cbor2.loads+hmac %.0f frames/s)"
@@ -80,11 +102,14 @@ def test_bench_batched(benchmark, encoders, tmp_path):
         frames = pool.pop() if pool else make_batch(encoders, 100 + next(seqs))
         return ([(f, ("127.0.0.1", 9)) for f in frames],), {}
 
+    c0 = time.process_time()
     replies = benchmark.pedantic(ing.process, setup=setup, rounds=10, iterations=1)
+    cpu_us = (time.process_time() - c0) / (len(benchmark.stats.stats.data) if benchmark.stats else 1) / BATCH * 1e6
     assert len(replies) == BATCH
     assert st.count_values() == st.count_frames() and st.count_frames() % BATCH == 0
     assert ing.stats["rejected"] == 0
     report(benchmark, BATCH, base, "batched, %d frames per transaction" % BATCH)
+    print("  CPU %.1f us/frame incl. setup (frame encoding excluded: pre-built)" % cpu_us)
     st.close()
 
 
@@ -148,4 +173,70 @@ def test_bench_udp_loopback(benchmark, encoders, tmp_path):
     report(benchmark, 500, base, "UDP loopback drain, 500 datagrams per batch")
     srv.close()
     cli.close()
+    st.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_server_subprocess(benchmark, encoders, tmp_path, workers):
+    """`smeter collect --workers N` as a real process: frames in over UDP until all are acked
+    (all 5,000 of a round sent at once, like many devices after an outage)."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    keyfile = str(tmp_path / "keys.json")
+    keys.write_keys(keyfile, [(d, 0, KEY) for d in range(DEVICES)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host_tools.cli", "collect", "--db", str(tmp_path / "srv.db"),
+         "--listen", "127.0.0.1:0", "--keys", keyfile, "--workers", str(workers),
+         "--future-tolerance", "999999999", "--backfill-days", "99999"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
+        cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        cli.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        cli.bind(("127.0.0.1", 0))
+        cli.settimeout(10)
+        per_round = 5000
+        seqs = itertools.count(0)
+        base = baseline_fps(make_batch(encoders, 0))
+
+        def setup():
+            s = next(seqs) * (per_round // DEVICES)
+            frames = []
+            for k in range(per_round // DEVICES):
+                frames += make_batch(encoders, s + k)
+            return (frames,), {}
+
+        def blast(frames):
+            sent = acked = 0
+            while acked < len(frames):
+                while sent < len(frames) and sent - acked < 5000:
+                    cli.sendto(frames[sent], ("127.0.0.1", port))
+                    sent += 1
+                # one ack per device and batch may list several seqs
+                acked += len(wire.parse_ack(cli.recv(4096))[3])
+            return acked
+
+        cpu0 = cpu_seconds(proc.pid)
+        assert benchmark.pedantic(blast, setup=setup, rounds=3, iterations=1) == per_round
+        cpu = cpu_seconds(proc.pid) - cpu0
+        rounds = len(benchmark.stats.stats.data) if benchmark.stats else 1
+        us = cpu / (rounds * per_round) * 1e6
+        benchmark.extra_info["collector_cpu_us_per_frame"] = round(us, 1)
+        report(benchmark, per_round, base, "smeter collect --workers %d over UDP" % workers)
+        print("  collector CPU %.1f us/frame (all its processes) = %.0f frames per CPU-second"
+              % (us, 1e6 / us if us else 0))
+        cli.close()
+    finally:
+        proc.send_signal(__import__("signal").SIGTERM)
+        out = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 0, out
+    assert "rejected=0" in out, out
+    print("  " + out.strip().splitlines()[-1])
+    st = store.Store(str(tmp_path / "srv.db"), readonly=True)
+    assert st.count_frames() == st.count_values() and st.count_frames() % per_round == 0
     st.close()

@@ -86,8 +86,9 @@ def last_slot():
 
 
 @pytest.mark.slow
-def test_collect_end_to_end(tmp_path):
-    c = Collector(tmp_path, "--stats-interval", "0.3", "--window", "16")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_collect_end_to_end(tmp_path, workers):
+    c = Collector(tmp_path, "--stats-interval", "0.3", "--window", "16", "--workers", workers)
     try:
         s = last_slot()
         enc = fr.FrameEncoder(10, KEY10, 0)
@@ -109,7 +110,7 @@ def test_collect_end_to_end(tmp_path):
         c.wait_for("rejected=")  # periodic stats line
         # key rotation by rewriting the keys file: key_no 1 verifies without a restart
         keys.write_keys(c.keys, [(10, 0, KEY10), (10, 1, KEY10B), (11, 0, KEY11)])
-        c.wait_for("keys reloaded")
+        c.wait_for("collect: keys reloaded")
         assert c.send(fr.FrameEncoder(10, KEY10B, 1).encode(101, [[s, 7, 0, 0]]))[0].seqs == [101]
         # a burst is stored in one batch and every frame acked
         burst = [enc.encode(200 + i, [[s - 40 + i, i, 0, 0]]) for i in range(30)]
