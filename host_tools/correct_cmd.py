@@ -98,8 +98,9 @@ def run(args):
         results = correction.correct(data, rules, args.pattern, args.plan_basis, timings)
         t3 = time.perf_counter()
         _log("corrected %d day(s), pattern %d: baselines/inputs %.3f s, correction %.3f s, "
-             "total %.3f s" % (len(results), args.pattern, timings.get("prepare_s", 0),
-                               timings.get("correct_s", 0), t3 - t2))
+             "BG sums %.3f s, total %.3f s" % (
+                 len(results), args.pattern, timings.get("prepare_s", 0),
+                 timings.get("correct_s", 0), timings.get("bg_s", 0), t3 - t2))
     except LoadError as exc:
         _log("smeter correct: %s" % exc)
         return 1

@@ -130,3 +130,16 @@ def test_generated_bg_tables_are_consistent():
     after = np.abs(res.imbalance).sum(axis=1)
     assert (after[~demand] < before[~demand]).all()
     assert after.sum() < before.sum()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_bg_sums_exact_on_both_paths(seed, huge):
+    rng = np.random.default_rng(seed)
+    n, nb = 50, 4
+    hi = 2**56 if huge else MAX_WH  # huge: sums beyond 2**53 (int64 path), below 2**63
+    values = rng.integers(0, hi, (n, 48))
+    codes = rng.integers(0, nb, n)
+    want = np.zeros((nb, 48), np.int64)
+    np.add.at(want, codes, values)
+    assert (correction._sum_rows_by(values, codes, nb) == want).all()
