@@ -181,3 +181,30 @@ def test_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["collect", "--help"])
     assert e.value.code == 0 and "速報値" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_simulated_clock(tmp_path):
+    """--clock: arrival times, slot windows and key validity follow the shared simulated clock."""
+    from host_tools.emulator.simclock import SimClock, parse_start
+
+    start_ms = parse_start("2026-06-01T10:00")  # JST, edge ms; frozen (speed 0)
+    clock = SimClock.create(str(tmp_path / "clock"), start_ms, 0)
+    c = Collector(tmp_path, "--clock", str(tmp_path / "clock"))
+    try:
+        slot = start_ms // 1000 // SLOT_SECONDS - 1  # 09:30-10:00 JST, just closed
+        enc = fr.FrameEncoder(10, KEY10, 0)
+        assert c.send(enc.encode(1, [[slot, 5, 0, 0]]))[0].seqs == [1]
+        # a slot closing an hour after the simulated now is refused, whatever the wall clock
+        assert c.send(enc.encode(2, [[slot + 2, 5, 0, 0]]), 0.3) == []
+        clock.set(sim_ms=start_ms + 3 * 3600 * 1000)
+        assert c.send(enc.encode(3, [[slot + 2, 6, 0, 0]]))[0].seqs == [3]
+    finally:
+        rc, final = c.stop()
+    assert rc == 0 and "rejected.slot_in_future=1" in final
+    st = store.Store(c.db, readonly=True)
+    rows = st.slot_values(10)
+    unix0 = start_ms // 1000 + EDGE_EPOCH_UNIX
+    assert [(r.slot, r.arrived_ms, r.delay_ms) for r in rows] == [
+        (slot, unix0 * 1000, 0), (slot + 2, (unix0 + 3 * 3600) * 1000, 2 * 3600 * 1000)]
+    st.close()
