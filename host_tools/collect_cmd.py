@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+EXIT_FAILED = 1  # a worker process died
 EXIT_USAGE = 2
 
 DESCRIPTION = """\
@@ -154,4 +155,4 @@ def run(args):
     finally:
         if st is not None:
             st.close()
-    return 0
+    return EXIT_FAILED if srv.failed else 0

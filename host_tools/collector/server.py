@@ -123,6 +123,7 @@ class CollectorServer:
         self.sock.setblocking(False)
         self.address = self.sock.getsockname()
         self._stop = None
+        self.failed = False  # a worker died; the command exits non-zero
         self.workers = []
         self.nworkers = workers
         self.stats = collections.Counter()  # workers > 1: sums of the workers' counters
@@ -148,6 +149,10 @@ class CollectorServer:
                 self.stats.update(conn.recv())
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(conn.fileno())
+            if not self._stop.is_set():
+                self.log("collect: a worker exited unexpectedly; stopping")
+                self.failed = True
+                self._stop.set()
 
     def _stop_workers(self):
         for p, conn in self.workers:
@@ -184,9 +189,14 @@ class CollectorServer:
         parts = [[] for _ in range(n)]
         for item in batch:
             parts[route(item[0], n)].append(item)
-        for (p, conn), part in zip(self.workers, parts):
+        for i, ((p, conn), part) in enumerate(zip(self.workers, parts)):
             if part:
-                conn.send(part)
+                try:
+                    conn.send(part)
+                except OSError as e:  # the worker died: stop rather than drop frames silently
+                    self.log("collect: worker %d gone (%s); stopping" % (i, e))
+                    self.failed = True
+                    self._stop.set()
 
     def _run_batch(self, batch):
         try:
@@ -254,7 +264,8 @@ class CollectorServer:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             # Datagrams that arrived before the signal are still stored and acked.
-            self._on_readable()
+            if not self.failed:
+                self._on_readable()
             if self.workers:
                 for p, conn in self.workers:
                     loop.remove_reader(conn.fileno())

@@ -208,3 +208,15 @@ def test_simulated_clock(tmp_path):
     assert [(r.slot, r.arrived_ms, r.delay_ms) for r in rows] == [
         (slot, unix0 * 1000, 0), (slot + 2, (unix0 + 3 * 3600) * 1000, 2 * 3600 * 1000)]
     st.close()
+
+
+@pytest.mark.slow
+def test_dead_worker_stops_the_collector(tmp_path):
+    c = Collector(tmp_path, "--workers", "2")
+    with open("/proc/%d/task/%d/children" % (c.proc.pid, c.proc.pid)) as f:
+        workers = [int(p) for p in f.read().split()]
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGKILL)
+    assert c.proc.wait(timeout=15) == 1
+    c.wait_for("worker exited unexpectedly")
+    c.sock.close()
