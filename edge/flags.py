@@ -15,20 +15,6 @@ A slot is never silently wrong: anything that makes its value doubtful sets a bi
 Bit values are part of the wire format (docs/integrator.md); never renumber them.
 """
 from edge.compat import const
-from edge.errors import EdgeError
-
-
-class FlagError(EdgeError):
-    kind = "flags"
-
-    def __init__(self, message, detail=None):
-        # EdgeError.__init__ calls Exception.__init__, which MicroPython lacks; remove this
-        # override once edge/errors.py uses super().
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
-
-
 PARTIAL = const(1)
 MISSING = const(2)
 RESET = const(4)
@@ -52,7 +38,7 @@ def names(flags):
 
 
 def parse(text):
-    """'partial|clock_step' -> bits; raises FlagError on an unknown name."""
+    """'partial|clock_step' -> bits, or -1 if a name is unknown."""
     bits = 0
     if not text:
         return 0
@@ -62,5 +48,5 @@ def parse(text):
         elif part.startswith("bit") and part[3:].isdigit():
             bits |= 1 << int(part[3:])
         else:
-            raise FlagError("unknown flag name %r" % (part,))
+            return -1
     return bits

@@ -7,19 +7,8 @@ absolute number fits a small int for centuries and is what travels on the wire; 
 calendar form is only for people and reports.
 """
 from edge.compat import const
-from edge.errors import EdgeError
 from edge.timebase import SLOT_SECONDS, SLOTS_PER_DAY
 
-
-
-class SlotError(EdgeError):
-    kind = "slot"
-
-    def __init__(self, message, detail=None):
-        # See edge/flags.py FlagError: EdgeError.__init__ fails on MicroPython.
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
 
 
 _SLOT_S = const(1800)
@@ -49,9 +38,7 @@ def day_of(slot):
 
 
 def slot_from_day(day, slot_of_day_1):
-    """Absolute slot number of slot 1..48 of JST day `day`."""
-    if slot_of_day_1 < 1 or slot_of_day_1 > _PER_DAY:
-        raise SlotError("slot of day must be 1..48")
+    """Absolute slot number of slot 1..48 of JST day `day` (the caller checks the range)."""
     return day * _PER_DAY + slot_of_day_1 - 1
 
 

@@ -1,7 +1,6 @@
 """JST slot numbering and calendar conversion (edge/slots.py)."""
 from edge import slots
 from edge.flags import CLOCK_STEP, PARTIAL, names, parse
-from edge.errors import EdgeError
 
 
 def test_epoch_day_is_2020_01_01_slot_1():
@@ -39,25 +38,10 @@ def test_round_trip_many_days():
         assert 1 <= m <= 12 and 1 <= d <= 31
 
 
-def test_slot_from_day_rejects_out_of_range():
-    for bad in (0, 49):
-        try:
-            slots.slot_from_day(0, bad)
-        except EdgeError:
-            pass
-        else:
-            assert False, bad
-
-
 def test_flag_names_round_trip():
     assert names(0) == ""
     assert names(PARTIAL | CLOCK_STEP) == "partial|clock_step"
     assert parse("partial|clock_step") == PARTIAL | CLOCK_STEP
     for bits in range(64):
         assert parse(names(bits)) == bits
-    try:
-        parse("bogus")
-    except EdgeError as e:
-        assert e.kind == "flags"
-    else:
-        assert False
+    assert parse("bogus") == -1 and parse("partial|bogus") == -1
