@@ -64,6 +64,24 @@ _FRAME_FIXED = const(40)  # frame bytes besides records (header, seq, status, ta
 _REC_MAX = const(12)  # worst record size (docs/frames.md)
 
 
+_PROFILE_KEYS = ("id", "max_payload", "payload_modes", "ropt", "erxudp_fields", "event_side",
+                 "sendto_side", "timing_ms")
+
+
+def _trim_profile(profile, cap):
+    """The module profile without its documentation strings, and its payload limit capped at
+    the largest frame this agent sends: the driver sizes its line buffer from max_payload
+    (2x for hex lines), and the collector's acks are tiny. Saves RAM on a small board."""
+    p = {}
+    for k in _PROFILE_KEYS:
+        if k in profile:
+            p[k] = profile[k]
+    mp = profile.get("max_payload")
+    if isinstance(mp, int) and mp > cap:
+        p["max_payload"] = cap
+    return p
+
+
 class Agent:
     """One metered device and its uplink. `cfg` comes from edge.config.validate(); `map_obj`
     is the parsed register map, `profile` the parsed Wi-SUN module profile, `storage` the
@@ -106,13 +124,13 @@ class Agent:
         self.device_id = cfg["device_id"]
         self.mac = HmacSha256(cfg["key"])
         self.enc = FrameEncoder(self.device_id, self.mac, cfg["key_no"])
-        self.wisun = WisunDriver(profile, wisun_driver_config(cfg))
         up = cfg["uplink"]
         self.max_batch = up["max_batch"]
         self.ack_timeout_ms = up["ack_timeout_ms"]
         self.retry_ms = up["retry_ms"]
-        n = _FRAME_FIXED + _REC_MAX * self.max_batch
-        self.max_payload = self.wisun.max_payload if self.wisun.max_payload < n else n
+        self.wisun = WisunDriver(_trim_profile(profile, _FRAME_FIXED + _REC_MAX * self.max_batch),
+                                 wisun_driver_config(cfg))
+        self.max_payload = self.wisun.max_payload
         self.fbuf = bytearray(self.max_payload)
         self.clock_synced = cfg["clock_synced"]
         self.phase = UP_IDLE

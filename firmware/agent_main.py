@@ -226,6 +226,25 @@ def open_serial(path_or_uart, baud=9600):
     return uart_lines.StreamPort(f)
 
 
+class PaddedFlashStore(flash_store.FlashStore):
+    """FlashStore whose write() pads a gap before `offset` in small zero blocks: the base
+    class pads with one bytes(gap) allocation, which for the slot ring's first record near
+    the end of the file is several KB at once (a MemoryError in a 32 KB heap)."""
+
+    _ZERO = bytes(128)
+
+    def write(self, name, offset, data):
+        f = self._open(name, True)
+        end = f.seek(0, 2)
+        z = self._ZERO
+        while end < offset:
+            n = offset - end
+            f.write(z if n >= len(z) else z[:n])
+            end += len(z) if n >= len(z) else n
+        f.seek(offset)
+        f.write(data)
+
+
 # ---- the loop ----------------------------------------------------------------------------
 
 
@@ -247,6 +266,19 @@ class Runner:
         self.status_every_s = status_every_s
         self.stop_at = stop_at  # edge second at which to stop (tests, demo); None: never
         self.running = True
+        self.mem_free_min = -1  # lowest free heap seen by the status task (MicroPython)
+
+    async def guarded(self, name, body):
+        """Run a task body forever: an unexpected error (MemoryError on a tight heap, a bug)
+        is counted as fault `internal_<name>` and the task starts over; the agent never exits."""
+        while self.running:
+            try:
+                await body()
+            except Exception as e:
+                gc.collect()
+                s, ms = self.clock.now()
+                self.agent.log.fault("internal_" + name, s, type(e).__name__)
+                await sleep_ms(100)
 
     async def meter_task(self):
         a = self.agent
@@ -310,6 +342,7 @@ class Runner:
         every = self.status_every_s * 1000
         since = every
         while self.running:
+            self._sample_heap()
             if since >= every:
                 since = 0
                 s, ms = self.clock.now()
@@ -326,10 +359,19 @@ class Runner:
         if self.status_file:
             self.write_status()
 
+    def _sample_heap(self):
+        if hasattr(gc, "mem_free"):
+            f = gc.mem_free()
+            if self.mem_free_min < 0 or f < self.mem_free_min:
+                self.mem_free_min = f
+
     def write_status(self):
         s, ms = self.clock.now()
         st = self.agent.status(s)
         st["wall_ms"] = _wall_ms()
+        if hasattr(gc, "mem_free"):
+            st["mem_free"] = gc.mem_free()
+            st["mem_free_min"] = self.mem_free_min
         tmp = self.status_file + ".tmp"
         try:
             with open(tmp, "w") as f:
@@ -341,8 +383,9 @@ class Runner:
             pass  # status is best effort; metering never depends on it
 
     async def run(self):
-        tasks = [asyncio.create_task(self.meter_task()), asyncio.create_task(self.radio_task()),
-                 asyncio.create_task(self.status_task())]
+        tasks = [asyncio.create_task(self.guarded("meter", self.meter_task)),
+                 asyncio.create_task(self.guarded("radio", self.radio_task)),
+                 asyncio.create_task(self.guarded("status", self.status_task))]
         while self.running:
             await sleep_ms(50)
         await sleep_ms(600)
@@ -353,7 +396,7 @@ class Runner:
         c = st["counters"]
         self.agent.log.line(s, "stop", "polls", c["polls"], "faults", c["faults"],
                             "slots", c["slots_closed"], "acked", c["frames_acked"],
-                            "queue", st["queue_depth"])
+                            "queue", st["queue_depth"], "mem_free_min", self.mem_free_min)
 
 
 def _errname(e):
@@ -420,7 +463,7 @@ def build(config_path, storage_factory=None, sink=emit, t=0):
         data_dir = _dirname(config_path) + "/" + data_dir
         cfg["data_dir"] = data_dir
     if storage_factory is None:
-        storage_factory = flash_store.FlashStore
+        storage_factory = PaddedFlashStore
     storage = storage_factory(data_dir)
     agent = Agent(cfg, map_obj, profile, storage, sink, t)
     return cfg, agent
@@ -432,7 +475,8 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
     if clock is None:
         clock = SystemClock()
     if data_heap:
-        _limit_heap(data_heap)
+        free = _limit_heap(data_heap)
+        emit("t=%d ev=heap_limited free=%d" % (clock.now()[0], free))
     s, ms = clock.now()
     try:
         cfg, agent = build(config_path, t=s)
@@ -462,14 +506,27 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
 
 
 def _limit_heap(nbytes):
-    """Leave only `nbytes` of free heap (a board with frozen code and that much RAM): the
-    unix port keeps imported bytecode in the heap, a board keeps it in flash."""
+    """Leave exactly `nbytes` of free heap, in one piece, like a board whose code is frozen in
+    flash: the unix port keeps imported bytecode in its heap, a board does not. Reserve the
+    budget, fill every other free byte (the holes the imports left, then the rest) with
+    ballast, release the reserve. Returns the free heap afterwards."""
+    if not hasattr(gc, "mem_free"):
+        return -1
     gc.collect()
-    free = gc.mem_free() if hasattr(gc, "mem_free") else 0
-    if free > nbytes:
-        global _BALLAST
-        _BALLAST = bytearray(free - nbytes)
-        gc.collect()
+    slots = [None] * 2048
+    reserve = bytearray(nbytes)
+    i = 0
+    chunk = 65536
+    while chunk >= 16 and i < len(slots):
+        try:
+            slots[i] = bytearray(chunk)
+            i += 1
+        except MemoryError:
+            chunk //= 2
+    _BALLAST[0] = slots  # never freed
+    reserve = None
+    gc.collect()
+    return gc.mem_free()
 
 
-_BALLAST = None
+_BALLAST = [None]
