@@ -1,0 +1,44 @@
+"""Integrator step: one 1 s sample (power + both registers), steady state.
+
+`pytest tests/bench/test_bench_integrator.py --benchmark-enable` measures; the suite runs it
+once with benchmarks disabled."""
+from edge.integrator import REC_LEN, Integrator
+from edge.reading import (
+    HAS_EXPORT, HAS_IMPORT, HAS_POWER, R_EXP_EXP, R_IMP_EXP, R_IMP_LO, R_POWER, R_POWER_EXP,
+    R_PRESENT, new_reading,
+)
+
+DAY = 2326 * 86400
+
+
+def _setup(present):
+    it = Integrator()
+    r = new_reading()
+    r[R_PRESENT] = present
+    r[R_POWER] = -25000
+    r[R_POWER_EXP] = -1
+    r[R_IMP_EXP] = -3
+    r[R_EXP_EXP] = -3
+    out = [0] * REC_LEN
+    state = [DAY]
+    it.feed(r, DAY, 0, out)
+    return it, r, out, state
+
+
+def _step(it, r, out, state):
+    state[0] += 1
+    r[R_POWER] = -25000 + (state[0] & 63)
+    r[R_IMP_LO] = (r[R_IMP_LO] + 1) & 0xFFFF
+    return it.feed(r, state[0], 0, out)
+
+
+def test_bench_integrator_step_power_only(benchmark):
+    it, r, out, state = _setup(HAS_POWER)
+    benchmark(_step, it, r, out, state)
+    assert it.open_slot() == state[0] // 1800
+
+
+def test_bench_integrator_step_power_and_registers(benchmark):
+    it, r, out, state = _setup(HAS_POWER | HAS_IMPORT | HAS_EXPORT)
+    benchmark(_step, it, r, out, state)
+    assert it.open_slot() == state[0] // 1800
