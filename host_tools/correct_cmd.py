@@ -1,5 +1,4 @@
 """`smeter correct`: imbalance correction for device-point adjustment (patterns 1/2/3)."""
-import os
 import sys
 import time
 

@@ -36,7 +36,7 @@ import numpy as np
 from host_tools.tso import baseline as bl
 from host_tools.tso.config import plan_basis as basis_of
 from host_tools.tso.errors import Problem, TsoError, raise_if
-from host_tools.tso.model import BG_DEMAND, POINT_DEVICE, SLOTS
+from host_tools.tso.model import SLOTS
 from host_tools.tso.rounding import largest_remainder
 
 MICRO = 1000000
@@ -398,6 +398,3 @@ def result_columns(data, results):
             cols[k + "_wh"].append(getattr(res, k).reshape(-1))
     return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in cols.items()}
 
-
-def is_demand(data):
-    return data.bgs["kind"] == BG_DEMAND

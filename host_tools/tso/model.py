@@ -244,13 +244,20 @@ def _find(directory, name):
 
 
 def _read(path, schema):
+    """One table file -> dict of numpy columns; any damage becomes a LoadError."""
+    try:
+        return _read_table(path, schema)
+    except LoadError:
+        raise
+    except (pa.ArrowException, OSError, UnicodeError, ValueError, TypeError) as exc:
+        raise LoadError("%s: %s: %s" % (path, type(exc).__name__, exc)) from None
+
+
+def _read_table(path, schema):
     types = {col: typ for col, typ, _ in schema}
     if path.endswith(".csv"):
-        try:
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types=types, strings_can_be_null=False))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise LoadError("%s: %s" % (path, exc)) from None
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types=types, strings_can_be_null=False))
     else:
         table = pq.read_table(path)
     missing = [c for c, _, req in schema if req and c not in table.column_names]

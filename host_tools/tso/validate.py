@@ -44,9 +44,10 @@ def check(data, rules):
         ["%s->%s" % (r, b) for r, b in zip(rid[dem < 0], res["demand_bg"][dem < 0])])
     add("unknown_bg", "resources naming a generation BG that does not exist",
         ["%s->%s" % (r, b) for r, b in zip(rid[gen == -2], res["generation_bg"][gen == -2])])
-    bad = (dem >= 0) & (kinds[np.maximum(dem, 0)] != BG_DEMAND)
+    kind_of = np.append(kinds, "")  # "" for codes -1/-2 (none / unknown)
+    bad = (dem >= 0) & (kind_of[np.where(dem >= 0, dem, len(kinds))] != BG_DEMAND)
     add("bg_kind_mismatch", "demand_bg is not a demand BG", rid[bad].tolist())
-    bad = (gen >= 0) & (kinds[np.maximum(gen, 0)] != BG_GENERATION)
+    bad = (gen >= 0) & (kind_of[np.where(gen >= 0, gen, len(kinds))] != BG_GENERATION)
     add("bg_kind_mismatch", "generation_bg is not a generation BG", rid[bad].tolist())
     contract = res["gen_contract"]
     add("bad_gen_contract", "gen_contract must be 0 or 1",
@@ -86,12 +87,8 @@ def check(data, rules):
     uniq, counts = np.unique(pair_keys, return_counts=True)
     add("resource_in_two_groups", "resources in more than one group of one list pattern",
         [k.replace("\x1f", ":") for k in uniq[counts > 1]])
-    lp_list = sorted(lp_ids)
-    lp_counts = {lp: 0 for lp in lp_list}
-    lps, counts = np.unique(lp_of_member.astype(str), return_counts=True)
-    lp_counts.update(zip(lps.tolist(), counts.tolist()))
     lp_counts_unique = {}
-    for lp in lps.tolist():
+    for lp in np.unique(lp_of_member.astype(str)).tolist():
         lp_counts_unique[lp] = len(np.unique(r_ok[lp_of_member == lp]))
     add("list_pattern_too_big", "list patterns with more than %d resources"
         % gm["max_resources_per_list_pattern"],

@@ -87,7 +87,6 @@ def test_unknown_and_mismatched_bgs_all_named():
     d = dataset(dem_bgs=["D", "X1", "D", "G", "X2", "D"],
                 gen_bgs=["", "", "G", "", "", "Y"], contracts=[0, 0, 1, 0, 0, 1])
     probs = validate.check(d, RULES)
-    texts = {(p.kind, p.text): p.offenders for p in probs}
     unknown = [o for p in probs if p.kind == "unknown_bg" for o in p.offenders]
     assert unknown == ["R1->X1", "R4->X2", "R5->Y"]
     assert kinds(probs)["bg_kind_mismatch"] == ["R3"]
