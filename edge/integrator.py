@@ -45,13 +45,6 @@ from edge.reading import (
 class IntegratorError(EdgeError):
     kind = "integrator"
 
-    def __init__(self, message, detail=None):
-        # EdgeError.__init__ calls Exception.__init__, which MicroPython lacks; remove this
-        # override once edge/errors.py uses super().
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
-
 
 # Closed-slot record: [abs slot, import Wh, export Wh, flags, power import Wh, power export Wh]
 # (the power columns are the cross-check integral, -1 when the slot had no power samples).

@@ -30,12 +30,6 @@ _E = const(69)
 class ReplayError(EdgeError):
     kind = "replay"
 
-    def __init__(self, message, detail=None):
-        # See edge/flags.py FlagError: EdgeError.__init__ fails on MicroPython.
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
-
 
 def _row(slot, imp, exp, fl):
     return "%s,%d,%s,%s,%s\n" % (slot_iso(slot), slot_of_day(slot), imp, exp, names(fl))
