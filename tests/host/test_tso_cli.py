@@ -78,3 +78,16 @@ def test_help_texts(capsys):
     out = capsys.readouterr().out
     for word in ("--pattern", "送端", "発端", "--resources", "--seed", "--days", "100,000"):
         assert word in out
+
+
+def test_through_the_smeter_entry_point(tmp_path):
+    import subprocess
+    import sys
+    run = lambda *a: subprocess.run([sys.executable, "-m", "host_tools.cli"] + [str(x) for x in a],
+                                    capture_output=True, text=True, timeout=120)
+    gen = run("gen-tso-data", "--resources", 200, "--out", tmp_path / "d", "--format", "csv")
+    assert gen.returncode == 0, gen.stderr
+    cor = run("correct", "--data", tmp_path / "d", "--pattern", 1, "--out", tmp_path / "o.csv")
+    assert cor.returncode == 0, cor.stderr
+    assert "pattern 1, plan basis sending" in cor.stdout
+    assert (tmp_path / "o.csv").read_text().count("\n") > 48
