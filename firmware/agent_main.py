@@ -469,7 +469,8 @@ def build(config_path, storage_factory=None, sink=emit, t=0):
     return cfg, agent
 
 
-def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None, data_heap=None):
+def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None, data_heap=None,
+         clock_synced=None):
     """Run the agent until stop_at (edge seconds) or forever. Returns an exit code: 0 after a
     requested stop, 2 for a configuration error (printed, every bad field named)."""
     if clock is None:
@@ -487,6 +488,8 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
     except (EdgeError, ValueError, OSError) as e:
         emit("t=%d ev=config_error field=- msg=%s" % (s, str(e).replace(" ", "_")))
         return 2
+    if clock_synced is not None:
+        agent.clock_synced = cfg["clock_synced"] and clock_synced
     dev = cfg["device"]
     if meter_port is None:
         if dev["transport"] == "tcp":
@@ -503,6 +506,43 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
     r = Runner(agent, clock, meter_port, radio_port, sf, st["every_s"], stop_at)
     asyncio.run(r.run())
     return 0
+
+
+# ---- boards (firmware/esp32, firmware/rp2) ------------------------------------------------
+
+
+def board_setup(board_path, config_path):
+    """Ports and clock of a board from its hw/boards/*.json (copied to flash as board.json):
+    machine.UART for Modbus RTU and for the Wi-SUN module, the RTC as metering clock.
+    Returns (cfg, clock, meter_port, radio_port, clock_synced)."""
+    import machine
+
+    with open(board_path) as f:
+        board = json.load(f)
+    with open(config_path) as f:
+        cfg = validate(json.load(f))
+    dev = cfg["device"]
+    meter_port = None
+    if dev["transport"] == "rtu":
+        mu = board["modbus_uart"]
+        u = machine.UART(mu["id"], baudrate=dev["baud"], tx=machine.Pin(mu["tx"]),
+                         rx=machine.Pin(mu["rx"]))
+        meter_port = SerialPort(uart_lines.UartPort(u, time.sleep_ms))
+    wu = board["wisun_uart"]
+    w = machine.UART(wu["id"], baudrate=cfg["wisun"]["baud"], tx=machine.Pin(wu["tx"]),
+                     rx=machine.Pin(wu["rx"]))
+    radio_port = uart_lines.UartPort(w, time.sleep_ms)
+    # An RTC that was never set (no battery, no NTP) reads its reset year: frames then say
+    # "clock unsynced" (edge/frame.py ST_CLOCK_UNSYNCED) until someone sets it.
+    synced = machine.RTC().datetime()[0] >= board.get("rtc_valid_from_year", 2024)
+    return cfg, SystemClock(), meter_port, radio_port, synced
+
+
+def run_board(board_path="/board.json", config_path="/config.json"):
+    """Entry point of firmware/<port>/main.py."""
+    cfg, clock, meter_port, radio_port, synced = board_setup(board_path, config_path)
+    return main(config_path, clock=clock, meter_port=meter_port, radio_port=radio_port,
+                clock_synced=synced)
 
 
 def _limit_heap(nbytes):

@@ -1,0 +1,17 @@
+"""ESP32 entry point: the agent on machine.UART (Modbus RTU, Wi-SUN module), the RTC and the
+flash filesystem. Pins come from /board.json (a copy of hw/boards/esp32_devkitc.json or your
+own), settings from /config.json (docs/config.md). Flashing: docs/flashing.md.
+"""
+import agent_main
+
+BOARD = "/board.json"
+CONFIG = "/config.json"
+
+
+def setup():
+    """Ports and clock without running the loop (used by tests/host/test_firmware_boards.py)."""
+    return agent_main.board_setup(BOARD, CONFIG)
+
+
+if __name__ == "__main__":
+    agent_main.run_board(BOARD, CONFIG)
