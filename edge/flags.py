@@ -2,7 +2,8 @@
 
 A slot is never silently wrong: anything that makes its value doubtful sets a bit.
   partial     the slot was not fully covered by integrated intervals (boot or gap
-              mid-slot, data ending mid-slot, a sample interval that was skipped)
+              mid-slot, data ending mid-slot, a sample interval that was skipped), or
+              a register used in it was not read at its end boundary
   missing     the uncovered time exceeds the integrator's `missing_ms` threshold, or
               the slot had no usable sample interval at all (欠測)
   reset       an energy register went backwards or jumped implausibly (meter reset or

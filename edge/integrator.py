@@ -193,13 +193,13 @@ class Integrator:
         """Close the open slot now (end of data, shutdown); returns records written (0/1)."""
         if self.st[_OPEN] < 0:
             return 0
-        return self._close(out)
+        return self._close(out, 0)
 
     def advance(self, edge_s, out):
         """No sample arrived: close the open slot once no later sample could still belong to it."""
         st = self.st
         if st[_OPEN] >= 0 and edge_s >= (st[_OPEN] + 1) * _U_SLOT + self.max_gap_s:
-            return self._close(out)
+            return self._close(out, 0)
         return 0
 
     def feed(self, r, s, ms, out):
@@ -237,7 +237,7 @@ class Integrator:
                 st[_FLAGS] |= INVALID  # duplicate timestamp: sample ignored
                 return 0
             st[_FLAGS] |= CLOCK_STEP | bad
-            n = self._close(out)
+            n = self._close(out, 0)
             self._open(slot)
             st[_FLAGS] |= CLOCK_STEP
             self._rebase(r, pres, p, s, ms, 1)
@@ -279,7 +279,7 @@ class Integrator:
             self._rapply(_RE, 3, 1)
             if cov:
                 st[_COVER] += tau
-            n = self._close(out)
+            n = self._close(out, (2 if t[0] >= 0 else 0) | (4 if t[3] >= 0 else 0))
             self._open(slot)
             if pw:
                 self._pw(_PI, p0, p, dt, tau, 1)
@@ -291,7 +291,7 @@ class Integrator:
                 st[_COVER] += dt - tau
         else:
             # A gap across a boundary: nothing is attributed, both slots show the hole.
-            n = self._close(out)
+            n = self._close(out, 0)
             self._open(slot)
         st[_FLAGS] |= bad
         self._rebase(r, pres, p, s, ms, 0)
@@ -309,11 +309,17 @@ class Integrator:
         st[_RI + _G_WH] = 0
         st[_RE + _G_WH] = 0
 
-    def _close(self, out):
+    def _close(self, out, regdone):
+        """Emit the open slot. regdone: register bits (2, 4) whose delta reached the
+        boundary in this feed; a register used in the slot that did not is incomplete
+        (its energy from its last reading to the boundary is not in this slot)."""
         st = self.st
         fl = st[_FLAGS]
         cover = st[_COVER]
         if cover < _SLOT_MS:
+            fl |= PARTIAL
+        late = st[_USED] & ~regdone
+        if (late & 2 and st[_RI + _G_OK]) or (late & 4 and st[_RE + _G_OK]):
             fl |= PARTIAL
         if cover == 0 or _SLOT_MS - cover > self._miss:
             fl |= MISSING

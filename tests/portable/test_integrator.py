@@ -175,6 +175,45 @@ def test_register_is_authoritative_and_mismatch_is_flagged():
         assert bool(rec[3] & MISMATCH) == expect_mismatch
 
 
+def test_register_missing_at_the_boundary_makes_the_slot_partial():
+    it = Integrator()
+    out = [0] * REC_LEN
+    recs = []
+    for i in range(1805):
+        r = power(new_reading(), 3600)
+        if not 1795 <= i <= 1802:  # the register is not read around the boundary
+            set_import(r, 1000 * i)
+        if it.feed(r, DAY + i, 0, out):
+            recs.append(list(out))
+    # Power covered the whole slot, but its register energy after 1794 s is not in it.
+    assert recs[0][3] & PARTIAL and recs[0][1] == 1794
+    # The delta 1794 -> 1803 s is split by time; the share before the boundary is dropped:
+    # slot 2 gets 3 Wh of it plus 1 Wh for 1803 -> 1804 s.
+    it.close(out)
+    assert out[1] * 1000 + it.save()[21] == 4000
+
+
+def test_advance_and_clock_step_note():
+    it = Integrator(max_gap_s=60)
+    out = [0] * REC_LEN
+    r = power(new_reading(), 1000)
+    for i in range(100):
+        it.feed(r, DAY + i, 0, out)
+    it.note_clock_step()
+    assert it.advance(DAY + 1800 + 59, out) == 0
+    assert it.advance(DAY + 1800 + 60, out) == 1
+    assert out[0] == DAY // 1800 and out[3] & CLOCK_STEP and out[3] & MISSING
+    assert out[1] == 99 * 1000 // 3600 and it.open_slot() == -1
+    assert it.feed(r, DAY + 1900, 0, out) == 0 and it.open_slot() == DAY // 1800 + 1
+
+
+def test_boot_mid_slot_is_partial():
+    it = Integrator()
+    r = power(new_reading(), 1000)
+    rec = run(it, ((DAY + 600 + i, 0, r) for i in range(1201)))[0]
+    assert rec[3] & PARTIAL and rec[3] & MISSING and rec[1] == 1200 * 1000 // 3600
+
+
 def test_gap_across_boundary_flags_both_slots():
     it = Integrator(max_gap_s=60)
     r = power(new_reading(), 1000)
