@@ -165,9 +165,9 @@ class Agent:
         iv = self.interval
         self.next_poll = (t // iv + 1) * iv  # on the interval grid: polls meet slot boundaries
         self.log.counters["polls"] += 1
-        n = self.modbus.request(self.req, self.unit, self.rmap.function, self.rmap.start,
-                                self.rmap.count, self.words, 0, now_ms)
-        return memoryview(self.req)[:n]
+        self.modbus.request(self.req, self.unit, self.rmap.function, self.rmap.start,
+                            self.rmap.count, self.words, 0, now_ms)
+        return self.req  # 12 (TCP) or 8 (RTU) bytes, exactly the request
 
     def modbus_busy(self):
         return self.modbus.busy()

@@ -150,14 +150,16 @@ def validate(obj):
             for k in src:
                 if (sec, k) not in known and k != "comment":
                     problems.append((sec + "." + k, "unknown field"))
+    bad = [f for f, _ in problems]
     dev = out["device"]
     if dev.get("transport") == "tcp":
-        if not dev.get("host"):
+        if not dev.get("host") and "device.host" not in bad:
             problems.append(("device.host", "required for transport tcp"))
-        if not _is_int(dev.get("port")) or not 1 <= dev.get("port") <= 0xFFFF:
+        port = dev.get("port")
+        if "device.port" not in bad and (not _is_int(port) or not 1 <= port <= 0xFFFF):
             problems.append(("device.port", "must be a TCP port 1..65535 for transport tcp"))
     elif dev.get("transport") == "rtu":
-        if dev.get("port") is None:
+        if dev.get("port") is None and "device.port" not in bad:
             problems.append(("device.port", "required: serial device path or board UART number"))
         if dev.get("unit") == 0:
             problems.append(("device.unit", "must be 1..247 on RTU (0 is broadcast)"))

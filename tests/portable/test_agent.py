@@ -91,3 +91,71 @@ def test_restart_resumes_exactly_after_power_cuts():
     assert got == list(range(s0, last + 1)), got
     total = sum(v[1] for v in rig.col.slots.values())
     assert total == inv.wh_at((last + 1) * 1800 - T0) - inv.wh_at(0), total
+
+
+def test_backlog_drains_oldest_first_in_frames_within_the_payload_limit():
+    st = MemStorage()
+    lines = []
+    prof = dict(PROFILE)
+    prof["max_payload"] = 60
+    cfg = config(uplink={"max_batch": 8, "ack_timeout_ms": 300, "retry_ms": 20000})
+    draining = []
+
+    def keep(line):  # frames of the drain only: a down link logs a fault per retry
+        if draining and " ev=frame_sent " in line:
+            lines.append(line)
+
+    def make(t):
+        return Agent(cfg, map_json(), prof, st, keep, t)
+
+    rig = Rig(make, Inverter(3000), T0)
+    rig.mod.up = False
+    rig.run(4 * 1800 + 30, 2000)  # four slots pile up while the radio link is down
+    assert rig.agent.queue.pending() == 4
+    order = []
+    recv = rig.col.receive
+
+    def spy(payload):
+        assert len(payload) <= 60
+        order.append(len(payload))
+        return recv(payload)
+
+    rig.col.receive = spy
+    draining.append(1)
+    rig.mod.up = True
+    rig.run(120, 2000)
+    assert rig.agent.queue.pending() == 0
+    sent = [ln for ln in lines if " ev=frame_sent " in ln]
+    assert len(sent) == len(order)
+    slots_per_frame = [int(ln.split(" slots=")[1].split()[0]) for ln in sent]
+    assert max(slots_per_frame) >= 2 and sum(slots_per_frame) >= 4
+    firsts = [int(ln.split(" first=")[1].split()[0]) for ln in sent]
+    assert firsts == sorted(firsts)  # oldest first
+    assert sorted(rig.col.slots) == list(range(slot_of(T0), slot_of(T0) + 4))
+
+
+def test_session_loss_rejoins_and_forged_acks_remove_nothing():
+    from edge.frame import encode_ack
+
+    st = MemStorage()
+    rig = Rig(factory(st, config()), Inverter(1000), T0)
+    rig.run(1800 + 30, 2000)
+    a = rig.agent
+    assert a.log.counters["joins"] == 1 and a.queue.pending() == 0
+    coord = b"FE80:0000:0000:0000:021D:1290:1234:5678"
+    rig.mod.out.append(b"EVENT 27 " + coord + b"\r\n")  # the PANA session ended
+    rig.run(60, 2000)
+    assert a.log.counters["session_losses"] >= 1
+    assert a.log.counters["joins"] >= 2  # rejoined by itself
+    # a slot waits while the collector is silent; a forged ack for its frame is refused
+    rig.mod.drop_acks = True
+    rig.run(1800, 2000)
+    assert a.queue.pending() == 1 and a.inflight_seq >= 0
+    forged = encode_ack(b"not-the-device-key!!", a.device_id, a.enc.kid, seqs=[a.inflight_seq])
+    rig.mod.out.append(rig.mod.erxudp(forged))
+    rig.step(100)
+    assert a.queue.pending() == 1
+    assert a.log.faults.get("frame_bad_mac", 0) == 1 and a.log.counters["acks_rejected"] == 1
+    rig.mod.drop_acks = False
+    rig.run(120, 2000)
+    assert a.queue.pending() == 0
