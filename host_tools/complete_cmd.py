@@ -192,11 +192,11 @@ def _run_data(args):
     rows = {k: [] for k in ("resource_id", "date", "series", "method")}
     t0 = time.perf_counter()
     for series in ("receiving", "device"):
-        present = getattr(data, series + "_present")
+        present = getattr(data, series + "_present").copy()
         if series == "device" and not present.any():
             continue
         c = comp.complete_rows(getattr(data, series), present, totals.get(series),
-                               args.profile_days)
+                               args.profile_days, out=getattr(data, series))
         est = c.present & ~present
         d, r = np.nonzero(est)
         rows["resource_id"].append(data.resources["resource_id"][r].astype(str))

@@ -115,42 +115,52 @@ class Completed:
         self.__dict__.update(kw)
 
 
-def complete_rows(values, present, day_totals=None, days=PROFILE_DAYS):
+def complete_rows(values, present, day_totals=None, days=PROFILE_DAYS, out=None):
     """Complete missing (day, resource) rows of one series (TsoData.device or .receiving).
 
     values: int64 (D, n, 48) signed Wh; present: bool (D, n); day_totals: optional
     (int64 (D, n) total Wh of the day, bool (D, n) known) from a cumulative reading. A
     missing row with a known total is split from it (bracketed; the split follows the
     profile's shape on the side of the total's sign), otherwise taken from the profile.
+    Only missing rows are written: `out` (default a copy of values) may be `values` itself,
+    which completes in place and saves copying the whole history.
     """
     values = np.asarray(values, np.int64)
     present = np.asarray(present, bool)
-    nd, n, _ = values.shape
-    v = values.transpose(1, 0, 2)  # (n, D, 48)
-    p3 = np.broadcast_to(present.T[:, :, None], v.shape)
-    prof, count = profile_mean(v, p3, days)
-    have_prof = count[:, :, 0] > 0  # (n, D)
-    out = v.copy()
-    method = np.full((n, nd), METHOD_NONE, object)
-    method[present.T] = METHOD_MEASURED
-    missing = ~present.T
-    fill = missing & have_prof
-    out[fill] = prof[fill]
-    method[fill] = METHOD_PROFILE
+    out = values.copy() if out is None else out
+    method = np.full(present.shape, METHOD_NONE, object)
+    method[present] = METHOD_MEASURED
+    # gather only what the missing rows read: (missing, days, 48), not the whole history
+    md, mr = np.nonzero(~present)
+    total = np.zeros((len(md), values.shape[2]), np.int64)
+    count = np.zeros(len(md), np.int64)
+    for k in range(1, days + 1):
+        dd = md - k
+        ok = dd >= 0
+        if not ok.any():
+            break
+        sel = np.nonzero(ok)[0]
+        sel = sel[present[dd[sel], mr[sel]]]
+        total[sel] += values[dd[sel], mr[sel]]
+        count[sel] += 1
+    c = np.maximum(count, 1)[:, None]
+    prof = (2 * total + c) // (2 * c)
+    has = count > 0
+    out[md[has], mr[has]] = prof[has]
+    method[md[has], mr[has]] = METHOD_PROFILE
     if day_totals is not None:
         tot, known = day_totals
-        sel = missing & np.asarray(known, bool).T
-        if sel.any():
-            t = np.asarray(tot, np.int64).T[sel]  # (m,)
-            shape = prof[sel]  # (m, 48)
+        kn = np.asarray(known, bool)[md, mr]
+        if kn.any():
+            t = np.asarray(tot, np.int64)[md[kn], mr[kn]]  # (m,)
+            shape = np.where(has[kn, None], prof[kn], 0)
             sign = np.where(t < 0, -1, 1)
             w = np.maximum(shape * sign[:, None], 0)
-            seg = np.repeat(np.arange(len(t)), 48)
-            parts = split_total(np.abs(t), w.reshape(-1), seg).reshape(len(t), 48)
-            out[sel] = parts * sign[:, None]
-            method[sel] = METHOD_BRACKETED
-    filled = method != METHOD_NONE
-    return Completed(values=out.transpose(1, 0, 2), present=filled.T, method=method.T)
+            seg = np.repeat(np.arange(len(t)), values.shape[2])
+            parts = split_total(np.abs(t), w.reshape(-1), seg).reshape(len(t), -1)
+            out[md[kn], mr[kn]] = parts * sign[:, None]
+            method[md[kn], mr[kn]] = METHOD_BRACKETED
+    return Completed(values=out, present=method != METHOD_NONE, method=method)
 
 
 def complete_rows_loop(values, present, day_totals=None, days=PROFILE_DAYS):
