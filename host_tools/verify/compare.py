@@ -1,0 +1,273 @@
+"""Per-slot comparison of the device's 30-minute values with the reference, and the verdict.
+
+Definitions (docs/certification.md):
+  error      e = device - reference (Wh), per slot and direction (import, export)
+  relative   e / reference, in % of the reference; undefined when the reference is 0
+  allowed    tol * max(|reference|, min_energy_wh) + resolution_wh
+             - tol: the class tolerance for the stage (or --tolerance), as a fraction
+             - below min_energy_wh the tolerance applies to min_energy_wh: an absolute bound,
+               because a relative error of a near-empty slot says nothing about accuracy
+             - resolution_wh: one digit of the reported value (whole Wh, remainder carried)
+  a slot passes when |e| <= allowed in every compared direction.
+  day total  the same rule on the sums over the included slots.
+Slots are excluded from the verdict (listed with reasons) when the device flagged them,
+when the reference does not cover them fully, or when either side has no value.
+"""
+import json
+import os
+from fractions import Fraction
+
+from edge.flags import names as flag_names
+from edge.slots import slot_iso, slot_of_day
+from host_tools.trace import parse_ts
+
+from .reference import SLOT_MS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLASSES_PATH = os.path.join(ROOT, "hw", "accuracy_classes.json")
+DIRECTIONS = ("imp", "exp")
+DIR_NAME = {"imp": "import", "exp": "export"}
+STAGES = {"before-use": "before_use_pct", "in-use": "in_use_pct"}
+
+FLAG_MEANING = {
+    "partial": "the device's integrated intervals do not cover the whole slot",
+    "missing": "too much of the slot is uncovered, or no usable interval (欠測)",
+    "reset": "a register went backwards or jumped (reset/replacement); a delta was dropped",
+    "clock_step": "time went backwards; the slot's time attribution is doubtful",
+    "mismatch": "the device's register and power integral disagree beyond its tolerance",
+    "invalid": "a reading was out of range and was ignored",
+}
+
+
+class VerifyError(Exception):
+    """Bad configuration or input for the comparison (exit status 2)."""
+
+
+def load_classes(path=CLASSES_PATH):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def parse_tolerance(text):
+    """'2%', '2' (both percent) or '0.9 %' -> Fraction(2, 100) etc."""
+    t = text.strip().rstrip("%").strip()
+    try:
+        v = Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        raise VerifyError("--tolerance %r is not a percentage like 2%%" % text)
+    if not 0 < v < 100:
+        raise VerifyError("--tolerance %r must be above 0 %% and below 100 %%" % text)
+    return v / 100
+
+
+def resolve_tolerance(classes, cls, stage, tolerance):
+    """(tolerance as a Fraction, human description). --tolerance wins over --class."""
+    if stage not in STAGES:
+        raise VerifyError("unknown stage %r (before-use or in-use)" % stage)
+    if tolerance is not None:
+        tol = parse_tolerance(tolerance)
+        return tol, "%s %% (--tolerance%s)" % (pct(tol * 100), ", overrides --class " + cls
+                                                 if cls else "")
+    table = classes["classes"]
+    if cls not in table:
+        raise VerifyError("unknown class %r (known: %s)" % (cls, ", ".join(sorted(table))))
+    v = table[cls].get(STAGES[stage])
+    if v is None:
+        raise VerifyError("class %s has no confirmed %s tolerance in hw/accuracy_classes.json "
+                          "(%s); give the notified figure with --tolerance"
+                          % (cls, stage, table[cls].get("note", "unconfirmed")))
+    tol = Fraction(str(v)) / 100
+    return tol, "class %s, %s: %s %%" % (cls, stage, pct(tol * 100))
+
+
+def pct(x):
+    """A Fraction percentage as short text: 2, 5.5, 0.9."""
+    s = "%.4f" % float(x)
+    return s.rstrip("0").rstrip(".")
+
+
+class DevSlot:
+    __slots__ = ("slot", "imp", "exp", "flags", "order")
+
+    def __init__(self, slot, imp, exp, flags, order):
+        self.slot = slot
+        self.imp = imp
+        self.exp = exp
+        self.flags = flags
+        self.order = order
+
+    def value(self, d):
+        return self.imp if d == "imp" else self.exp
+
+
+def parse_device_csv(text):
+    """The slot CSV of `smeter replay` -> [DevSlot] in output order."""
+    lines = text.splitlines()
+    if not lines or lines[0] != "slot_start,slot,import_wh,export_wh,flags":
+        raise VerifyError("device output is not a replay slot CSV")
+    out = []
+    for i, line in enumerate(lines[1:]):
+        if not line:
+            continue
+        f = line.split(",")
+        s, _ = parse_ts(f[0])
+        out.append(DevSlot(s // (SLOT_MS // 1000), int(f[2]) if f[2] else None,
+                           int(f[3]) if f[3] else None, f[4], i))
+    return out
+
+
+class Row:
+    """One slot of the comparison. Per direction d: dev[d] (int Wh or None), ref[d]
+    (Fraction or None), err[d], rel[d] (Fraction % or None), allowed[d]; status 'pass',
+    'fail' or 'excluded'; reasons: why excluded or failed."""
+
+    def __init__(self, slot):
+        self.slot = slot
+        self.start = slot_iso(slot)
+        self.slot_of_day = slot_of_day(slot)
+        self.flags = ""
+        self.dev = {}
+        self.ref = {}
+        self.err = {}
+        self.rel = {}
+        self.allowed = {}
+        self.ok = {}
+        self.status = "pass"
+        self.reasons = []
+
+
+class Result:
+    def __init__(self):
+        self.rows = []
+        self.directions = []
+        self.tol = None
+        self.min_energy_wh = None
+        self.resolution_wh = None
+        self.totals = {}  # d -> dict(dev, ref, err, rel, allowed, ok)
+        self.worst = None  # (row, d, utilisation = |err| / allowed)
+        self.worst_rel = None  # (row, d) with the largest |rel| among slots >= min energy
+        self.verdict = "fail"
+        self.verdict_reasons = []
+
+    @property
+    def compared(self):
+        return [r for r in self.rows if r.status != "excluded"]
+
+    @property
+    def excluded(self):
+        return [r for r in self.rows if r.status == "excluded"]
+
+
+def allowed_wh(tol, ref, min_energy_wh, resolution_wh):
+    return tol * max(abs(ref), min_energy_wh) + resolution_wh
+
+
+def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=None):
+    """Compare device slots with reference slots ({slot: RefSlot}); returns a Result.
+
+    directions: which of 'imp'/'exp' the reference measures (default: those it has)."""
+    res = Result()
+    res.tol = tol
+    res.min_energy_wh = Fraction(min_energy_wh)
+    res.resolution_wh = Fraction(resolution_wh)
+    if directions is None:
+        directions = [d for d in DIRECTIONS if any(r.value(d) is not None for r in ref_slots.values())]
+    res.directions = list(directions)
+    seen = {}
+    rows = []
+    for ds in dev_slots:
+        row = Row(ds.slot)
+        row.flags = ds.flags
+        if ds.slot in seen:
+            row.reasons.append("slot repeated in the device output (clock step)")
+            seen[ds.slot].reasons.append("slot repeated in the device output (clock step)")
+            seen[ds.slot].status = "excluded"
+        seen[ds.slot] = row
+        for d in directions:
+            row.dev[d] = ds.value(d)
+        rows.append(row)
+    for k in sorted(ref_slots):
+        if k not in seen:
+            row = Row(k)
+            row.reasons.append("no device value for this slot")
+            for d in directions:
+                row.dev[d] = None
+            seen[k] = row
+            rows.append(row)
+    for row in rows:
+        if row.flags:
+            for f in row.flags.split("|"):
+                row.reasons.append("device flag %s: %s" % (f, FLAG_MEANING.get(f, "unknown flag")))
+        r = ref_slots.get(row.slot)
+        if r is not None:
+            row.reasons.extend(r.notes)
+        for d in directions:
+            rv = r.value(d) if r is not None else None
+            row.ref[d] = rv
+            if rv is None:
+                row.reasons.append("no reference %s value" % DIR_NAME[d])
+            elif r.cover(d) < SLOT_MS:
+                row.reasons.append("reference covers only %d of 1800 s (%s)"
+                                   % (r.cover(d) // 1000, DIR_NAME[d]))
+            dv = row.dev[d]
+            if dv is None and not any(x.startswith("no device") for x in row.reasons):
+                row.reasons.append("no device %s value" % DIR_NAME[d])
+            if rv is not None and dv is not None:
+                e = dv - rv
+                row.err[d] = e
+                row.rel[d] = e * 100 / rv if rv else None
+                row.allowed[d] = allowed_wh(tol, rv, res.min_energy_wh, res.resolution_wh)
+                row.ok[d] = abs(e) <= row.allowed[d]
+        if row.reasons:
+            row.status = "excluded"
+        else:
+            row.status = "pass" if all(row.ok[d] for d in directions) else "fail"
+            for d in directions:
+                if not row.ok[d]:
+                    row.reasons.append("%s error %s Wh (%s) exceeds the allowed %s Wh"
+                                       % (DIR_NAME[d], wh(row.err[d], sign=True),
+                                          rel_text(row.rel[d]), wh(row.allowed[d])))
+    rows.sort(key=lambda x: x.slot)
+    res.rows = rows
+    comp = res.compared
+    for d in directions:
+        sd = sum((r.dev[d] for r in comp), 0)
+        sr = sum((r.ref[d] for r in comp), Fraction(0))
+        e = sd - sr
+        al = allowed_wh(tol, sr, res.min_energy_wh, res.resolution_wh)
+        res.totals[d] = {"dev": sd, "ref": sr, "err": e, "rel": e * 100 / sr if sr else None,
+                         "allowed": al, "ok": abs(e) <= al}
+        for r in comp:
+            u = abs(r.err[d]) / r.allowed[d]
+            if res.worst is None or u > res.worst[2]:
+                res.worst = (r, d, u)
+            if r.rel[d] is not None and abs(r.ref[d]) >= res.min_energy_wh:
+                if res.worst_rel is None or abs(r.rel[d]) > abs(res.worst_rel[0].rel[res.worst_rel[1]]):
+                    res.worst_rel = (r, d)
+    reasons = []
+    if not directions:
+        reasons.append("the reference measures neither import nor export")
+    if not comp:
+        reasons.append("no slot could be compared (all excluded)")
+    for r in comp:
+        if r.status == "fail":
+            reasons.append("slot %d (%s): %s" % (r.slot_of_day, r.start, "; ".join(r.reasons)))
+    for d in directions:
+        t = res.totals[d]
+        if comp and not t["ok"]:
+            reasons.append("day total %s error %s Wh exceeds the allowed %s Wh"
+                           % (DIR_NAME[d], wh(t["err"], sign=True), wh(t["allowed"])))
+    res.verdict_reasons = reasons
+    res.verdict = "pass" if not reasons else "fail"
+    return res
+
+
+def wh(x, sign=False):
+    """Fraction Wh as text with 3 decimals ('' for None)."""
+    if x is None:
+        return ""
+    return ("%+.3f" if sign else "%.3f") % float(x)
+
+
+def rel_text(x):
+    return "n/a" if x is None else "%+.3f %%" % float(x)

@@ -1,0 +1,214 @@
+"""`smeter verify` end to end: the shipped sample on both runtimes, injected meter errors,
+flagged slots, the report's reproducibility fields, exit codes."""
+import csv
+import hashlib
+import html
+import importlib.util
+import io
+import os
+import re
+import shlex
+import threading
+
+import pytest
+
+from conftest import ROOT, micropython_or_fail
+from host_tools.cli import build_parser, main
+from host_tools.verify import compare as cmp
+from host_tools.verify import reference as R
+from host_tools.verify import report
+from host_tools import verify_cmd
+
+SAMPLE = os.path.join(ROOT, "samples", "pv_day_1s.csv")
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location(
+        "make_meter_error", os.path.join(ROOT, "samples", "make_meter_error.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def args_for(*argv):
+    return build_parser().parse_args(["verify"] + list(argv))
+
+
+@pytest.fixture(scope="module")
+def sample_both():
+    """The sample's device values on both runtimes (MicroPython in a thread meanwhile),
+    and the exact reference computed once."""
+    micropython_or_fail()
+    out = {}
+
+    def mp():
+        out["micropython"] = verify_cmd.replay_device(args_for(SAMPLE, "--runtime", "micropython"))
+
+    th = threading.Thread(target=mp)
+    th.start()
+    out["cpython"] = verify_cmd.replay_device(args_for(SAMPLE))
+    samples = R.read_samples(SAMPLE)
+    th.join()
+    return out, samples, R.reference(samples, 60000)
+
+
+def run(dev_text, ref_slots, tol, dirs=("imp", "exp")):
+    classes = cmp.load_classes()
+    return cmp.compare(cmp.parse_device_csv(dev_text), ref_slots, tol,
+                       classes["comparison"]["min_energy_wh"],
+                       classes["comparison"]["resolution_wh"], list(dirs))
+
+
+def test_sample_passes_n3_identically_on_both_runtimes(sample_both):
+    dev, samples, ref = sample_both
+    assert dev["cpython"] == dev["micropython"]
+    classes = cmp.load_classes()
+    for stage in ("before-use", "in-use"):
+        tol, text = cmp.resolve_tolerance(classes, "n3", stage, None)
+        a = run(dev["cpython"], ref, tol)
+        b = run(dev["micropython"], ref, tol)
+        assert a.verdict == "pass", a.verdict_reasons
+        assert report.csv_text(a) == report.csv_text(b)
+        assert len(a.compared) == 48 and not a.excluded
+    # Readings at every boundary: the register delta is exact, the device must hit it.
+    assert all(r.err[d] == 0 for r in a.rows for d in a.directions)
+    assert a.totals["exp"]["dev"] == 33654 and a.totals["imp"]["dev"] == 30
+
+
+def test_register_reference_is_the_register_delta(sample_both):
+    _, _, ref = sample_both
+    with open(SAMPLE, newline="") as f:
+        rows = list(csv.DictReader(f))
+    k0 = min(ref)
+    assert len(ref) == 48
+    for i in range(48):
+        a, b = rows[i * 1800], rows[(i + 1) * 1800]
+        assert ref[k0 + i].imp == int(b["import_wh"]) - int(a["import_wh"])
+        assert ref[k0 + i].exp == int(b["export_wh"]) - int(a["export_wh"])
+
+
+@pytest.fixture(scope="module")
+def gain_pair(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gain")
+    return load_generator().make(str(d), "gain", 26, "1.05", "11:00", "15:00", 10)
+
+
+def test_gain_error_fails_with_the_faulty_slot(gain_pair, capsys):
+    ref_path, dev_path = gain_pair
+    rc = main(["verify", dev_path, "--reference", ref_path])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert out.startswith("smeter verify: FAIL")
+    assert re.search(r"worst slot 26 \(2026-05-15T12:30:00\+09:00\) export: .*\(\+4\.9\d\d %\)", out)
+    fails = [line for line in out.splitlines() if line.startswith("  FAIL")]
+    assert len(fails) == 1 and fails[0].startswith("  FAIL: slot 26 "), out
+    assert "8 slots: 8 compared, 0 excluded" in out
+    # A wider declared tolerance accepts the same meter; the reference itself passes.
+    assert main(["verify", dev_path, "--reference", ref_path, "--tolerance", "6%", "-q"]) == 0
+    assert main(["verify", ref_path, "-q"]) == 0
+    capsys.readouterr()
+
+
+def test_register_drift_fails_with_the_faulty_slot(tmp_path, capsys):
+    ref_path, dev_path = load_generator().make(str(tmp_path), "drift", 29, "1.04", "12:00",
+                                               "16:00", 10)
+    rc = main(["verify", dev_path, "--reference", ref_path])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "worst slot 29 (2026-05-15T14:00:00+09:00) export" in out
+    assert "excluded" not in out.split("\n")[1] or " 0 excluded" in out  # under the 5 % mismatch check
+    assert [line for line in out.splitlines() if line.startswith("  FAIL")][0].startswith(
+        "  FAIL: slot 29 ")
+    # The device's own value for the reference trace passes: registers and power agree.
+    assert main(["verify", ref_path, "-q"]) == 0
+    capsys.readouterr()
+
+
+def test_slot_csv_of_a_reference_meter(gain_pair, tmp_path, capsys):
+    ref_path, dev_path = gain_pair
+    slots = tmp_path / "ref_slots.csv"
+    assert main(["replay", ref_path, "--out", str(slots), "-q"]) == 0
+    rc = main(["verify", dev_path, "--reference", str(slots)])
+    out = capsys.readouterr().out
+    assert rc == 1 and "worst slot 26 " in out and "slot values" in out
+
+
+@pytest.fixture(scope="module")
+def gap_trace(gain_pair, tmp_path_factory):
+    """The true trace with 120 s missing in slot 27 (13:10:00 -> 13:12:00)."""
+    with open(gain_pair[0]) as f:
+        lines = f.read().splitlines()
+    keep = [ln for ln in lines if not ("T13:10:10" <= ln[10:19] <= "T13:11:50")]
+    assert len(keep) == len(lines) - 11
+    gap = tmp_path_factory.mktemp("gap") / "gap.csv"
+    gap.write_text("\n".join(keep) + "\n")
+    return str(gap)
+
+
+def test_flagged_slots_are_excluded_with_reasons(gap_trace, capsys):
+    rc = main(["verify", gap_trace])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "7 compared, 1 excluded" in out
+    excl = [ln for ln in out.splitlines() if ln.startswith("  excluded")]
+    assert len(excl) == 1 and excl[0].startswith("  excluded slot 27 (2026-05-15T13:00:00+09:00)")
+    assert "device flag partial" in excl[0] and "device flag missing" in excl[0]
+    assert "reference covers only 1680 of 1800 s" in excl[0]
+
+
+def test_report_records_what_reproduces_it(gap_trace, tmp_path, capsys):
+    rep = tmp_path / "rep"
+    assert main(["verify", gap_trace, "--class", "n5", "--stage", "in-use", "--report", str(rep),
+                 "--runtime", "cpython"]) == 0
+    capsys.readouterr()
+    page = (rep / "index.html").read_text()
+    sha = hashlib.sha256(open(gap_trace, "rb").read()).hexdigest()
+    assert sha in page
+    assert "0.1.0" in page and "git " in page  # package version and commit
+    assert "CPython " in page and "class n5, in-use: 5 %" in page
+    assert "device flag partial" in page and ">PASS<" in page
+    cmdline = re.search(r"command line</th><td class=\"l\"><code>(.*?)</code>", page).group(1)
+    argv = shlex.split(html.unescape(cmdline))
+    assert argv[:3] == ["smeter", "verify", gap_trace] and "--class" in argv and "n5" in argv
+    for name in ("power.png", "slots.png", "error.png"):
+        assert (rep / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert 'src="%s"' % name in page
+    rows = list(csv.DictReader(io.StringIO((rep / "slots.csv").read_text())))
+    assert [r["status"] for r in rows].count("excluded") == 1 and len(rows) == 8
+    # Running the recorded command again gives the same per-slot CSV.
+    again = tmp_path / "again"
+    argv[argv.index("--report") + 1] = str(again)
+    assert main(argv[1:]) == 0
+    capsys.readouterr()
+    assert (again / "slots.csv").read_bytes() == (rep / "slots.csv").read_bytes()
+
+
+def test_usage_and_input_errors_exit_2(gain_pair, tmp_path, capsys):
+    ref_path, _ = gain_pair
+    assert main(["verify", ref_path, "--class", "n1"]) == 2
+    assert "no confirmed before-use tolerance" in capsys.readouterr().err
+    assert main(["verify", ref_path, "--tolerance", "abc"]) == 2
+    assert main(["verify", ref_path, "--tolerance", "0%"]) == 2
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ts,power_w\n2026-05-15T00:00:00+09:00,1\n2026-05-15T00:00:00+09:00,2\n")
+    assert main(["verify", str(bad)]) == 2
+    assert "bad trace" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path / "nope.csv")]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["verify", ref_path, "--stage", "later"])
+    assert e.value.code == 2
+    capsys.readouterr()
+
+
+def test_tolerance_rule():
+    tol = cmp.parse_tolerance("2%")
+    assert tol == cmp.Fraction(1, 50) and cmp.parse_tolerance("0.9 %") == cmp.Fraction(9, 1000)
+    # Below Emin the bound is absolute: tol * Emin + 1 Wh; above, relative + 1 Wh.
+    assert cmp.allowed_wh(tol, cmp.Fraction(3, 2), 100, 1) == 3
+    assert cmp.allowed_wh(tol, cmp.Fraction(-1000), 100, 1) == 21
+    classes = cmp.load_classes()
+    for name, c in classes["classes"].items():
+        if c["confirmed"]:
+            assert c["in_use_pct"] > c["before_use_pct"] > 0 and c["source"]
+        else:
+            assert c["in_use_pct"] is None and (c.get("note") or c.get("source"))
