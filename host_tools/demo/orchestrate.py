@@ -1,0 +1,376 @@
+"""Starting and stopping every real process of a demo run.
+
+One run = per device a `smeter emulate` process (Modbus TCP on loopback, or RTU on a
+pseudo-terminal), a `smeter wisun-emulator` on a pseudo-terminal and one agent (MicroPython
+unix port or CPython); one `smeter collect` on loopback UDP for all of them; one shared
+simulated clock, owned by this process.
+
+The clock is what makes the accounting exact (docs/demo.md#exact-ends):
+  - it is created frozen at the run's start; agents start and take their first reading at
+    exactly that instant, then the clock is released for everyone at once;
+  - just before the end it is frozen at exactly the end (a forward step of at most `_LEAD_MS`
+    real time, never a backward one), so every agent's last reading is the register value at
+    the last boundary.
+"""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+from host_tools.emulator.clockline import format_line, wall_ms_now
+from host_tools.emulator.simclock import SimClock, parse_start, speed_ratio
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = [sys.executable, "-m", "host_tools.cli"]
+SLOT_S = 1800
+WISUN_SCALE = 0.05  # module latencies and fault clock at 1/20 of emulated seconds
+_LEAD_MS = 150  # how early the end-freeze line is written: every reader re-reads within it
+_HOLD_MAX_S = 60
+_WISUN_IMPORT_MS = 1000  # assumed; corrected by the measured start (ready line) below
+
+DEVICE_KINDS = ("inverter", "charger", "meter")
+# kind -> (device id, Modbus transport, agent register map, max power W)
+DEVICE_SETUP = {
+    "inverter": (1001, "tcp", "sunspec_inverter_103", 10000),
+    "charger": (1002, "rtu", "eastron_sdm630", 10000),
+    "meter": (1003, "tcp", "sunspec_meter_203", 10000),
+}
+
+
+class DemoError(Exception):
+    pass
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _wait_file_line(path, pred, timeout, proc=None):
+    """First line of the file satisfying pred, waiting up to timeout s (None: gave up)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with open(path, "rb") as f:
+                for raw in f:
+                    line = raw.decode("utf-8", "replace")
+                    if pred(line):
+                        return line
+        except OSError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            return None
+        time.sleep(0.02)
+    return None
+
+
+def _count_in(path, needle):
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(needle)
+    except OSError:
+        return 0
+
+
+class Device:
+    """One device's processes and files."""
+
+    def __init__(self, run, kind, index):
+        self.kind = kind
+        self.index = index
+        did, transport, rmap, pmax = DEVICE_SETUP[kind]
+        self.device_id = did
+        self.transport = transport
+        self.map = rmap
+        self.max_power_w = pmax
+        self.key = bytes((run.seed * 7 + index * 31 + i) & 0xFF for i in range(16))
+        d = os.path.join(run.dir, kind)
+        os.makedirs(d, exist_ok=True)
+        self.dir = d
+        self.truth = os.path.join(d, "truth.jsonl")
+        self.config = os.path.join(d, "agent.json")
+        self.log = os.path.join(d, "agent.log")
+        self.wisun_link = os.path.join(d, "wisun0")
+        self.modbus_link = os.path.join(d, "modbus0")
+        self.emu = self.wisun = self.agent = None
+        self.modbus_port = None
+        self.kills = []  # planned, simulated s from run start
+        self.killed = []  # done
+        self.wisun_t0 = None
+
+
+class Run:
+    """A whole demo run in a directory. Use as a context manager; call start(), then
+    step() until it returns False (or run_to_end()), then finish()."""
+
+    def __init__(self, out_dir=None, devices=("inverter", "charger"), runtime="micropython",
+                 speed=1440, hours=24, faults=None, seed=1, start="2026-06-21", poll_s=30,
+                 profiles=None, heap="512K", data_heap=None):
+        from host_tools.demo.faults import FaultPlan
+
+        if hours <= 0 or hours * 3600 % SLOT_S:
+            raise DemoError("hours must be a positive multiple of 0.5")
+        self.dir = out_dir or tempfile.mkdtemp(prefix="smeter-demo-")
+        os.makedirs(self.dir, exist_ok=True)
+        self.runtime = runtime
+        self.speed = speed_ratio(speed)
+        if self.speed[0] == 0:
+            raise DemoError("speed must be > 0")
+        self.hours = hours
+        self.faults = faults if faults is not None else FaultPlan("none")
+        self.seed = seed
+        self.start_ms = parse_start(start)
+        if self.start_ms % (SLOT_S * 1000):
+            raise DemoError("the run must start on a 30-minute boundary")
+        self.start_s = self.start_ms // 1000
+        self.run_s = int(hours * 3600)
+        self.end_s = self.start_s + self.run_s
+        self.poll_s = poll_s
+        self.heap = heap
+        self.data_heap = data_heap
+        self.profiles = profiles or {}
+        self.devices = [Device(self, k, i) for i, k in enumerate(devices)]
+        self.clock_path = os.path.join(self.dir, "clock")
+        self.db = os.path.join(self.dir, "collector.db")
+        self.keys = os.path.join(self.dir, "keys.json")
+        self.collector_log = os.path.join(self.dir, "collector.log")
+        self.collector_port = None
+        self.procs = []
+        self.clock = None
+        self._run_wall_ms = None
+        self._frozen = False
+        self.real_start = None
+        self.real_end = None
+        self.started = False
+
+    # -- helpers --
+    def _spawn(self, argv, out, err=subprocess.STDOUT, cwd=ROOT, env=None):
+        fo = open(out, "ab")
+        fe = fo if err == subprocess.STDOUT else open(err, "ab")
+        p = subprocess.Popen(argv, cwd=cwd, env=env or _env(), stdout=fo,
+                             stderr=subprocess.STDOUT if err == subprocess.STDOUT else fe,
+                             stdin=subprocess.DEVNULL)
+        fo.close()
+        if fe is not fo:
+            fe.close()
+        self.procs.append(p)
+        return p
+
+    def sim_ms(self):
+        return self.clock.now_ms()
+
+    def _write_clock(self, wall_ms, sim_ms, num, den):
+        v = self.clock._vals
+        self.clock._vals = (1, wall_ms, sim_ms, num, den, v[5] + 1, self.start_ms)
+        self.clock._write()
+
+    def sim_to_wall_ms(self, sim_s):
+        """Wall ms at which the running clock reaches sim_s (edge seconds)."""
+        num, den = self.speed
+        return self._run_wall_ms + (sim_s * 1000 - self.start_ms) * den // num
+
+    # -- start --
+    def start(self):
+        from host_tools.collector.keys import write_keys
+
+        self.real_start = time.time()
+        # The clock holds at the start until released (its wall time is far ahead).
+        self.clock = SimClock.create(self.clock_path, self.start_ms, "%d/%d" % self.speed,
+                                     wall_start_ms=wall_ms_now() + 3600 * 1000)
+        write_keys(self.keys, [(d.device_id, 0, d.key) for d in self.devices])
+        col = self._spawn(CLI + ["collect", "--db", self.db, "--listen", "127.0.0.1:0", "--keys",
+                                 self.keys, "--clock", self.clock_path, "--stats-interval", "3600"],
+                          self.collector_log)
+        for d in self.devices:
+            argv = CLI + ["emulate", d.kind, "--clock", self.clock_path, "--truth", d.truth,
+                          "--seed", str(self.seed)]
+            argv += ["--tcp", "127.0.0.1:0"] if d.transport == "tcp" else ["--pty-link", d.modbus_link]
+            if d.kind in self.profiles:
+                argv += ["--profile", self.profiles[d.kind]]
+            spec = self.faults.emulator_spec(self.seed + d.index)
+            if spec:
+                argv += ["--faults", spec]
+            d.emu = self._spawn(argv, os.path.join(d.dir, "emulator.out"),
+                                err=os.path.join(d.dir, "emulator.err"))
+        line = _wait_file_line(self.collector_log, lambda s: "listening on" in s, 20, col)
+        if line is None:
+            raise DemoError("collector did not start: " + _tail(self.collector_log))
+        self.collector_port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        for d in self.devices:
+            line = _wait_file_line(os.path.join(d.dir, "emulator.out"), lambda s: '"ready"' in s, 20, d.emu)
+            if line is None:
+                raise DemoError("%s emulator did not start: %s" % (
+                    d.kind, _tail(os.path.join(d.dir, "emulator.err"))))
+            ready = json.loads(line)
+            if d.transport == "tcp":
+                d.modbus_port = ready["tcp"][1]
+        # The module emulators count fault time from their own start, in real seconds /
+        # scale: plan the release of the clock now, so outages land at their simulated time.
+        hold_s = 3.0 if self.runtime == "micropython" else 6.0
+        self._run_wall_ms = wall_ms_now() + int((hold_s + 0.5 * len(self.devices)) * 1000)
+        for d in self.devices:
+            t0 = wall_ms_now() + _WISUN_IMPORT_MS  # its fault clock starts after its imports
+            d.wisun_t0 = t0
+            num, den = self.speed
+
+            def conv(sim_s, t0=t0):
+                wall = self._run_wall_ms + sim_s * 1000 * den / num
+                return (wall - t0) / 1000.0 / WISUN_SCALE
+
+            argv = CLI + ["wisun-emulator", "--pty-link", d.wisun_link, "--collector",
+                          "127.0.0.1:%d" % self.collector_port, "--time-scale", str(WISUN_SCALE),
+                          "--stats-json", os.path.join(d.dir, "wisun-stats.json")]
+            spec = self.faults.wisun_spec(conv, self.seed + d.index)
+            if spec:
+                argv += ["--faults", spec]
+            d.wisun = self._spawn(argv, os.path.join(d.dir, "wisun.out"),
+                                  err=os.path.join(d.dir, "wisun.err"))
+        errs = []
+        for d in self.devices:
+            if _wait_file_line(os.path.join(d.dir, "wisun.out"), lambda s: s.startswith("wisun-emulator:"),
+                               20, d.wisun) is None:
+                raise DemoError("%s Wi-SUN emulator did not start: %s" % (
+                    d.kind, _tail(os.path.join(d.dir, "wisun.err"))))
+            errs.append(os.stat(os.path.join(d.dir, "wisun.out")).st_mtime * 1000 - d.wisun_t0)
+        # Shift the planned release by how late the module emulators really started, so
+        # their outages land at the planned simulated time (within the spread between them).
+        self._run_wall_ms += int(sum(errs) / len(errs))
+        for d in self.devices:
+            self._write_agent_config(d)
+            d.kills = self.faults.kill_times(self.run_s, self.seed, d.index)
+            self._start_agent(d)
+        # Release the clock once every agent has read the device at the start instant.
+        deadline = time.time() + _HOLD_MAX_S
+        for d in self.devices:
+            while _count_in(d.log, b" ev=start ") < 1 and time.time() < deadline:
+                if d.agent.poll() is not None:
+                    raise DemoError("%s agent exited at start: %s" % (d.kind, _tail(d.log)))
+                time.sleep(0.02)
+        time.sleep(0.3)  # first poll at the held start instant
+        now = wall_ms_now()
+        if now + 200 > self._run_wall_ms:  # slow machine: late release (outages shift later)
+            self._run_wall_ms = now + 200
+        self._write_clock(self._run_wall_ms, self.start_ms, *self.speed)
+        self.started = True
+
+    def _write_agent_config(self, d):
+        dev = {"map": d.map, "transport": d.transport, "unit": 1, "poll_interval_s": self.poll_s,
+               "timeout_ms": 300}
+        if d.transport == "tcp":
+            dev.update(host="127.0.0.1", port=d.modbus_port)
+        else:
+            dev["port"] = d.modbus_link
+        cfg = {
+            "comment": "written by smeter demo (docs/demo.md)",
+            "device_id": d.device_id, "key": d.key.hex(), "key_no": 0, "data_dir": "data",
+            "device": dev,
+            # max_gap_s at its limit and missing_ms at 10 min: accelerated time turns an
+            # agent restart (0.2-1 s real) into minutes of simulated time (docs/demo.md).
+            "integrator": {"max_power_w": d.max_power_w, "max_gap_s": 1800, "missing_ms": 600000,
+                           "reg_margin_pct": 300},
+            "wisun": {"module": "bp35a1", "serial": d.wisun_link,
+                      "rbid": "00112233445566778899AABBCCDDEEFF", "pwd": "0123456789AB",
+                      "channel": 33, "pan_id": 34952,
+                      "coordinator": "FE80:0000:0000:0000:021D:1290:1234:5678",
+                      "backoff_base_ms": 200, "backoff_max_ms": 2000},
+            "uplink": {"max_batch": 48, "ack_timeout_ms": 3000, "retry_ms": 300},
+            "status": {"file": "status.json", "every_s": 5},
+        }
+        with open(d.config, "w") as f:
+            json.dump(cfg, f, indent=1)
+
+    def _start_agent(self, d):
+        from host_tools.agent_cmd import command
+
+        argv, env = command(d.config, self.runtime, self.heap, self.data_heap, self.clock_path)
+        d.agent = self._spawn(argv, d.log, cwd=d.dir, env=env)
+
+    # -- running --
+    def sim_progress_s(self):
+        return max(0, min(self.run_s, self.sim_ms() // 1000 - self.start_s))
+
+    def step(self):
+        """One turn of the supervisor: kills, restarts of agents that died, the end freeze.
+        Returns False once the clock stands at the end."""
+        now_s = self.sim_ms() // 1000 - self.start_s
+        for d in self.devices:
+            if d.agent.poll() is not None:  # must not happen: restart it, and say so
+                d.killed.append(("exited", now_s, d.agent.returncode))
+                self._start_agent(d)
+            while d.kills and now_s >= d.kills[0]:
+                t = d.kills.pop(0)
+                os.kill(d.agent.pid, signal.SIGKILL)
+                d.agent.wait()
+                d.killed.append(("sigkill", t, now_s))
+                self._start_agent(d)
+        if not self._frozen and wall_ms_now() >= self.sim_to_wall_ms(self.end_s) - _LEAD_MS:
+            self._write_clock(self.sim_to_wall_ms(self.end_s), self.end_s * 1000, 0, 1)
+            self._frozen = True
+        return not (self._frozen and wall_ms_now() >= self.sim_to_wall_ms(self.end_s))
+
+    def stored_count(self):
+        try:
+            con = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=5)
+            try:
+                return dict(con.execute("SELECT device_id, COUNT(*) FROM slot_values WHERE slot >= ? "
+                                        "AND slot < ? GROUP BY device_id",
+                                        (self.start_s // SLOT_S, self.end_s // SLOT_S)).fetchall())
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return {}
+
+    def drain(self, timeout=60):
+        """Wait until every device's slots up to the end are stored (or timeout)."""
+        want = self.run_s // SLOT_S
+        end = time.time() + timeout
+        while time.time() < end:
+            got = self.stored_count()
+            if all(got.get(d.device_id, 0) >= want for d in self.devices):
+                return True
+            for d in self.devices:
+                if d.agent.poll() is not None:
+                    self._start_agent(d)
+            time.sleep(0.1)
+        return False
+
+    def finish(self):
+        """Stop everything: agents first (their queues are drained), then the module
+        emulators, the device emulators (they write their truth summary) and the collector."""
+        self.real_end = time.time()
+        order = [d.agent for d in self.devices] + [d.wisun for d in self.devices] + \
+                [d.emu for d in self.devices]
+        self._terminate([p for p in order if p is not None])
+        self._terminate(self.procs)
+
+    def _terminate(self, procs):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._terminate(self.procs)
+        return False
+
+
+def _tail(path, n=1500):
+    try:
+        with open(path, "rb") as f:
+            return f.read()[-n:].decode("utf-8", "replace")
+    except OSError:
+        return "(no output)"
