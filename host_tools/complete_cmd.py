@@ -195,15 +195,20 @@ def _run_data(args):
         present = getattr(data, series + "_present").copy()
         if series == "device" and not present.any():
             continue
-        c = comp.complete_rows(getattr(data, series), present, totals.get(series),
-                               args.profile_days, out=getattr(data, series))
+        # device values exist only for device-point (m) resources: others are not missing
+        applies = data.is_device_point() if series == "device" else np.ones(len(present[0]),
+                                                                             bool)
+        c = comp.complete_rows(getattr(data, series), present | ~applies[None, :],
+                               totals.get(series), args.profile_days,
+                               out=getattr(data, series))
+        c.present &= applies[None, :]
         est = c.present & ~present
         d, r = np.nonzero(est)
         rows["resource_id"].append(data.resources["resource_id"][r].astype(str))
         rows["date"].append(data.days[d])
         rows["series"].append(np.full(len(d), series))
         rows["method"].append(c.method[d, r].astype(str))
-        unfilled = int((~c.present).sum())
+        unfilled = int((~c.present & applies[None, :]).sum())
         print("%s: %d row(s) measured, %d bracketed, %d from the profile, %d unfilled" % (
             series, int(present.sum()), int((c.method[est] == comp.METHOD_BRACKETED).sum()),
             int((c.method[est] == comp.METHOD_PROFILE).sum()), unfilled))
