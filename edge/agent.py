@@ -109,6 +109,8 @@ class Agent:
             max_gap_s=ig["max_gap_s"], missing_ms=ig["missing_ms"],
             reg_margin_pct=ig["reg_margin_pct"])
         self.storage = storage
+        self.save_every = ig["save_every_s"]
+        self._saved_at = t
         self.queue = SlotQueue(storage, cfg["queue_capacity"])
         self.checkpoint = SlotCheckpoint(storage, STATE_LEN)
         self.seq = SeqCounter(storage)
@@ -180,6 +182,8 @@ class Agent:
                 self.log.counters["polls_ok"] += 1
                 if self.integ.feed(self.reading, self._st, self._sms, self.rec):
                     self._closed(t)
+                elif self.save_every and self._st - self._saved_at >= self.save_every:
+                    self._save_state(t)
         except EdgeError as e:
             self._meter_fault(e.kind, t)
 
@@ -198,6 +202,16 @@ class Agent:
             except EdgeError:
                 pass
         self._meter_fault(kind, t)
+
+    def _save_state(self, t):
+        """Between slot closes: bound how old the state a restart resumes from can be (a
+        register delta from a base older than integrator.max_gap_s across a boundary, or
+        older than a slot, cannot be attributed)."""
+        self._saved_at = self._st
+        try:
+            self.checkpoint.save(self.integ.st)
+        except (EdgeError, OSError) as e:
+            self._storage_fault(e, t)
 
     def _meter_fault(self, kind, t):
         self._meter_error = True
@@ -237,6 +251,7 @@ class Agent:
         except (EdgeError, OSError) as e:
             self._storage_fault(e, t)
             return
+        self._saved_at = self._st
         if ok:
             self.last_slot = slot
             self.log.counters["slots_closed"] += 1

@@ -46,9 +46,10 @@ _SPEC = (
     ("device", "timeout_ms", "int", 1000, 10, 60000),
     ("integrator", "max_power_w", "int", 20000, 1, 500000),
     ("integrator", "power_exp", "int", -1, -1, 3),
-    ("integrator", "max_gap_s", "int", 300, 1, 1800),
+    ("integrator", "max_gap_s", "int", 600, 1, 1800),
     ("integrator", "missing_ms", "int", 90000, 0, 1800000),
     ("integrator", "reg_margin_pct", "int", 150, 100, 1000),
+    ("integrator", "save_every_s", "int", 240, 0, 900),
     ("wisun", "module", "map", _REQ, 0, 0),
     ("wisun", "serial", "port", _REQ, 0, 0),
     ("wisun", "baud", "int", 115200, 1200, 1000000),
@@ -163,6 +164,12 @@ def validate(obj):
             problems.append(("device.port", "required: serial device path or board UART number"))
         if dev.get("unit") == 0:
             problems.append(("device.unit", "must be 1..247 on RTU (0 is broadcast)"))
+    ig = out["integrator"]
+    se, mg = ig.get("save_every_s"), ig.get("max_gap_s")
+    if _is_int(se) and _is_int(mg) and se > 0 and 2 * se >= mg:
+        # a cut during a save resumes from the save before: the base may be 2 x save_every_s
+        # old, plus the restart; older than max_gap_s across a boundary it is not attributed
+        problems.append(("integrator.save_every_s", "must be below integrator.max_gap_s / 2"))
     w = out["wisun"]
     if _is_int(w.get("backoff_base_ms")) and _is_int(w.get("backoff_max_ms")):
         if w["backoff_max_ms"] < w["backoff_base_ms"]:

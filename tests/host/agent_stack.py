@@ -24,6 +24,16 @@ def _env():
     return env
 
 
+def _free_udp_port():
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def agent_config(path, modbus_port, wisun_link, **over):
     cfg = {
         "device_id": DEVICE_ID, "key": KEY_HEX, "key_no": 0, "data_dir": "agent-data",
@@ -60,20 +70,26 @@ class Stack:
         with open(self.keys, "w") as f:
             json.dump({"format": "smeter-keys/1", "keys": [
                 {"device_id": DEVICE_ID, "key_no": 0, "alg": 1, "key_hex": KEY_HEX}]}, f)
+        # The clock file first (this process creates it: no process waits for another),
+        # then the three servers start in parallel on ports known in advance.
+        from host_tools.emulator.simclock import SimClock, parse_start
+
+        SimClock.create(self.clock, parse_start(start), str(speed))
+        cport = _free_udp_port()
         emu = self._spawn(CLI + ["emulate", "inverter", "--tcp", "127.0.0.1:0", "--clock", self.clock,
-                                 "--speed", str(speed), "--start", start, "--truth", self.truth]
-                          + (["--faults", emu_faults] if emu_faults else []), stdout=subprocess.PIPE)
-        ready = json.loads(emu.stdout.readline())
-        self.modbus_port = ready["tcp"][1]
-        col = self._spawn(CLI + ["collect", "--db", self.db, "--listen", "127.0.0.1:0", "--keys", self.keys,
-                                 "--clock", self.clock, "--stats-interval", "3600"],
+                                 "--truth", self.truth]
+                          + (["--faults", emu_faults] if emu_faults else []),
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        col = self._spawn(CLI + ["collect", "--db", self.db, "--listen", "127.0.0.1:%d" % cport,
+                                 "--keys", self.keys, "--clock", self.clock, "--stats-interval", "3600"],
                           stderr=subprocess.PIPE)
-        line = col.stderr.readline().decode()
-        assert "listening on" in line, line
-        cport = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
         w = self._spawn(CLI + ["wisun-emulator", "--pty-link", self.link, "--collector",
                                "127.0.0.1:%d" % cport, "--time-scale", "0.05"]
                         + (["--faults", wisun_faults] if wisun_faults else []), stdout=subprocess.PIPE)
+        ready = json.loads(emu.stdout.readline())
+        self.modbus_port = ready["tcp"][1]
+        line = col.stderr.readline().decode()
+        assert "listening on" in line, line
         assert w.stdout.readline().startswith(b"wisun-emulator:")
         self.config = os.path.join(self.tmp, "agent.json")
 

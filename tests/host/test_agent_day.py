@@ -41,7 +41,9 @@ def run(tmp, hours, speed, start, data_heap="32K", heap="512K", runtime="micropy
         agent_config(st.config, st.modbus_port, st.link, device={"poll_interval_s": poll_s},
                      uplink={"ack_timeout_ms": 3000, "retry_ms": 300})
         log = os.path.join(st.tmp, "agent.log")
-        p = st.agent(runtime, for_s=int(hours * 3600), heap=heap, data_heap=data_heap, log=log)
+        # stop 20 simulated minutes after a boundary: the last slot has time to be acked
+        until = (st.sim_s() // 1800 + int(hours * 2)) * 1800 + 1200
+        p = st.agent(runtime, until=until, heap=heap, data_heap=data_heap, log=log)
         try:
             p.wait(hours * 3600 / speed + 90)
         except Exception:
@@ -78,7 +80,8 @@ def test_agent_in_32k_through_device_and_radio_faults(tmp_path):
     micropython_or_fail()
     hours = 5
     rc, text, lines, stored, rejected, truth = run(
-        tmp_path, hours, speed=1440, start="2026-06-21T07:00", outage_at_s=3600, outage_s=3600)
+        tmp_path, hours, speed=2880, start="2026-06-21T07:00", outage_at_s=3600, outage_s=3600,
+        poll_s=20)
     check(rc, text, lines, stored, rejected, hours)
     faults = {}
     for ln in lines:

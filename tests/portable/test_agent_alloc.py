@@ -14,7 +14,8 @@ T0 = 200000 * 1800 + 60  # inside a slot: no slot closes during the locked polls
 
 
 def test_poll_path_allocates_nothing():
-    a = Agent(config(), map_json(), PROFILE, MemStorage(), None, T0)
+    # save_every_s 0: no periodic state save (a file write, which allocates) inside the lock
+    a = Agent(config(integrator={"save_every_s": 0}), map_json(), PROFILE, MemStorage(), None, T0)
     inv = Inverter(2400)
     req = a.start_poll(T0, 0, 0)
     r = inv.reply(req, T0)

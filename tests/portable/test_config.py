@@ -26,7 +26,7 @@ def test_defaults_are_filled():
     assert c["key"] == bytes(range(0, 256, 17)) and len(c["key"]) == 16
     assert c["device"]["poll_interval_s"] == 5 and c["device"]["unit"] == 1
     assert c["queue_capacity"] == 336 and c["uplink"]["max_batch"] == 48
-    assert c["integrator"]["max_gap_s"] == 300
+    assert c["integrator"]["max_gap_s"] == 600 and c["integrator"]["save_every_s"] == 240
     w = wisun_driver_config(c)
     assert w["dest_port"] == 0x0E1A and w["channel"] == 33
 
@@ -58,6 +58,14 @@ def test_transport_rules():
     assert validate(o)["device"]["baud"] == 9600
     o["device"]["transport"] = "udp"
     assert "device.transport" in errors(o)
+
+
+def test_state_saves_must_keep_within_the_gap():
+    o = good()
+    o["integrator"] = {"max_gap_s": 300, "save_every_s": 150}
+    assert errors(o) == ["integrator.save_every_s"]
+    o["integrator"]["save_every_s"] = 0  # disabled: saved at slot close only
+    assert validate(o)["integrator"]["save_every_s"] == 0
 
 
 def test_not_an_object_and_wrong_types():
