@@ -59,7 +59,8 @@ def agent_config(path, modbus_port, wisun_link, **over):
 
 
 class Stack:
-    def __init__(self, tmp, speed=1200, start="2026-06-21T08:00", emu_faults="", wisun_faults=""):
+    def __init__(self, tmp, speed=1200, start="2026-06-21T08:00", emu_faults="", wisun_faults="",
+                 kind="inverter", rtu=False):
         self.tmp = str(tmp)
         self.procs = []
         self.clock = os.path.join(self.tmp, "clock")
@@ -76,7 +77,9 @@ class Stack:
 
         SimClock.create(self.clock, parse_start(start), str(speed))
         cport = _free_udp_port()
-        emu = self._spawn(CLI + ["emulate", "inverter", "--tcp", "127.0.0.1:0", "--clock", self.clock,
+        self.modbus_link = os.path.join(self.tmp, "modbus0") if rtu else None
+        where = ["--pty-link", self.modbus_link] if rtu else ["--tcp", "127.0.0.1:0"]
+        emu = self._spawn(CLI + ["emulate", kind] + where + ["--clock", self.clock,
                                  "--truth", self.truth]
                           + (["--faults", emu_faults] if emu_faults else []),
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -87,7 +90,8 @@ class Stack:
                                "127.0.0.1:%d" % cport, "--time-scale", "0.05"]
                         + (["--faults", wisun_faults] if wisun_faults else []), stdout=subprocess.PIPE)
         ready = json.loads(emu.stdout.readline())
-        self.modbus_port = ready["tcp"][1]
+        self.ready = ready
+        self.modbus_port = ready["tcp"][1] if "tcp" in ready else None
         line = col.stderr.readline().decode()
         assert "listening on" in line, line
         assert w.stdout.readline().startswith(b"wisun-emulator:")
@@ -135,15 +139,16 @@ class Stack:
             con.close()
         return {r[0]: (r[1], r[2], r[3]) for r in rows}, dict(rej)
 
-    def truth_slots(self):
-        """{slot: (export_wh float, regs_start units, regs_end units)} from the emulator."""
+    def truth_slots(self, direction="export"):
+        """{slot: (wh float, regs_start units, regs_end units)} of one direction, from the emulator."""
         out = {}
         with open(self.truth) as f:
             for line in f:
                 r = json.loads(line)
                 if r.get("type") == "slot":
-                    out[r["start_s"] // 1800] = (r["export_wh"], r["regs_start"]["export"]["units"],
-                                                 r["regs_end"]["export"]["units"])
+                    out[r["start_s"] // 1800] = (r[direction + "_wh"],
+                                                 r["regs_start"][direction]["units"],
+                                                 r["regs_end"][direction]["units"])
         return out
 
 
