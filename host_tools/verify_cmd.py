@@ -56,8 +56,9 @@ def register(subparsers):
                    help="interpreter the edge core runs in")
     p.add_argument("--heap", default="32K", help="MicroPython heap (-X heapsize)")
     p.add_argument("--reference", metavar="TRACE_OR_CSV", default=None,
-                   help="an independent reference meter's trace (same format) to compare with, "
-                   "instead of the reference computed from TRACE.csv")
+                   help="an independent reference meter's readings to compare with instead of "
+                   "the reference computed from TRACE.csv: a trace (same format) or a per-slot "
+                   "CSV with slot_start and import_wh/export_wh (e.g. `smeter replay` output)")
     p.add_argument("--report", metavar="DIR", default=None,
                    help="write index.html, slots.csv and PNG charts into DIR")
     p.add_argument("--min-energy-wh", type=float, default=comp["min_energy_wh"],
@@ -105,11 +106,12 @@ def runtime_version(runtime):
     if exe is None:
         return "micropython (not found)"
     try:
-        out = subprocess.run([exe, "-c", "import sys; print(sys.version, sys.implementation.version)"],
+        out = subprocess.run([exe, "-c", "import sys; v = sys.implementation.version; "
+                              "print('%d.%d.%d' % v[:3] + ('-' + v[3] if len(v) > 3 and v[3] else ''))"],
                              capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        out = ""
-    return "MicroPython unix port %s (%s)" % (out, exe)
+        out = "?"
+    return "MicroPython %s unix port (%s)" % (out, exe)
 
 
 def command_line(args):
@@ -141,8 +143,8 @@ def replay_device(args):
 
 
 def verify(args):
-    """Run the whole verification for parsed args; returns (Result, meta dict, the trace's
-    Samples when they were read anyway, else None).
+    """Run the whole verification for parsed args; returns (Result, meta dict, (the trace's
+    Samples if they were read anyway, the reference meter trace's Samples), None where not).
 
     Raises TraceError / cmp.VerifyError (input) or RuntimeError / OSError (runtime)."""
     t0 = time.monotonic()
@@ -152,7 +154,7 @@ def verify(args):
         raise cmp.VerifyError("--min-energy-wh must be >= 0")
     min_e = cmp.Fraction(str(args.min_energy_wh))
     dev_text = replay_device(args)
-    samples = None
+    samples = ref_samples = None
     if args.reference and ref.is_slot_csv(args.reference):
         ref_slots, dirs = ref.read_slot_csv(args.reference)
         srcs = {d: ("slot values" if d in dirs else None) for d in cmp.DIRECTIONS}
@@ -165,7 +167,7 @@ def verify(args):
         dirs = [d for d in cmp.DIRECTIONS if srcs[d] is not None]
         n_samples = str(len(samples))
         if args.reference:
-            samples = None  # the power chart shows the device's trace
+            ref_samples, samples = samples, None  # the power chart shows the device's trace
     res = cmp.compare(cmp.parse_device_csv(dev_text), ref_slots, tol, min_e,
                       classes["comparison"]["resolution_wh"], dirs)
     meta = {
@@ -192,7 +194,7 @@ def verify(args):
         "seconds": "%.1f" % (time.monotonic() - t0),
         "reference_samples": n_samples,
     }
-    return res, meta, samples
+    return res, meta, (samples, ref_samples)
 
 
 def summary(res, meta):
@@ -238,7 +240,7 @@ def run_cmd(args):
     if args.report:
         from host_tools.verify import report
         try:
-            path = report.write_report(res, meta, args.report, samples)
+            path = report.write_report(res, meta, args.report, *samples)
         except OSError as e:
             print("smeter verify: cannot write the report: %s" % e, file=sys.stderr)
             return 2

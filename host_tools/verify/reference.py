@@ -197,6 +197,8 @@ def read_slot_csv(path):
     out = {}
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
+        if SLOT_HEADER not in (reader.fieldnames or []):
+            raise TraceError(path, 1, "a slot CSV needs a slot_start column")
         cols = [c for c in ("import_wh", "export_wh") if c in (reader.fieldnames or [])]
         if not cols:
             raise TraceError(path, 1, "a slot CSV needs import_wh and/or export_wh")

@@ -67,8 +67,8 @@ def _ticks(ax, rows):
     ax.set_xlim(-0.7, len(rows) - 0.3)
 
 
-def charts(res, power, outdir):
-    """Write the three PNGs. power: (hours list, W list, title) or None."""
+def charts(res, power, outdir, ref_power=None):
+    """Write the three PNGs. power, ref_power: (hours list, W list, title) or None."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,7 +80,11 @@ def charts(res, power, outdir):
     fig, ax = plt.subplots(figsize=(11, 3.6), dpi=100)
     if power is not None:
         hours, watts, title = power
-        ax.plot(hours, watts, lw=0.6, color="#1f5fa8")
+        ax.plot(hours, watts, lw=0.6, color="#1f5fa8", label="device trace")
+        if ref_power is not None:
+            ax.plot(ref_power[0], ref_power[1], lw=0.6, color="#f0a030", alpha=0.8,
+                    label="reference meter trace")
+            ax.legend(fontsize=8, loc="lower left")
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlabel("hours since %s" % (rows[0].start if rows else ""))
         ax.set_ylabel("power (W), import +, export -")
@@ -88,7 +92,7 @@ def charts(res, power, outdir):
     else:
         ax.text(0.5, 0.5, "the trace has no power column", ha="center", transform=ax.transAxes)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.16)  # fixed: tight_layout costs a redraw
     fig.savefig(os.path.join(outdir, PNG_POWER))
     plt.close(fig)
 
@@ -102,12 +106,14 @@ def charts(res, power, outdir):
         for i in x:
             if excl[i]:
                 ax.axvspan(i - 0.5, i + 0.5, color="#999999", alpha=0.25, lw=0)
+        if not any(dv) and not any(rv):
+            ax.text(0.5, 0.5, "all slots 0 Wh", ha="center", transform=ax.transAxes)
         ax.set_ylabel("%s per slot (Wh)" % cmp.DIR_NAME[d])
         ax.set_title("%s: device vs reference per 30-minute slot (grey: excluded)" % cmp.DIR_NAME[d])
         ax.legend(fontsize=8, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
         _ticks(ax, rows)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.09, hspace=0.45)
     fig.savefig(os.path.join(outdir, PNG_SLOTS))
     plt.close(fig)
 
@@ -145,7 +151,7 @@ def charts(res, power, outdir):
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
         _ticks(ax, rows)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.09, hspace=0.45, wspace=0.22)
     fig.savefig(os.path.join(outdir, PNG_ERROR))
     plt.close(fig)
 
@@ -290,17 +296,19 @@ def page(res, meta):
     return "\n".join(out) + "\n"
 
 
-def write_report(res, meta, outdir, samples=None):
+def write_report(res, meta, outdir, samples=None, ref_samples=None):
     """Write index.html, slots.csv and the PNGs into outdir; returns the HTML path.
 
-    samples: the trace's Samples for the power chart (read again from meta['trace'] if None)."""
+    samples: the trace's Samples for the power chart (read again from meta['trace'] if None);
+    ref_samples: a reference meter's Samples, drawn beside it when they have power."""
     os.makedirs(outdir, exist_ok=True)
     if samples is None:
         from .reference import read_samples
         samples = read_samples(meta["trace"])
     with open(os.path.join(outdir, CSV_NAME), "w", encoding="utf-8", newline="") as f:
         f.write(csv_text(res))
-    charts(res, power_series(samples, res.rows), outdir)
+    charts(res, power_series(samples, res.rows), outdir,
+           power_series(ref_samples, res.rows) if ref_samples is not None else None)
     path = os.path.join(outdir, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page(res, meta))
