@@ -130,6 +130,13 @@ def charts(res, power, outdir, ref_power=None):
         ax.bar(x, err, 0.7, color=col, label="error = device - reference", zorder=3)
         ax.plot(x, err, "o", ms=2.5, color="black", zorder=4)
         ax.axhline(0, color="black", lw=0.6)
+        used = [(abs(rows[i].err[d]), abs(rows[i].err[d]) / rows[i].allowed[d]) for i in x
+                if not excl[i] and rows[i].err.get(d) is not None]
+        if used:
+            ax.text(0.99, 0.03, "compared slots: max |error| %s Wh, max |error|/allowed %.0f %%"
+                    % (dec(max(u[0] for u in used), 3), float(max(u[1] for u in used)) * 100),
+                    ha="right", fontsize=8,
+                    transform=ax.transAxes, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         ax.set_ylabel("error (Wh)")
         ax.set_title("%s error per slot (red: fail, grey: excluded)" % cmp.DIR_NAME[d], fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
