@@ -165,7 +165,13 @@ class Agent:
         self._st = t
         self._sms = tms
         iv = self.interval
-        self.next_poll = (t // iv + 1) * iv  # on the interval grid: polls meet slot boundaries
+        # On the interval grid, so polls meet slot boundaries; but never less than half an
+        # interval after this one: a late poll followed at once by an on-time one would make
+        # the elapsed time between readings tiny and a normal delta look implausible.
+        nxt = (t // iv + 1) * iv
+        if nxt - t < (iv + 1) // 2:
+            nxt += iv
+        self.next_poll = nxt
         self.log.counters["polls"] += 1
         self.modbus.request(self.req, self.unit, self.rmap.function, self.rmap.start,
                             self.rmap.count, self.words, 0, now_ms)

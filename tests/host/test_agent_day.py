@@ -78,9 +78,9 @@ def check(rc, text, lines, stored, rejected, hours):
 @pytest.mark.micropython
 def test_agent_in_32k_through_device_and_radio_faults(tmp_path):
     micropython_or_fail()
-    hours = 5
+    hours = 4
     rc, text, lines, stored, rejected, truth = run(
-        tmp_path, hours, speed=2880, start="2026-06-21T07:00", outage_at_s=3600, outage_s=3600,
+        tmp_path, hours, speed=1440, start="2026-06-21T07:00", outage_at_s=3600, outage_s=3600,
         poll_s=20)
     check(rc, text, lines, stored, rejected, hours)
     faults = {}
@@ -94,10 +94,18 @@ def test_agent_in_32k_through_device_and_radio_faults(tmp_path):
     # the outage held slots back; afterwards they went out oldest first, several per frame
     assert any(int(ln["slots"]) >= 2 for ln in lines if ln["ev"] == "frame_sent"), faults
     # the rollover (3000 Wh below 2**32) happened inside the run and cost no energy
-    for s, (imp, exp, flags) in stored.items():
+    # A reading's time stamp and the device's read differ by a few ms of loop latency: at
+    # 1440x up to ~30 simulated s (~45 Wh at 5.5 kW) at each boundary, so single slots are
+    # compared loosely; their sum is exact up to the two outer boundaries.
+    first, last = min(stored), max(stored)
+    for s in range(first + 1, last + 1):
+        imp, exp, flags = stored[s]
         assert not flags & 4, (s, flags)
-        if s in truth and not flags & 3:
-            assert abs(exp - truth[s][0]) <= 30, (s, exp, truth[s])
+        if not flags & 3:
+            assert abs(exp - truth[s][0]) <= 100, (s, exp, truth[s])
+    total = sum(stored[s][1] for s in range(first + 1, last + 1))
+    delta = truth[last][2] - truth[first + 1][1]
+    assert abs(total - delta) <= 100, (total, delta)
 
 
 def _main(argv):
