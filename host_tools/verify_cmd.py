@@ -64,6 +64,12 @@ def register(subparsers):
     p.add_argument("--min-energy-wh", type=float, default=comp["min_energy_wh"],
                    help="below this reference energy per slot the tolerance applies to this "
                    "energy (an absolute bound)")
+    p.add_argument("--fail-on-flags", default="mismatch", metavar="FLAGS",
+                   help="device quality flags (joined by |) whose slots, though excluded from "
+                   "the comparison, fail the verdict: the device's own register and power "
+                   "disagreeing is a sign of inaccuracy, not missing data; '' for none")
+    p.add_argument("--max-excluded", type=int, default=None, metavar="N",
+                   help="fail when more than N slots are excluded (default: no limit)")
     for opt, attr, hlp in INTEGRATOR_OPTS:
         p.add_argument(opt, dest=attr, type=int, default=replay_cmd.DEFAULTS[attr], help=hlp)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict line")
@@ -126,7 +132,9 @@ def command_line(args):
         argv += ["--heap", args.heap]
     if args.reference:
         argv += ["--reference", args.reference]
-    argv += ["--min-energy-wh", "%g" % args.min_energy_wh]
+    argv += ["--min-energy-wh", "%g" % args.min_energy_wh, "--fail-on-flags", args.fail_on_flags]
+    if args.max_excluded is not None:
+        argv += ["--max-excluded", str(args.max_excluded)]
     for opt, attr, _ in INTEGRATOR_OPTS:
         argv += [opt, str(getattr(args, attr))]
     if args.report:
@@ -153,6 +161,13 @@ def verify(args):
     if not args.min_energy_wh >= 0:
         raise cmp.VerifyError("--min-energy-wh must be >= 0")
     min_e = cmp.Fraction(str(args.min_energy_wh))
+    fail_flags = tuple(f for f in args.fail_on_flags.split("|") if f)
+    for f in fail_flags:
+        if f not in cmp.FLAG_MEANING:
+            raise cmp.VerifyError("--fail-on-flags: unknown flag %r (known: %s)"
+                                  % (f, ", ".join(cmp.FLAG_MEANING)))
+    if args.max_excluded is not None and args.max_excluded < 0:
+        raise cmp.VerifyError("--max-excluded must be >= 0")
     dev_text = replay_device(args)
     samples = ref_samples = None
     if args.reference and ref.is_slot_csv(args.reference):
@@ -169,7 +184,7 @@ def verify(args):
         if args.reference:
             ref_samples, samples = samples, None  # the power chart shows the device's trace
     res = cmp.compare(cmp.parse_device_csv(dev_text), ref_slots, tol, min_e,
-                      classes["comparison"]["resolution_wh"], dirs)
+                      classes["comparison"]["resolution_wh"], dirs, fail_flags, args.max_excluded)
     meta = {
         "tool_version": tool_version(),
         "trace": args.trace,
@@ -185,6 +200,8 @@ def verify(args):
         "class": args.cls if args.tolerance is None else "",
         "stage": args.stage if args.tolerance is None else "",
         "min_energy_wh": "%g" % args.min_energy_wh,
+        "fail_on_flags": args.fail_on_flags or "(none)",
+        "max_excluded": "no limit" if args.max_excluded is None else str(args.max_excluded),
         "resolution_wh": str(classes["comparison"]["resolution_wh"]),
         "classes_checked": classes.get("checked", ""),
         "integrator": " ".join("%s=%s" % (a, getattr(args, a)) for _, a, _ in INTEGRATOR_OPTS),

@@ -10,8 +10,10 @@ Definitions (docs/certification.md):
              - resolution_wh: one digit of the reported value (whole Wh, remainder carried)
   a slot passes when |e| <= allowed in every compared direction.
   day total  the same rule on the sums over the included slots.
-Slots are excluded from the verdict (listed with reasons) when the device flagged them,
-when the reference does not cover them fully, or when either side has no value.
+Slots are excluded from the comparison (listed with reasons) when the device flagged them,
+when the reference does not cover them fully, or when either side has no value. A slot
+flagged with one of fail_flags (default: mismatch) still fails the verdict, and so do more
+than max_excluded exclusions.
 """
 import json
 import os
@@ -162,10 +164,14 @@ def allowed_wh(tol, ref, min_energy_wh, resolution_wh):
     return tol * max(abs(ref), min_energy_wh) + resolution_wh
 
 
-def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=None):
+def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=None,
+            fail_flags=("mismatch",), max_excluded=None):
     """Compare device slots with reference slots ({slot: RefSlot}); returns a Result.
 
-    directions: which of 'imp'/'exp' the reference measures (default: those it has)."""
+    directions: which of 'imp'/'exp' the reference measures (default: those it has).
+    fail_flags: device flags that fail the verdict although their slot is excluded (the
+    device says its own measurements disagree: a meter-accuracy sign, not missing data).
+    max_excluded: more excluded slots than this fail the verdict (None: no limit)."""
     res = Result()
     res.tol = tol
     res.min_energy_wh = Fraction(min_energy_wh)
@@ -249,6 +255,14 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
         reasons.append("the reference measures neither import nor export")
     if not comp:
         reasons.append("no slot could be compared (all excluded)")
+    for r in res.excluded:
+        bad = [f for f in r.flags.split("|") if f and f in fail_flags]
+        if bad:
+            reasons.append("slot %d (%s): flagged %s by the device, which fails the verdict "
+                           "(--fail-on-flags)" % (r.slot_of_day, r.start, "|".join(bad)))
+    if max_excluded is not None and len(res.excluded) > max_excluded:
+        reasons.append("%d slot(s) excluded, more than --max-excluded %d"
+                       % (len(res.excluded), max_excluded))
     for r in comp:
         if r.status == "fail":
             reasons.append("slot %d (%s): %s" % (r.slot_of_day, r.start, "; ".join(r.reasons)))

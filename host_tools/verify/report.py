@@ -218,6 +218,8 @@ def page(res, meta):
         ("tolerance", meta["tolerance"]),
         ("minimum energy Emin (Wh)", meta["min_energy_wh"]),
         ("resolution (Wh)", meta["resolution_wh"]),
+        ("device flags that fail the verdict", meta["fail_on_flags"]),
+        ("excluded slots allowed", meta["max_excluded"]),
         ("class table checked", meta["classes_checked"]),
         ("device integrator settings", meta["integrator"]),
         ("command line", meta["command"]),
@@ -242,7 +244,10 @@ def page(res, meta):
                "<li>A slot <b>passes</b> when |error| ≤ allowed in every compared direction; the "
                "day total (sums over the compared slots) must pass the same rule.</li>"
                "<li>Slots the device flagged, slots the reference does not fully cover and slots "
-               "missing on either side are <b>excluded</b> and listed with their reasons.</li>"
+               "missing on either side are <b>excluded</b> and listed with their reasons. A slot "
+               "the device flagged with one of the flags that fail the verdict (default "
+               "<code>mismatch</code>: its own register and power disagree) fails it although it "
+               "is excluded, and so do more excluded slots than allowed.</li>"
                "<li>The computed reference is exact (rational arithmetic): the trapezoid integral "
                "of the power samples split at slot boundaries and zero crossings, or the register "
                "delta where the trace has that register.</li></ul>")

@@ -161,6 +161,21 @@ def test_register_drift_fails_with_the_faulty_slot(tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_a_drift_the_device_flags_still_fails(tmp_path, capsys):
+    """8 % drift trips the device's 5 % register-vs-power check: the slot is flagged
+    `mismatch` and excluded, and the flag itself fails the verdict (--fail-on-flags)."""
+    ref_path, dev_path = load_generator().make(str(tmp_path), "drift", 29, "1.08", "13:00",
+                                               "15:00", 10)
+    rc = main(["verify", dev_path, "--reference", ref_path])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "excluded slot 29 (2026-05-15T14:00:00+09:00): device flag mismatch" in out
+    assert "FAIL: slot 29 (2026-05-15T14:00:00+09:00): flagged mismatch by the device" in out
+    assert main(["verify", dev_path, "--reference", ref_path, "--fail-on-flags", "", "-q"]) == 0
+    assert main(["verify", dev_path, "--reference", ref_path, "--fail-on-flags", "bogus"]) == 2
+    capsys.readouterr()
+
+
 def test_slot_csv_of_a_reference_meter(gain_pair, tmp_path, capsys):
     ref_path, dev_path = gain_pair
     slots = tmp_path / "ref_slots.csv"
@@ -191,6 +206,8 @@ def test_flagged_slots_are_excluded_with_reasons(gap_trace, capsys):
     assert len(excl) == 1 and excl[0].startswith("  excluded slot 27 (2026-05-15T13:00:00+09:00)")
     assert "device flag partial" in excl[0] and "device flag missing" in excl[0]
     assert "reference covers only 1680 of 1800 s" in excl[0]
+    assert main(["verify", gap_trace, "--max-excluded", "0"]) == 1
+    assert "1 slot(s) excluded, more than --max-excluded 0" in capsys.readouterr().out
 
 
 def test_report_records_what_reproduces_it(gap_trace, tmp_path, capsys):
