@@ -153,6 +153,8 @@ class Agent:
 
     # ---- Modbus polling ------------------------------------------------------------
     def poll_due(self, t):
+        if t < self.next_poll - self.interval:
+            self.next_poll = t  # the clock went back (a time sync): poll on, don't wait for it
         return not self.modbus.busy() and t >= self.next_poll
 
     def start_poll(self, t, tms, now_ms):
@@ -201,7 +203,11 @@ class Agent:
             self._meter_fault(e.kind, t)
 
     def link_fault(self, kind, t, now_ms):
-        """The transport failed (socket refused, port gone): count it, drop the poll."""
+        """The transport failed (socket refused, port gone): count it, drop the poll, and
+        try again at the next poll time (not at once: no reconnect storm)."""
+        if self.next_poll <= t:
+            iv = self.interval
+            self.next_poll = (t // iv + 1) * iv
         if self.modbus.busy():
             try:
                 self.modbus.check(ticks_add(now_ms, 0x10000000))  # force the deadline

@@ -489,7 +489,9 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
             emit("t=%d ev=config_error field=%s msg=%s" % (s, field, msg.replace(" ", "_")))
         return 2
     except (EdgeError, ValueError, OSError) as e:
-        emit("t=%d ev=config_error field=- msg=%s" % (s, str(e).replace(" ", "_")))
+        # unreadable config or map file, or storage that cannot be opened
+        emit("t=%d ev=start_error kind=%s msg=%s" % (
+            s, getattr(e, "kind", type(e).__name__), str(e).replace(" ", "_")))
         return 2
     if clock_synced is not None:
         agent.clock_synced = cfg["clock_synced"] and clock_synced

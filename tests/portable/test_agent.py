@@ -159,3 +159,16 @@ def test_session_loss_rejoins_and_forged_acks_remove_nothing():
     rig.mod.drop_acks = False
     rig.run(120, 2000)
     assert a.queue.pending() == 0
+
+
+def test_link_faults_wait_for_the_next_poll_and_a_clock_step_back_does_not_stall_polling():
+    a = Agent(config(), map_json(), PROFILE, MemStorage(), None, T0)
+    assert a.poll_due(T0)
+    a.link_fault("link_errno_111", T0, 0)  # connect refused before any request
+    assert not a.poll_due(T0) and not a.poll_due(T0 + 9) and a.poll_due(T0 + 10)
+    assert a.log.faults["link_errno_111"] == 1
+    a.start_poll(T0 + 10, 0, 0)
+    a.link_fault("link_oserror", T0 + 10, 5)  # the socket died mid-request
+    assert not a.modbus_busy() and not a.poll_due(T0 + 15) and a.poll_due(T0 + 20)
+    a.next_poll = T0 + 3600
+    assert a.poll_due(T0 + 30)  # the clock stepped back an hour: polling goes on
