@@ -1,6 +1,7 @@
 """`smeter verify`: replay a trace through the edge core and prove every 30-minute value
 against the exact host reference (host_tools/verify/), with a certifier's report."""
 import argparse
+import csv
 import datetime
 import functools
 import hashlib
@@ -156,6 +157,9 @@ def verify(args):
 
     Raises TraceError / cmp.VerifyError (input) or RuntimeError / OSError (runtime)."""
     t0 = time.monotonic()
+    for path in (args.trace, args.reference):
+        if path is not None and not os.path.isfile(path):
+            raise cmp.VerifyError("no such file: %s" % path)
     classes = cmp.load_classes()
     tol, tol_text = cmp.resolve_tolerance(classes, args.cls, args.stage, args.tolerance)
     if not args.min_energy_wh >= 0:
@@ -246,6 +250,9 @@ def run_cmd(args):
         res, meta, samples = verify(args)
     except TraceError as e:
         print("smeter verify: bad trace: %s" % e, file=sys.stderr)
+        return 2
+    except (UnicodeDecodeError, csv.Error) as e:
+        print("smeter verify: bad trace: not a UTF-8 CSV file (%s)" % e, file=sys.stderr)
         return 2
     except cmp.VerifyError as e:
         print("smeter verify: %s" % e, file=sys.stderr)

@@ -122,8 +122,11 @@ def read_samples(path):
     """The trace (docs/trace-format.md) as Samples with exact values; TraceError on bad input.
 
     Time must increase strictly: the reference has no notion of a clock step."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return parse_samples(f, path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return parse_samples(f, path)
+    except UnicodeDecodeError as e:
+        raise TraceError(path, "?", "not UTF-8 text (%s)" % e)
 
 
 def parse_samples(lines, path="<trace>"):
@@ -145,7 +148,13 @@ def parse_samples(lines, path="<trace>"):
     clock = _Clock()
     t, lines_, raw = [], [], {"power": [], "imp": [], "exp": []}
     last = None
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise TraceError(path, reader.line_num, "CSV: %s" % e)
         line = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -185,15 +194,24 @@ SLOT_HEADER = "slot_start"
 
 def is_slot_csv(path):
     """True when path is a per-slot CSV (first column slot_start) rather than a trace."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, "rb") as f:
         first = f.readline()
-    return first.split(",")[0].strip() == SLOT_HEADER
+    return first.decode("utf-8", "replace").lstrip("\ufeff").split(",")[0].strip() == SLOT_HEADER
 
 
 def read_slot_csv(path):
     """A reference meter's 30-minute values: CSV with slot_start (ISO 8601, the slot's
     start) and import_wh and/or export_wh (decimal Wh per slot; other columns ignored, so
     `smeter replay` output of another meter works). -> ({slot: RefSlot}, directions)."""
+    try:
+        return _read_slot_csv(path)
+    except UnicodeDecodeError as e:
+        raise TraceError(path, "?", "not UTF-8 text (%s)" % e)
+    except csv.Error as e:
+        raise TraceError(path, "?", "CSV: %s" % e)
+
+
+def _read_slot_csv(path):
     out = {}
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)

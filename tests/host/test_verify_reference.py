@@ -179,7 +179,7 @@ def test_register_slots_equal_the_interpolated_counter(start, pts):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet="0123456789-.:+TZe,n \t\"x_", max_size=40), max_size=6),
+@given(st.lists(st.text(alphabet="0123456789-.:+TZe,n \t\"x_\x00\r\n", max_size=40), max_size=6),
        st.sampled_from(["ts,power_w", "ts,import_wh,export_wh", "power_w,ts", "ts"]))
 def test_fuzzed_traces_fail_only_with_trace_errors(lines, header):
     try:
@@ -190,7 +190,7 @@ def test_fuzzed_traces_fail_only_with_trace_errors(lines, header):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.text(alphabet="0123456789-.:+TZ,n ", max_size=40), max_size=5))
+@given(st.lists(st.text(alphabet="0123456789-.:+TZ,n \"\x00", max_size=40), max_size=5))
 def test_fuzzed_slot_csvs_fail_only_with_trace_errors(tmp_path_factory, lines):
     p = tmp_path_factory.mktemp("slotcsv") / "s.csv"
     p.write_text("\n".join(["slot_start,import_wh,export_wh,flags"] + lines) + "\n")
