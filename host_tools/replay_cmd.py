@@ -195,8 +195,12 @@ def run_cmd(args):
         print("smeter replay: %s" % e, file=sys.stderr)
         return 1
     if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        try:
+            with open(args.out, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        except OSError as e:
+            print("smeter replay: cannot write %s: %s" % (args.out, e.strerror), file=sys.stderr)
+            return 1
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
