@@ -7,10 +7,10 @@ import time
 
 DESCRIPTION = """\
 Run the whole chain for a simulated period and verify it: device emulators (a PV inverter's
-power conditioner パワコン on Modbus TCP, an EV charger's DIN-rail meter on Modbus RTU over a
-pseudo-terminal), one metering agent per device (the MicroPython unix port when installed,
-else CPython), a Wi-SUN module emulator per agent (pseudo-terminal serial) and the head-end
-collector (loopback UDP, SQLite) -- all real processes sharing one accelerated clock.
+power conditioner パワコン, an EV charger's DIN-rail meter; Modbus TCP on loopback), one
+metering agent per device (the MicroPython unix port when installed, else CPython), a Wi-SUN
+module emulator per agent (pseudo-terminal serial) and the head-end collector (loopback UDP,
+SQLite) -- all real processes sharing one accelerated clock.
 
 Afterwards it prints each device's 48 thirty-minute values (30分値) per day next to the
 emulator's exact energy, the verification (Σ stored Wh vs the register delta, per-slot
@@ -42,7 +42,7 @@ def register(subparsers):
                    help="agent interpreter (default: micropython when installed)")
     p.add_argument("--speed", default=None, metavar="max|X",
                    help="simulated seconds per real second; default %d (MicroPython) / %d (CPython): "
-                   "a day in about a minute; 'max' = %d / %d" % (
+                   "a day in one / two minutes; 'max' = %d / %d" % (
                        DEFAULT_SPEED["micropython"], DEFAULT_SPEED["cpython"],
                        MAX_SPEED["micropython"], MAX_SPEED["cpython"]))
     p.add_argument("--faults", default="standard", metavar="SPEC",

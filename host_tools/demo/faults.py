@@ -149,7 +149,7 @@ class FaultPlan:
         out = [t for t in self.kill_at if t < run_s]
         n_slots = run_s // 1800
         tries = 0
-        while len(out) < len(self.kill_at) + self.kills and n_slots > 2 and tries < 10000:
+        while len(out) < len(self.kill_at) + self.kills and n_slots > 2 and tries < 2000:
             tries += 1
             t = rnd.randrange(1, n_slots - 1) * 1800 + rnd.randrange(30, 600)
             if any(a - 1800 <= t <= a + d + 1800 for a, d in self.offline):

@@ -36,7 +36,7 @@ DEVICE_KINDS = ("inverter", "charger", "meter")
 # kind -> (device id, Modbus transport, agent register map, max power W)
 DEVICE_SETUP = {
     "inverter": (1001, "tcp", "sunspec_inverter_103", 10000),
-    "charger": (1002, "rtu", "eastron_sdm630", 10000),
+    "charger": (1002, "tcp", "eastron_sdm630", 10000),  # rtu: see docs/demo.md#rtu
     "meter": (1003, "tcp", "sunspec_meter_203", 10000),
 }
 
@@ -202,18 +202,10 @@ class Run:
         if line is None:
             raise DemoError("collector did not start: " + _tail(self.collector_log))
         self.collector_port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
-        for d in self.devices:
-            line = _wait_file_line(os.path.join(d.dir, "emulator.out"), lambda s: '"ready"' in s, 20, d.emu)
-            if line is None:
-                raise DemoError("%s emulator did not start: %s" % (
-                    d.kind, _tail(os.path.join(d.dir, "emulator.err"))))
-            ready = json.loads(line)
-            if d.transport == "tcp":
-                d.modbus_port = ready["tcp"][1]
         # The module emulators count fault time from their own start, in real seconds /
         # scale: plan the release of the clock now, so outages land at their simulated time.
-        hold_s = 3.0 if self.runtime == "micropython" else 6.0
-        self._run_wall_ms = wall_ms_now() + int((hold_s + 0.5 * len(self.devices)) * 1000)
+        hold_s = 1.5 if self.runtime == "micropython" else 3.0
+        self._run_wall_ms = wall_ms_now() + int((hold_s + 0.3 * len(self.devices)) * 1000)
         for d in self.devices:
             t0 = wall_ms_now() + _WISUN_IMPORT_MS  # its fault clock starts after its imports
             d.wisun_t0 = t0
@@ -231,6 +223,14 @@ class Run:
                 argv += ["--faults", spec]
             d.wisun = self._spawn(argv, os.path.join(d.dir, "wisun.out"),
                                   err=os.path.join(d.dir, "wisun.err"))
+        for d in self.devices:
+            line = _wait_file_line(os.path.join(d.dir, "emulator.out"), lambda s: '"ready"' in s, 20, d.emu)
+            if line is None:
+                raise DemoError("%s emulator did not start: %s" % (
+                    d.kind, _tail(os.path.join(d.dir, "emulator.err"))))
+            ready = json.loads(line)
+            if d.transport == "tcp":
+                d.modbus_port = ready["tcp"][1]
         errs = []
         for d in self.devices:
             if _wait_file_line(os.path.join(d.dir, "wisun.out"), lambda s: s.startswith("wisun-emulator:"),

@@ -103,11 +103,9 @@ def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflic
         if t:
             t_imp += ti
             t_exp += te
-        if v is None:
+        if v is None:  # never arrived: lost, whatever the TSO later completes
             missing += 1
             row.update(stored=False)
-            if t:
-                flagged_deficit += ti + te
         else:
             imp, exp, flags, delay = v
             s_imp += imp
@@ -294,8 +292,8 @@ def format_text(summary):
                                               d["slots_flagged_missing"], d["slots_late"],
                                               d["max_delivery_minutes"]))
         out.append(" wh_lost: %s  wh_duplicated: %s  agent kills: %d  agent faults: %s  device faults: %s" % (
-            d["wh_lost"], d["wh_duplicated"], d["agent_kills"], _kv(d["agent_faults"]),
-            _kv(d["emulator_faults"])))
+            d["wh_lost"], d["wh_duplicated"], d.get("agent_kills", 0), _kv(d.get("agent_faults", {})),
+            _kv(d.get("emulator_faults", {}))))
     out.append("")
     out.append("total: slots_stored %d, slots_missing %d, slots_late %d, wh_lost %s, wh_duplicated %s, "
                "frames_rejected %d, max_delivery_minutes %.1f, real time %.1f s" % (
