@@ -136,6 +136,7 @@ class Row:
         self.ok = {}
         self.status = "pass"
         self.reasons = []
+        self.flag_fail = False  # excluded, but carries a flag that fails the verdict
 
 
 class Result:
@@ -258,6 +259,7 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
     for r in res.excluded:
         bad = [f for f in r.flags.split("|") if f and f in fail_flags]
         if bad:
+            r.flag_fail = True
             reasons.append("slot %d (%s): flagged %s by the device, which fails the verdict "
                            "(--fail-on-flags)" % (r.slot_of_day, r.start, "|".join(bad)))
     if max_excluded is not None and len(res.excluded) > max_excluded:

@@ -123,8 +123,8 @@ def charts(res, power, outdir, ref_power=None):
         ax = axes[0, j]
         err = [float(r.err[d]) if r.err.get(d) is not None else 0 for r in rows]
         al = [float(r.allowed[d]) if r.allowed.get(d) is not None else 0 for r in rows]
-        col = ["#999999" if excl[i] else ("#c0392b" if rows[i].ok.get(d) is False else "#1f5fa8")
-               for i in x]
+        col = [("#e67e22" if rows[i].flag_fail else "#999999") if excl[i]
+               else ("#c0392b" if rows[i].ok.get(d) is False else "#1f5fa8") for i in x]
         ax.fill_between(x, [-a for a in al], al, step="mid", color="#2ecc71", alpha=0.25,
                         label="allowed (±tol·max(|ref|, Emin) + 1 Wh)")
         ax.bar(x, err, 0.7, color=col, label="error = device - reference", zorder=3)
@@ -138,7 +138,7 @@ def charts(res, power, outdir, ref_power=None):
                     ha="right", fontsize=8,
                     transform=ax.transAxes, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         ax.set_ylabel("error (Wh)")
-        ax.set_title("%s error per slot (red: fail, grey: excluded)" % cmp.DIR_NAME[d], fontsize=10)
+        ax.set_title("%s error per slot" % cmp.DIR_NAME[d], fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
         _ticks(ax, rows)
@@ -158,7 +158,9 @@ def charts(res, power, outdir, ref_power=None):
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
         _ticks(ax, rows)
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.09, hspace=0.45, wspace=0.22)
+    fig.text(0.5, 0.985, "bars: blue pass, red fail, grey excluded, orange excluded but its "
+             "device flag fails the verdict; green: allowed band", ha="center", va="top", fontsize=9)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.92, bottom=0.09, hspace=0.45, wspace=0.22)
     fig.savefig(os.path.join(outdir, PNG_ERROR))
     plt.close(fig)
 
