@@ -8,6 +8,7 @@ import io
 import os
 import re
 import shlex
+import subprocess
 import threading
 
 import pytest
@@ -218,7 +219,11 @@ def test_report_records_what_reproduces_it(gap_trace, tmp_path, capsys):
     page = (rep / "index.html").read_text()
     sha = hashlib.sha256(open(gap_trace, "rb").read()).hexdigest()
     assert sha in page
-    assert "0.1.0" in page and "git " in page  # package version and commit
+    assert "<code>0.1.0" in page  # package version
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    if head:  # a git checkout: the commit is recorded
+        assert "0.1.0 (git %s" % head in page
     assert "CPython " in page and "class n5, in-use: 5 %" in page
     assert "device flag partial" in page and ">PASS<" in page
     cmdline = re.search(r"command line</th><td class=\"l\"><code>(.*?)</code>", page).group(1)
