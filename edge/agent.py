@@ -49,6 +49,7 @@ from edge.wisun import (
     EV_SEND_OK,
     EV_UDP_RECEIVED,
     GATE_SESSION,
+    ST_IDLE,
     STATE_NAMES,
     WisunDriver,
 )
@@ -283,6 +284,12 @@ class Agent:
     def wisun_feed(self, data, now_ms, t):
         self.wisun.feed(data, now_ms)
         self._events(now_ms, t)
+
+    def radio_opened(self, now_ms, t):
+        """The module's port was (re)opened: start the module's init now, not after backoff."""
+        if self.wisun.state != ST_IDLE:
+            self.wisun.reopen(now_ms)
+        self.log.line(t, "radio_opened")
 
     def wisun_deadline(self):
         return self.wisun.deadline()

@@ -185,13 +185,16 @@ class TcpPort:
 
 class SerialPort:
     """A byte port over firmware/lib/uart_lines.py (pty/tty path on a host, machine.UART on a
-    board); read() gives (buffer, n) like TcpPort."""
+    board); read() gives (buffer, n) like TcpPort. Given a callable instead of a port, it opens
+    the port on first use and again after a failure (a pty that appears later)."""
 
     def __init__(self, port):
-        self.port = port
+        self.port = None if callable(port) else port
+        self.opener = port if callable(port) else None
 
     def ensure(self):
-        pass
+        if self.port is None:
+            self.port = self.opener()
 
     def write(self, data):
         self.port.write(data)
@@ -201,7 +204,8 @@ class SerialPort:
         return b, len(b)
 
     def close(self):
-        pass
+        if self.opener is not None:
+            self.port = None
 
 
 def open_serial(path_or_uart, baud=9600):
@@ -323,6 +327,16 @@ class Runner:
         while self.running:
             s, ms = c.now()
             data = b""
+            if port is None or callable(port):
+                try:
+                    port = self.radio()  # open the module's port (again)
+                    a.radio_opened(ticks(), s)
+                except OSError as e:
+                    a.log.fault("radio_open_" + _errname(e), s)
+                    a.service(ticks(), s)  # slots still close while the module is away
+                    await sleep_ms(1000)
+                    port = self.radio
+                    continue
             try:
                 out = a.service(ticks(), s)
                 if out:
@@ -335,6 +349,12 @@ class Runner:
                         port.write(out)
             except OSError as e:
                 a.log.fault("radio_" + _errname(e), s)
+                if callable(self.radio):
+                    try:
+                        port.f.close()
+                    except (AttributeError, OSError):
+                        pass
+                    port = self.radio  # reopen on the next turn
                 await sleep_ms(100)
             await sleep_ms(2 if data else 5)
 
@@ -500,9 +520,10 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
         if dev["transport"] == "tcp":
             meter_port = TcpPort(dev["host"], dev["port"], dev["timeout_ms"])
         else:
-            meter_port = SerialPort(open_serial(dev["port"], dev["baud"]))
+            meter_port = SerialPort(lambda: open_serial(dev["port"], dev["baud"]))
     if radio_port is None:
-        radio_port = open_serial(cfg["wisun"]["serial"], cfg["wisun"]["baud"])
+        w = cfg["wisun"]
+        radio_port = lambda: open_serial(w["serial"], w["baud"])  # noqa: E731 (opened lazily)
     st = cfg["status"]
     sf = st["file"]
     if sf and not sf.startswith("/"):

@@ -59,7 +59,11 @@ def run(argv):
     except ValueError as e:
         sys.stdout.write("agent: %s\n" % e)
         return 2
-    clock = agent_main.SimFileClock(o["clock"]) if o["clock"] else agent_main.SystemClock()
+    try:
+        clock = agent_main.SimFileClock(o["clock"]) if o["clock"] else agent_main.SystemClock()
+    except OSError as e:
+        sys.stdout.write("t=0 ev=start_error kind=clock msg=%s\n" % str(e).replace(" ", "_"))
+        return 2
     stop = o["until"]
     if o["for"] is not None:
         stop = clock.now()[0] + o["for"]

@@ -60,7 +60,7 @@ def agent_config(path, modbus_port, wisun_link, **over):
 
 class Stack:
     def __init__(self, tmp, speed=1200, start="2026-06-21T08:00", emu_faults="", wisun_faults="",
-                 kind="inverter", rtu=False):
+                 kind="inverter", rtu=False, profile=None):
         self.tmp = str(tmp)
         self.procs = []
         self.clock = os.path.join(self.tmp, "clock")
@@ -77,10 +77,12 @@ class Stack:
 
         SimClock.create(self.clock, parse_start(start), str(speed))
         cport = _free_udp_port()
+        self.collector_port = cport
         self.modbus_link = os.path.join(self.tmp, "modbus0") if rtu else None
         where = ["--pty-link", self.modbus_link] if rtu else ["--tcp", "127.0.0.1:0"]
         emu = self._spawn(CLI + ["emulate", kind] + where + ["--clock", self.clock,
                                  "--truth", self.truth]
+                          + (["--profile", profile] if profile else [])
                           + (["--faults", emu_faults] if emu_faults else []),
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         col = self._spawn(CLI + ["collect", "--db", self.db, "--listen", "127.0.0.1:%d" % cport,
