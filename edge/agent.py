@@ -21,7 +21,7 @@ from edge.backoff import ticks_add, ticks_diff
 from edge.compat import const
 from edge.config import wisun_driver_config
 from edge.errors import EdgeError
-from edge.flags import INVALID, MISSING, PARTIAL
+from edge.flags import INVALID
 from edge.frame import (
     ST_CLOCK_UNSYNCED,
     ST_METER_ERROR,
@@ -59,7 +59,7 @@ UP_IDLE = const(0)
 UP_SENDING = const(1)  # SKSENDTO written, waiting for the module's send result
 UP_AWAIT_ACK = const(2)  # sent, waiting for the collector's ack
 
-_GAP_FLAGS = const(3)  # MISSING | PARTIAL: a slot with no data at all
+_GAP_FLAGS = const(3)  # edge.flags MISSING | PARTIAL: a slot with no data at all
 _MAX_GAP_FILL = const(96)  # missing-slot records written per gap (two days)
 _FRAME_FIXED = const(40)  # frame bytes besides records (header, seq, status, tag), generous
 _REC_MAX = const(12)  # worst record size (docs/frames.md)

@@ -93,7 +93,8 @@ def test_board_main_imports_and_sets_up_under_the_unix_port(tmp_path, port, boar
     proc = run_micropython([str(script), str(tmp_path / "board.json"), str(tmp_path / "config.json")],
                            heap="512K", cwd=str(tmp_path),
                            extra_paths=[str(fake), os.path.join(ROOT, "firmware", port),
-                                        os.path.join(ROOT, "firmware"), os.path.join(ROOT, "firmware", "lib")])
+                                        os.path.join(ROOT, "firmware"),
+                                        os.path.join(ROOT, "firmware", "lib")])
     out = proc.stdout.decode() + proc.stderr.decode()
     assert proc.returncode == 0, out
     with open(tmp_path / "board.json") as f:
