@@ -7,6 +7,7 @@ cumulative energy as mWh (exp -3) in two 16-bit halves of a 32-bit counter, whic
 every 4,294,967.296 Wh exactly as a device counter would (the integrator handles it).
 """
 import csv
+import io
 import datetime
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -122,17 +123,34 @@ def read_trace(path, lenient=False):
 
     Time must increase strictly; with lenient=True backwards or duplicate timestamps are
     passed on for the integrator to flag (clock_step / invalid) instead."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        yield from parse_lines(f, path, lenient)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise TraceError(path, data.count(b"\n", 0, e.start) + 1, "not UTF-8 text (%s)" % e.reason)
+    yield from parse_lines(io.StringIO(text, newline=""), path, lenient)
+
+
+def _rows(reader, path):
+    """(line number, row) pairs; CSV syntax errors become TraceError."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise TraceError(path, reader.line_num, "CSV syntax: %s" % e)
+        yield reader.line_num, row
 
 
 def parse_lines(lines, path="<trace>", lenient=False):
-    reader = csv.reader(lines)
+    reader = _rows(csv.reader(lines), path)
     try:
         header = next(reader)
     except StopIteration:
         raise TraceError(path, 1, "empty file (expected a header: ts,power_w,import_wh,export_wh)")
-    header = [h.strip() for h in header]
+    header = [h.strip() for h in header[1]]
     for h in header:
         if h not in COLUMNS:
             raise TraceError(path, 1, "unknown column %r (allowed: %s)" % (h, ", ".join(COLUMNS)))
@@ -144,8 +162,7 @@ def parse_lines(lines, path="<trace>", lenient=False):
         raise TraceError(path, 1, "need at least one of power_w, import_wh, export_wh")
     col = {h: i for i, h in enumerate(header)}
     last = None
-    for row in reader:
-        line = reader.line_num
+    for line, row in reader:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != len(header):

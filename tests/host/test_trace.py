@@ -99,3 +99,20 @@ def test_fast_paths_agree_with_decimal(d):
     if d >= 0:
         assert parse_energy(text, "x") == int(Decimal(text) * 1000) % 2**32
     assert tr._SIMPLE is not None
+
+
+@pytest.mark.parametrize(
+    "raw, line, words",
+    [
+        (b"ts,power_w\n2026-01-01T00:00:00+09:00,1\n\xff\xfe,3\n", 3, "not UTF-8"),
+        (b'ts,power_w\n2026-01-01T00:00:00+09:00,"1\x00"\n', 2, "not a number"),
+    ],
+)
+def test_undecodable_files_are_trace_errors_with_the_line(tmp_path, raw, line, words):
+    from host_tools.trace import read_trace
+
+    p = tmp_path / "t.csv"
+    p.write_bytes(raw)
+    with pytest.raises(TraceError) as e:
+        list(read_trace(str(p)))
+    assert e.value.line == line and words in str(e.value)
