@@ -14,6 +14,7 @@ import time
 from conftest import ROOT
 
 DEVICE_ID = 4660
+DEVICE_IDS = (4660, 4661)  # the keys file knows both: two agents may share one run
 KEY_HEX = "000102030405060708090a0b0c0d0e0f"
 CLI = [sys.executable, "-m", "host_tools.cli"]
 
@@ -70,7 +71,7 @@ class Stack:
         self.link = os.path.join(self.tmp, "wisun0")
         with open(self.keys, "w") as f:
             json.dump({"format": "smeter-keys/1", "keys": [
-                {"device_id": DEVICE_ID, "key_no": 0, "alg": 1, "key_hex": KEY_HEX}]}, f)
+                {"device_id": d, "key_no": 0, "alg": 1, "key_hex": KEY_HEX} for d in DEVICE_IDS]}, f)
         # The clock file first (this process creates it: no process waits for another),
         # then the three servers start in parallel on ports known in advance.
         from host_tools.emulator.simclock import SimClock, parse_start
@@ -109,10 +110,20 @@ class Stack:
             v = [int(x) for x in f.read().split()]
         return (v[2] + (time.time_ns() // 1000000 - v[1]) * v[3] // v[4]) // 1000
 
-    def agent(self, runtime, until=None, heap="512K", data_heap=None, log=None, for_s=None):
+    def add_module(self, link):
+        """A further Wi-SUN module emulator (one per agent) on pty `link`, same collector."""
+        w = self._spawn(CLI + ["wisun-emulator", "--pty-link", link, "--collector",
+                               "127.0.0.1:%d" % self.collector_port, "--time-scale", "0.05"],
+                        stdout=subprocess.PIPE)
+        assert w.stdout.readline().startswith(b"wisun-emulator:")
+        return link
+
+    def agent(self, runtime, until=None, heap="512K", data_heap=None, log=None, for_s=None,
+              config=None):
         from host_tools.agent_cmd import command
 
-        argv, env = command(self.config, runtime, heap, data_heap, self.clock, until, for_s)
+        argv, env = command(config or self.config, runtime, heap, data_heap, self.clock, until,
+                            for_s)
         out = open(log or os.path.join(self.tmp, "agent.log"), "ab")
         return subprocess.Popen(argv, cwd=self.tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -130,12 +141,12 @@ class Stack:
                 if s is not None:
                     s.close()
 
-    def stored(self):
+    def stored(self, device_id=DEVICE_ID):
         """{slot: (import_wh, export_wh, flags)} at the collector, and its rejection count."""
         con = sqlite3.connect(self.db)
         try:
             rows = con.execute("SELECT slot, import_wh, export_wh, flags FROM slot_values "
-                               "WHERE device_id = ?", (DEVICE_ID,)).fetchall()
+                               "WHERE device_id = ?", (device_id,)).fetchall()
             rej = con.execute("SELECT reason, COUNT(*) FROM rejections GROUP BY reason").fetchall()
         finally:
             con.close()

@@ -47,7 +47,7 @@ def test_unknown_map_is_a_config_error(tmp_path):
     assert "field=maps msg='no_such_map'_not_found" in proc.stdout.decode(), proc.stdout.decode()
 
 
-def test_status_reads_the_agents_file(tmp_path):
+def test_status_reads_the_agents_file(tmp_path, capsys):
     data = tmp_path / "d"
     data.mkdir()
     cfg = {"data_dir": "d", "status": {"file": "status.json"}}
@@ -66,6 +66,9 @@ def test_status_reads_the_agents_file(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     assert "modbus_timeout=2" in out and "3 pending (slots 10..12)" in out
     assert "2026-06-21T13:30:00+09:00" in out and "rate gate closed" in out
-    proc = smeter(["status", "--file", str(data / "status.json"), "--json"])
-    assert json.loads(proc.stdout) == st
-    assert smeter(["status", "--file", str(data / "nope.json")]).returncode == 1
+    from host_tools.cli import main
+
+    capsys.readouterr()
+    assert main(["status", "--file", str(data / "status.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == st
+    assert main(["status", "--file", str(data / "nope.json")]) == 1

@@ -78,7 +78,7 @@ def check(rc, text, lines, stored, rejected, hours):
 @pytest.mark.micropython
 def test_agent_in_32k_through_device_and_radio_faults(tmp_path):
     micropython_or_fail()
-    hours = 4
+    hours = 3
     rc, text, lines, stored, rejected, truth = run(
         tmp_path, hours, speed=1440, start="2026-06-21T07:00", outage_at_s=3600, outage_s=3600,
         poll_s=20)

@@ -14,31 +14,29 @@ against the emulator's ground truth (its truth file) and the collector's databas
 import os
 import random
 import signal
+import threading
 import time
 
 import pytest
 
-from agent_stack import Stack, agent_config, read_log, wait_for_line
+from agent_stack import DEVICE_IDS, Stack, agent_config, read_log, wait_for_line
 from conftest import micropython_or_fail
 
 SPEED = 600
 MAX_GAP_S = 1800
 SAVE_EVERY_S = 240  # integrator.save_every_s (default)
 HOURS = 1.5  # metered by the last run, after the kills
+RUNTIMES = ("cpython", "micropython")
 
 
-def _run_with_kills(tmp_path, runtime, kills, seed):
-    st = Stack(tmp_path, speed=SPEED)
+def _kill_loop(st, runtime, config, log, kills, seed, out):
+    """Start, SIGKILL, restart ... then a clean final run; results into `out`."""
     try:
-        # a restart takes up to ~1 s of real time (CPython on a loaded machine): 10 simulated
-        # minutes at 600x, so the gap a restart leaves stays integrable across a boundary
-        agent_config(st.config, st.modbus_port, st.link, integrator={"max_gap_s": MAX_GAP_S})
         rnd = random.Random(seed)
-        log = os.path.join(st.tmp, "agent.log")
         kills_at = []
         for i in range(kills):
             seen = _count(log, b" ev=start ")
-            p = st.agent(runtime, log=log)
+            p = st.agent(runtime, log=log, config=config)
             if i % 4 != 3:  # most kills while it meters and sends, some during start-up
                 assert wait_for_line(log, b" ev=start ", seen + 1), open(log).read()[-2000:]
             time.sleep(rnd.uniform(0.2, 2.2))  # 2 to 22 simulated minutes at 600x
@@ -46,15 +44,48 @@ def _run_with_kills(tmp_path, runtime, kills, seed):
             os.kill(p.pid, signal.SIGKILL)
             kills_at.append(st.sim_s())
             p.wait()
-        p = st.agent(runtime, for_s=int(HOURS * 3600), log=log)
+        p = st.agent(runtime, for_s=int(HOURS * 3600), log=log, config=config)
         p.wait(HOURS * 3600 / SPEED + 60)
         assert p.returncode == 0, open(log).read()[-3000:]
+        out["kills_at"] = kills_at
+    except BaseException as e:  # reported by the test thread
+        out["error"] = e
+
+
+def _run_both(tmp_path, kills):
+    """One run (emulator, collector), two agents at once: CPython as device 4660 and the
+    MicroPython unix port as device 4661, each with its own module emulator and data_dir,
+    both metering the same emulated inverter (so one ground truth serves both)."""
+    st = Stack(tmp_path, speed=SPEED)
+    results = {}
+    try:
+        threads = []
+        for i, runtime in enumerate(RUNTIMES):
+            if runtime == "micropython":
+                micropython_or_fail()
+            link = st.link if i == 0 else st.add_module(os.path.join(st.tmp, "wisun%d" % i))
+            config = os.path.join(st.tmp, "agent-%s.json" % runtime)
+            # a restart takes up to ~1 s of real time (CPython on a loaded machine): 10
+            # simulated minutes at 600x, so a restart's gap stays integrable across a boundary
+            agent_config(config, st.modbus_port, link, device_id=DEVICE_IDS[i],
+                         data_dir="data-" + runtime, integrator={"max_gap_s": MAX_GAP_S})
+            out = results[runtime] = {"log": os.path.join(st.tmp, "agent-%s.log" % runtime),
+                                      "device_id": DEVICE_IDS[i]}
+            t = threading.Thread(target=_kill_loop, args=(st, runtime, config, out["log"], kills,
+                                                          11 + i, out))
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
         time.sleep(0.3)  # the collector commits its last batch
-        stored, rejected = st.stored()
         truth = st.truth_slots()
+        for runtime, out in results.items():
+            out["stored"], out["rejected"] = st.stored(out["device_id"])
+            out["truth"] = truth
+            out["lines"] = read_log(out["log"])
     finally:
         st.stop()
-    return read_log(log), stored, rejected, truth, kills_at
+    return results
 
 
 def _count(path, needle):
@@ -65,12 +96,17 @@ def _count(path, needle):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
-def test_agent_survives_kills_without_loss_or_double_count(tmp_path, runtime):
-    if runtime == "micropython":
-        micropython_or_fail()
+@pytest.mark.micropython
+def test_agent_survives_kills_without_loss_or_double_count(tmp_path):
     kills = 4
-    lines, stored, rejected, truth, kills_at = _run_with_kills(tmp_path, runtime, kills, seed=11)
+    results = _run_both(tmp_path, kills)
+    for runtime in RUNTIMES:
+        r = results[runtime]
+        assert "error" not in r, (runtime, r.get("error"))
+        _check(runtime, kills, r["lines"], r["stored"], r["rejected"], r["truth"], r["kills_at"])
+
+
+def _check(runtime, kills, lines, stored, rejected, truth, kills_at):
     starts = [ln for ln in lines if ln["ev"] == "start"]
     assert len(starts) >= kills  # a kill during start-up may come before the start line
     assert sum(int(s["resumed"]) for s in starts) >= 1  # restarts picked up saved state
