@@ -7,10 +7,10 @@ import time
 
 DESCRIPTION = """\
 Run the whole chain for a simulated period and verify it: device emulators (a PV inverter's
-power conditioner パワコン, an EV charger's DIN-rail meter; Modbus TCP on loopback), one
-metering agent per device (the MicroPython unix port when installed, else CPython), a Wi-SUN
-module emulator per agent (pseudo-terminal serial) and the head-end collector (loopback UDP,
-SQLite) -- all real processes sharing one accelerated clock.
+power conditioner パワコン on Modbus TCP, an EV charger's DIN-rail meter on Modbus RTU over a
+pseudo-terminal), one metering agent per device (the MicroPython unix port when installed,
+else CPython), a Wi-SUN module emulator per agent (pseudo-terminal serial) and the head-end
+collector (loopback UDP, SQLite) -- all real processes sharing one accelerated clock.
 
 Afterwards it prints each device's 48 thirty-minute values (30分値) per day next to the
 emulator's exact energy, the verification (Σ stored Wh vs the register delta, per-slot
@@ -145,7 +145,7 @@ def execute(r, out, as_json=False, chart=True, progress=None):
             done = r.sim_progress_s()
             kills = sum(len(d.killed) for d in r.devices)
             planned = kills + sum(len(d.kills) for d in r.devices)
-            outage = any(a <= done < a + d for a, d in r.faults.outages)
+            outage = any(a <= done < b for d in r.devices for a, b in r.outage_windows(d))
             progress.show(done / float(r.run_s), "%s JST  kills %d/%d%s" % (
                 edge_ms_to_iso((r.start_s + done) * 1000)[5:16].replace("T", " "), kills, planned,
                 "  LINK DOWN" if outage else ""))

@@ -57,9 +57,8 @@ def write_png(path, summary, run):
         ax.set_xlim(0, hours)
         ax.set_xticks(range(0, int(hours) + 1, 2 if hours > 12 else 1))
         ax.set_xlabel("hours from %s JST" % summary["run"]["start"][:16].replace("T", " "))
-        for at, dur in run.faults.outages:
-            ax.axvspan(at / 3600.0, min(hours, (at + dur) / 3600.0), color="#999999", alpha=0.18,
-                       label="Wi-SUN link outage")
+        for a, b in dev.get("link_outages_h", []):
+            ax.axvspan(a, min(hours, b), color="#999999", alpha=0.18, label="Wi-SUN link outage")
         for i, k in enumerate(k for k in d.killed if k[0] == "sigkill"):
             ax.axvline(k[2] / 3600.0, color="#c62828", linestyle="--", linewidth=0.9,
                        label="agent killed" if i == 0 else None)

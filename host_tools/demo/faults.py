@@ -121,14 +121,19 @@ class FaultPlan:
             items.append("seed=%d" % seed)
         return ",".join(items)
 
-    def wisun_spec(self, sim_to_emulated, seed):
-        """--faults for `smeter wisun-emulator`; sim_to_emulated(sim_s_from_run_start) gives
-        the emulator's own fault time (real seconds since it started / time scale)."""
-        items = []
+    def wisun_outages(self, sim_to_emulated):
+        """[(start, length)] of the link outages in the module emulator's seconds."""
+        out = []
         for at, dur in self.outages:
             start = sim_to_emulated(at)
             length = sim_to_emulated(at + dur) - start
-            items.append("link_down=%ds@%ds" % (max(1, round(length)), max(0, round(start))))
+            out.append((max(0, round(start)), max(1, round(length))))
+        return out
+
+    def wisun_spec(self, sim_to_emulated, seed):
+        """--faults for `smeter wisun-emulator`; sim_to_emulated(sim_s_from_run_start) gives
+        the emulator's own fault time (real seconds since it started / time scale)."""
+        items = ["link_down=%ds@%ds" % (n, a) for a, n in self.wisun_outages(sim_to_emulated)]
         for k in sorted(self.wisun):
             items.append("%s=%g" % (k, self.wisun[k]))
         if self.session_expiry_s:

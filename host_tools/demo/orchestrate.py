@@ -28,15 +28,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CLI = [sys.executable, "-m", "host_tools.cli"]
 SLOT_S = 1800
 WISUN_SCALE = 0.05  # module latencies and fault clock at 1/20 of emulated seconds
-_LEAD_MS = 150  # how early the end-freeze line is written: every reader re-reads within it
+_LEAD_MS = 130  # how early the end-freeze line is written: agents re-read every 100 ms
 _HOLD_MAX_S = 60
+_END_RETRY_S = 2.0  # real seconds without the last slot closed before an agent is restarted
 _WISUN_IMPORT_MS = 1000  # assumed; corrected by the measured start (ready line) below
 
 DEVICE_KINDS = ("inverter", "charger", "meter")
 # kind -> (device id, Modbus transport, agent register map, max power W)
 DEVICE_SETUP = {
     "inverter": (1001, "tcp", "sunspec_inverter_103", 10000),
-    "charger": (1002, "tcp", "eastron_sdm630", 10000),  # rtu: see docs/demo.md#rtu
+    "charger": (1002, "rtu", "eastron_sdm630", 10000),  # a DIN-rail meter on RS-485 (a pty)
     "meter": (1003, "tcp", "sunspec_meter_203", 10000),
 }
 
@@ -102,7 +103,9 @@ class Device:
         self.modbus_port = None
         self.kills = []  # planned, simulated s from run start
         self.killed = []  # done
-        self.wisun_t0 = None
+        self.wisun_t0 = None  # planned start of the module emulator's fault clock (wall ms)
+        self.wisun_t0_seen = None  # its ready line's time
+        self.wisun_outages_e = []  # [(start, length)] in its own seconds
 
 
 class Run:
@@ -204,7 +207,7 @@ class Run:
         self.collector_port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
         # The module emulators count fault time from their own start, in real seconds /
         # scale: plan the release of the clock now, so outages land at their simulated time.
-        hold_s = 1.5 if self.runtime == "micropython" else 3.0
+        hold_s = 2.5 if self.runtime == "micropython" else 4.0
         self._run_wall_ms = wall_ms_now() + int((hold_s + 0.3 * len(self.devices)) * 1000)
         for d in self.devices:
             t0 = wall_ms_now() + _WISUN_IMPORT_MS  # its fault clock starts after its imports
@@ -219,6 +222,7 @@ class Run:
                           "127.0.0.1:%d" % self.collector_port, "--time-scale", str(WISUN_SCALE),
                           "--stats-json", os.path.join(d.dir, "wisun-stats.json")]
             spec = self.faults.wisun_spec(conv, self.seed + d.index)
+            d.wisun_outages_e = self.faults.wisun_outages(conv)
             if spec:
                 argv += ["--faults", spec]
             d.wisun = self._spawn(argv, os.path.join(d.dir, "wisun.out"),
@@ -237,7 +241,8 @@ class Run:
                                20, d.wisun) is None:
                 raise DemoError("%s Wi-SUN emulator did not start: %s" % (
                     d.kind, _tail(os.path.join(d.dir, "wisun.err"))))
-            errs.append(os.stat(os.path.join(d.dir, "wisun.out")).st_mtime * 1000 - d.wisun_t0)
+            d.wisun_t0_seen = os.stat(os.path.join(d.dir, "wisun.out")).st_mtime * 1000
+            errs.append(d.wisun_t0_seen - d.wisun_t0)
         # Shift the planned release by how late the module emulators really started, so
         # their outages land at the planned simulated time (within the spread between them).
         self._run_wall_ms += int(sum(errs) / len(errs))
@@ -245,14 +250,27 @@ class Run:
             self._write_agent_config(d)
             d.kills = self.faults.kill_times(self.run_s, self.seed, d.index)
             self._start_agent(d)
-        # Release the clock once every agent has read the device at the start instant.
+        # Release the clock once every agent has read the device at the start instant (its
+        # status file counts a good poll). An agent whose first poll failed (an injected
+        # fault) would poll next only after the release: restart it while the clock holds.
         deadline = time.time() + _HOLD_MAX_S
         for d in self.devices:
-            while _count_in(d.log, b" ev=start ") < 1 and time.time() < deadline:
+            t_start = time.time()
+            while time.time() < deadline:
                 if d.agent.poll() is not None:
                     raise DemoError("%s agent exited at start: %s" % (d.kind, _tail(d.log)))
-                time.sleep(0.02)
-        time.sleep(0.3)  # first poll at the held start instant
+                polls, ok = _status_polls(d)
+                if ok:
+                    break
+                if polls and time.time() - t_start > 1.0:
+                    os.kill(d.agent.pid, signal.SIGKILL)
+                    d.agent.wait()
+                    d.killed.append(("start_retry", 0, 0))
+                    self._start_agent(d)
+                    t_start = time.time()
+                time.sleep(0.05)
+            else:
+                raise DemoError("%s agent did not read its device: %s" % (d.kind, _tail(d.log)))
         now = wall_ms_now()
         if now + 200 > self._run_wall_ms:  # slow machine: late release (outages shift later)
             self._run_wall_ms = now + 200
@@ -271,9 +289,11 @@ class Run:
             "device_id": d.device_id, "key": d.key.hex(), "key_no": 0, "data_dir": "data",
             "device": dev,
             # max_gap_s at its limit and missing_ms at 10 min: accelerated time turns an
-            # agent restart (0.2-1 s real) into minutes of simulated time (docs/demo.md).
+            # agent restart (0.2-1 s real) into minutes of simulated time; reg_margin_pct at
+            # its limit: the end freeze steps the devices' clock up to _LEAD_MS x speed ahead
+            # of an agent's stamps (docs/demo.md#agent-settings).
             "integrator": {"max_power_w": d.max_power_w, "max_gap_s": 1800, "missing_ms": 600000,
-                           "reg_margin_pct": 300},
+                           "reg_margin_pct": 1000},
             "wisun": {"module": "bp35a1", "serial": d.wisun_link,
                       "rbid": "00112233445566778899AABBCCDDEEFF", "pwd": "0123456789AB",
                       "channel": 33, "pan_id": 34952,
@@ -290,6 +310,19 @@ class Run:
 
         argv, env = command(d.config, self.runtime, self.heap, self.data_heap, self.clock_path)
         d.agent = self._spawn(argv, d.log, cwd=d.dir, env=env)
+
+    def outage_windows(self, d):
+        """The link outages of device d as they happened: [(start, end)] in simulated
+        seconds from the run's start (from the module emulator's own clock, whose start is
+        its ready line's time, mapped through the clock's running line)."""
+        num, den = self.speed
+        out = []
+        for a, n in d.wisun_outages_e:
+            w0 = d.wisun_t0_seen + a * WISUN_SCALE * 1000
+            w1 = w0 + n * WISUN_SCALE * 1000
+            s0, s1 = ((w - self._run_wall_ms) * num / den / 1000.0 for w in (w0, w1))
+            out.append((max(0.0, min(self.run_s, s0)), max(0.0, min(self.run_s, s1))))
+        return out
 
     # -- running --
     def sim_progress_s(self):
@@ -327,16 +360,34 @@ class Run:
             return {}
 
     def drain(self, timeout=60):
-        """Wait until every device's slots up to the end are stored (or timeout)."""
+        """Wait until every device's slots up to the end are stored (or timeout).
+
+        With the clock frozen at the end, an agent whose poll at the end instant failed (an
+        injected timeout or exception) would never poll again and never close the last
+        slot. Such an agent is restarted (SIGKILL, like a kill) after _END_RETRY_S: it
+        resumes from its last slot close and reads the registers at the end instant, so the
+        last slot still gets the exact register delta (flagged partial)."""
         want = self.run_s // SLOT_S
+        last = self.end_s // SLOT_S - 1
+        needle = b" ev=slot_closed slot=%d " % last
         end = time.time() + timeout
+        since = {d.kind: time.time() for d in self.devices}
         while time.time() < end:
             got = self.stored_count()
             if all(got.get(d.device_id, 0) >= want for d in self.devices):
                 return True
             for d in self.devices:
                 if d.agent.poll() is not None:
+                    d.killed.append(("exited", self.run_s, d.agent.returncode))
                     self._start_agent(d)
+                    since[d.kind] = time.time()
+                elif (got.get(d.device_id, 0) < want and _count_in(d.log, needle) == 0
+                      and time.time() - since[d.kind] > _END_RETRY_S):
+                    os.kill(d.agent.pid, signal.SIGKILL)
+                    d.agent.wait()
+                    d.killed.append(("end_retry", self.run_s, self.run_s))
+                    self._start_agent(d)
+                    since[d.kind] = time.time()
             time.sleep(0.1)
         return False
 
@@ -366,6 +417,16 @@ class Run:
     def __exit__(self, *exc):
         self._terminate(self.procs)
         return False
+
+
+def _status_polls(d):
+    """(polls, polls_ok) from the agent's status file (0, 0 while there is none)."""
+    try:
+        with open(os.path.join(d.dir, "data", "status.json")) as f:
+            c = json.load(f).get("counters", {})
+        return c.get("polls", 0), c.get("polls_ok", 0)
+    except (OSError, ValueError):
+        return 0, 0
 
 
 def _tail(path, n=1500):

@@ -190,9 +190,11 @@ def summarize(run):
     for d, s in zip(run.devices, devs):
         s["agent_kills"] = sum(1 for k in d.killed if k[0] == "sigkill")
         s["agent_exits"] = sum(1 for k in d.killed if k[0] == "exited")
+        s["agent_end_restarts"] = sum(1 for k in d.killed if k[0] == "end_retry")
         s["agent_faults"] = _agent_faults(d.log)
         s["wisun"] = _read_json(d.dir + "/wisun-stats.json")
         s["emulator_faults"] = _emulator_faults(d.truth)
+        s["link_outages_h"] = [[round(a / 3600.0, 2), round(b / 3600.0, 2)] for a, b in run.outage_windows(d)]
     return {
         "devices": devs,
         "slots_stored": sum(d["slots_stored"] for d in devs),

@@ -150,6 +150,7 @@ def test_chart_and_text_from_a_summary(tmp_path):
 
     e = [0, 500, 1500, 900]
     s = _run(tmp_path, e, {0: (0, 0, 1), 1: (500, 0, 5000), 2: (1500, 0, 1)})
+    s["link_outages_h"] = [[0.9, 1.9]]
     summary = {"devices": [s], "run": {"start": "2026-06-21T00:00:00+09:00", "hours": 2, "speed": 1440,
                                        "runtime": "micropython", "faults": "kills=1", "real_seconds": 1.0},
                "slots_stored": 3, "slots_missing": 1, "slots_late": 1, "wh_lost": s["wh_lost"],
