@@ -91,55 +91,104 @@ class Estimate:
         self.__dict__.update(kw)
 
 
+def _join_rows(db, table, rows, query, args=()):
+    """Fill a temporary table and run `query` joined to it (one index seek per row, never a
+    scan of the whole history). One savepoint: rows are not committed one by one."""
+    db.execute("SAVEPOINT _cv")
+    try:
+        db.execute("DROP TABLE IF EXISTS temp.%s" % table)
+        if table == "_cv_devs":
+            db.execute("CREATE TEMP TABLE _cv_devs (id INTEGER PRIMARY KEY)")
+            db.executemany("INSERT INTO _cv_devs VALUES (?)", rows)
+        else:
+            db.execute("CREATE TEMP TABLE %s (device_id INTEGER, slot INTEGER, idx INTEGER)"
+                       % table)
+            db.executemany("INSERT INTO %s VALUES (?,?,?)" % table, rows)
+        out = db.execute(query, args).fetchall()
+        db.execute("DROP TABLE temp.%s" % table)
+    finally:
+        db.execute("RELEASE _cv")
+    return out
+
+
 def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
-    """Measured, bracketed or profile values for every device and slot s0..s1 (inclusive)."""
+    """Measured, bracketed or profile values for every device and slot s0..s1 (inclusive).
+
+    Reads the window [s0, s1] per device, and for the missing slots only the same slot on the
+    previous `profile_days` days; register readings bracket a gap when both lie in
+    [s0, s1 + 1]."""
     ensure_schema(store)
     db = store.db
     devices = sorted(store.devices() if devices is None else devices)
-    row_of = {d: i for i, d in enumerate(devices)}
-    day0 = s0 // SLOTS_PER_DAY - profile_days
-    w0 = day0 * SLOTS_PER_DAY
-    ndays = s1 // SLOTS_PER_DAY - day0 + 1
-    width = ndays * SLOTS_PER_DAY
-    shape = (len(devices), width)
+    n, width = len(devices), s1 - s0 + 1
+    shape = (n, width)
     imp = np.zeros(shape, np.int64)
     exp = np.zeros(shape, np.int64)
     present = np.zeros(shape, bool)
-    rows = db.execute("SELECT device_id, slot, import_wh, export_wh FROM slot_values "
-                      "WHERE slot >= ? AND slot <= ?", (w0, s1)).fetchall()
-    if rows:
-        a = np.array(rows, dtype=object)
-        dev = np.array([row_of.get(u64(int(x)), -1) for x in a[:, 0]], np.int64)
-        ok = dev >= 0
-        cols = a[:, 1].astype(np.int64) - w0
-        imp[dev[ok], cols[ok]] = a[ok, 2].astype(np.int64)
-        exp[dev[ok], cols[ok]] = a[ok, 3].astype(np.int64)
-        present[dev[ok], cols[ok]] = True
-    present[:, s1 - w0 + 1:] = False  # not yet ended
+    keys = np.array([s64(d) for d in devices], np.int64)
+    order = np.argsort(keys)
+    skeys = keys[order]
+
+    def rows_of(ids):
+        pos = np.minimum(np.searchsorted(skeys, ids), max(n - 1, 0))
+        return order[pos], skeys[pos] == ids
+
+    if n:
+        rows = _join_rows(db, "_cv_devs", [(int(k),) for k in keys],
+                          "SELECT v.device_id, v.slot, v.import_wh, v.export_wh FROM _cv_devs d "
+                          "CROSS JOIN slot_values v ON v.device_id = d.id AND v.slot >= ? AND "
+                          "v.slot <= ?", (s0, s1))
+        if rows:
+            a = np.array(rows, np.int64)  # device ids as stored (two's complement)
+            dev, ok = rows_of(a[:, 0])
+            cols = a[:, 1] - s0
+            imp[dev[ok], cols[ok]] = a[ok, 2]
+            exp[dev[ok], cols[ok]] = a[ok, 3]
+            present[dev[ok], cols[ok]] = True
+    # profile: the same slot on earlier days, fetched for the missing slots only
+    mr, mc = np.nonzero(~present)
+    psum = np.zeros((len(mr), 2), np.int64)
+    pcnt = np.zeros(len(mr), np.int64)
+    if len(mr):
+        ks = np.arange(1, profile_days + 1)
+        want_slot = (s0 + mc)[:, None] - SLOTS_PER_DAY * ks[None, :]
+        want = np.stack([np.repeat(keys[mr], len(ks)), want_slot.reshape(-1),
+                         np.repeat(np.arange(len(mr)), len(ks))], axis=1)
+        got = _join_rows(db, "_cv_want", want.tolist(),
+                         "SELECT w.idx, v.import_wh, v.export_wh FROM _cv_want w CROSS JOIN "
+                         "slot_values v ON v.device_id = w.device_id AND v.slot = w.slot")
+        if got:
+            g = np.array(got, np.int64)
+            np.add.at(psum, g[:, 0], g[:, 1:])
+            np.add.at(pcnt, g[:, 0], 1)
+    c = np.maximum(pcnt, 1)[:, None]
+    pmean = (2 * psum + c) // (2 * c)
     reads = [[] for _ in devices]
-    for d, s, ri, re in db.execute("SELECT device_id, slot, import_total_wh, export_total_wh "
-                                   "FROM register_reads WHERE slot <= ? ORDER BY device_id, slot",
-                                   (s1 + 1,)):
-        r = row_of.get(u64(d))
-        if r is not None:
-            reads[r].append((s - w0, ri, re))
-    n = len(devices)
+    rr = db.execute("SELECT device_id, slot, import_total_wh, export_total_wh FROM "
+                    "register_reads WHERE slot >= ? AND slot <= ? ORDER BY device_id, slot",
+                    (s0, s1 + 1)).fetchall()
+    if rr and n:
+        ra = np.array(rr, np.int64)
+        dev, ok = rows_of(ra[:, 0])
+        for r, ok_, x in zip(dev.tolist(), ok.tolist(), rr):
+            if ok_:
+                reads[r].append((x[1] - s0, x[2], x[3]))
     method = np.full(shape, comp.METHOD_NONE, object)
     method[present] = comp.METHOD_MEASURED
     problems = []
     out = []
+    has = np.zeros(shape, bool)
+    has[mr, mc] = pcnt > 0
     for k, arr in ((1, imp), (2, exp)):
-        prof, count = comp.profile_mean(arr.reshape(n, ndays, SLOTS_PER_DAY),
-                                        present.reshape(n, ndays, SLOTS_PER_DAY), profile_days)
-        prof = prof.reshape(shape)
-        has_prof = count.reshape(shape) > 0
-        br, mask, probs = comp.bracket_gaps(arr, present, [[(x[0], x[k]) for x in rr]
-                                                           for rr in reads], prof)
+        prof = np.zeros(shape, np.int64)
+        prof[mr, mc] = pmean[:, k - 1]
+        br, mask, probs = comp.bracket_gaps(arr, present, [[(x[0], x[k]) for x in r]
+                                                           for r in reads], prof)
         for row, a, b, text in probs:
-            problems.append((devices[row], a + w0, b + w0, "import" if k == 1 else "export",
+            problems.append((devices[row], a + s0, b + s0, "import" if k == 1 else "export",
                              text))
         val = np.where(present, arr, 0)
-        fill = ~present & has_prof
+        fill = ~present & has
         val[fill] = prof[fill]
         val[mask] = br[mask]
         out.append((val, mask, fill))
@@ -150,9 +199,8 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
     profiled = ~present & ~bracketed & ((mi | fi) & (me | fe))
     method[bracketed] = comp.METHOD_BRACKETED
     method[profiled] = comp.METHOD_PROFILE
-    c0, c1 = s0 - w0, s1 - w0 + 1
-    return Estimate(devices=devices, s0=s0, s1=s1, import_wh=vi[:, c0:c1],
-                    export_wh=ve[:, c0:c1], method=method[:, c0:c1], problems=problems)
+    return Estimate(devices=devices, s0=s0, s1=s1, import_wh=vi, export_wh=ve, method=method,
+                    problems=problems)
 
 
 def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
@@ -162,55 +210,72 @@ def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
     db = store.db
     s1 = last_ended_slot(now_unix)
     if since_slot is None:
-        row = db.execute("SELECT min(slot) FROM slot_values").fetchone()
-        if row[0] is None:
-            return {"devices": 0, "preliminary": 0, "confirmed": 0, "revised": 0,
-                    "unfilled": 0, "waiting": 0, "problems": []}
-        since_slot = row[0] // SLOTS_PER_DAY * SLOTS_PER_DAY
+        # the backfill window and two days before it: every slot crosses into the confirmed
+        # set inside this window when runs come every 30 minutes
+        since_slot = (last_ended_slot(now_unix - backfill_s) // SLOTS_PER_DAY - 2) \
+            * SLOTS_PER_DAY
     if since_slot > s1:
-        return {"devices": len(store.devices()), "preliminary": 0, "confirmed": 0,
-                "revised": 0, "unfilled": 0, "waiting": 0, "problems": []}
+        return {"devices": 0, "preliminary": 0, "confirmed": 0, "revised": 0,
+                "unfilled": 0, "waiting": 0, "problems": []}
     est = estimate(store, since_slot, s1, profile_days=profile_days)
     now = int(now_unix)
     ready = est.method != comp.METHOD_NONE
     wait_from = last_ended_slot(now - estimate_after_s) + 1 - est.s0
     if wait_from < ready.shape[1]:
         ready[:, max(wait_from, 0):] &= est.method[:, max(wait_from, 0):] == comp.METHOD_MEASURED
-    dev_idx, col = np.nonzero(ready)
-    rows = []
-    for r, c in zip(dev_idx.tolist(), col.tolist()):
-        m = est.method[r, c]
-        rows.append((s64(est.devices[r]), est.s0 + c, int(est.import_wh[r, c]),
-                     int(est.export_wh[r, c]), m, int(m != comp.METHOD_MEASURED)))
+    keys = np.array([s64(d) for d in est.devices], np.int64)
+    shape = ready.shape
+    # what the sets already hold in the window, fetched once: insert only what is new
+    has_pre = np.zeros(shape, bool)
+    has_conf = np.zeros(shape, bool)
+    conf_rank = np.zeros(shape, np.int64)
+    if len(keys):
+        held = _join_rows(db, "_cv_devs", [(int(k),) for k in keys],
+                          "SELECT v.device_id, v.slot, v.kind, v.method FROM _cv_devs d CROSS "
+                          "JOIN value_sets v ON v.device_id = d.id AND v.slot >= ? AND "
+                          "v.slot <= ?", (est.s0, est.s1))
+        if held:
+            order = np.argsort(keys)
+            dev_ids = np.array([h[0] for h in held], np.int64)
+            r = order[np.searchsorted(keys[order], dev_ids)]
+            c = np.array([h[1] for h in held], np.int64) - est.s0
+            kind = np.array([h[2] for h in held], np.int64)
+            pre, conf = kind == PRELIMINARY, kind == CONFIRMED
+            has_pre[r[pre], c[pre]] = True
+            has_conf[r[conf], c[conf]] = True
+            conf_rank[r[conf], c[conf]] = [_RANK.get(h[3], 0) for h, k in zip(held, conf) if k]
+    rank = np.zeros(shape, np.int64)
+    for m, k in _RANK.items():
+        rank[est.method == m] = k
     confirm_to = last_ended_slot(now - backfill_s)
+    confirmable = np.zeros(shape, bool)
+    confirmable[:, :max(0, min(shape[1], confirm_to - est.s0 + 1))] = True
+    new_pre = ready & ~has_pre
+    new_conf = ready & confirmable & ~has_conf
+    better = ready & confirmable & has_conf & (rank > conf_rank)
+
+    def rows_for(mask):
+        r, c = np.nonzero(mask)
+        meth = est.method[r, c]
+        return list(zip(keys[r].tolist(), (est.s0 + c).tolist(),
+                        est.import_wh[r, c].tolist(), est.export_wh[r, c].tolist(),
+                        meth.tolist(), (meth != comp.METHOD_MEASURED).astype(int).tolist()))
+
+    insert = "INSERT OR IGNORE INTO value_sets VALUES (?,?,%d,?,?,?,?,%d,0)"  # races: no-op
     db.execute("BEGIN IMMEDIATE")
     try:
-        before = db.total_changes
-        db.executemany("INSERT OR IGNORE INTO value_sets VALUES (?,?,%d,?,?,?,?,%d,0)"
-                       % (PRELIMINARY, now), rows)
-        n_pre = db.total_changes - before
-        conf = [r for r in rows if r[1] <= confirm_to]
-        before = db.total_changes
-        db.executemany("INSERT OR IGNORE INTO value_sets VALUES (?,?,%d,?,?,?,?,%d,0)"
-                       % (CONFIRMED, now), conf)
-        n_conf = db.total_changes - before
-        # replace estimated confirmed values by better ones
-        old = {}
-        for d, s, m in db.execute("SELECT device_id, slot, method FROM value_sets WHERE kind=? "
-                                  "AND estimated=1 AND slot>=? AND slot<=?",
-                                  (CONFIRMED, est.s0, est.s1)):
-            old[(d, s)] = m
-        better = [(r[2], r[3], r[4], r[5], now, r[0], r[1]) for r in conf
-                  if (r[0], r[1]) in old and _RANK[r[4]] > _RANK.get(old[(r[0], r[1])], 0)]
+        db.executemany(insert % (PRELIMINARY, now), rows_for(new_pre))
+        db.executemany(insert % (CONFIRMED, now), rows_for(new_conf))
         db.executemany("UPDATE value_sets SET import_wh=?, export_wh=?, method=?, estimated=?, "
-                       "made_unix=?, revision=revision+1 WHERE device_id=? AND slot=? AND "
-                       "kind=%d" % CONFIRMED, better)
+                       "made_unix=%d, revision=revision+1 WHERE device_id=? AND slot=? AND "
+                       "kind=%d" % (now, CONFIRMED),
+                       [(r[2], r[3], r[4], r[5], r[0], r[1]) for r in rows_for(better)])
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return {"devices": len(est.devices), "preliminary": n_pre, "confirmed": n_conf,
-            "revised": len(better),
+    return {"devices": len(est.devices), "preliminary": int(new_pre.sum()),
+            "confirmed": int(new_conf.sum()), "revised": int(better.sum()),
             "unfilled": int((est.method == comp.METHOD_NONE).sum()),
             "waiting": int((~ready & (est.method != comp.METHOD_NONE)).sum()),
             "problems": est.problems}

@@ -54,7 +54,7 @@ def test_complete_db_with_reads_report_and_export(tmp_path, capsys):
     rep = tmp_path / "rep.csv"
     now = iso(FIRST + 48 + 4)  # 2 h after the day's last slot ended
     assert smeter("complete", "--db", db, "--now", now, "--reads", reads, "--out", out,
-                  "--report", rep, "--backfill", "1h") == 0
+                  "--report", rep, "--backfill", "1h", "--since", "2026-05-30") == 0
     cap = capsys.readouterr()
     # 3 days + the next day's slots 1-3 (estimated: ended >= 30 min ago); slot 4 just ended
     assert "preliminary values issued: 147, confirmed: 146" in cap.out
