@@ -161,3 +161,17 @@ def test_negawatt_fee_seed_004_tokyo(tariff, date, retail, wheeling, fee):
     season = t["summer"] if date[5:7] in ("07", "08", "09") else t["other"]
     assert (season["retail_sen"], season["wheeling_sen"]) == (retail, wheeling)
     assert pricing.negawatt_fee(CFG, tariff, date) == fee == retail - wheeling
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from(["csv", "parquet"]))
+def test_damaged_market_files_fail_only_with_price_error(tmp_path_factory, blob, ext):
+    path = tmp_path_factory.mktemp("m") / ("market." + ext)
+    header = b"date,slot,normal_price_sen,reserve_margin_bp,spot_price_sen\n"
+    path.write_bytes((header if ext == "csv" and blob[:1] != b"!" else b"") + blob)
+    try:
+        mk = pricing.load_market(str(path))
+    except PriceError as exc:
+        assert exc.kind == "tso_price"
+        return
+    assert mk.present.sum() <= len(blob)  # whatever parsed is a consistent Market

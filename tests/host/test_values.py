@@ -178,3 +178,13 @@ def test_purge_counts_then_deletes_only_old_rows(st):
     assert counts["slot_values"] == 48 and st.count_values() == 48
     assert min(r.slot for r in st.slot_values(1)) == FIRST - 48
     assert values.purge(st, now, values.parse_age("3y"))[1]["slot_values"] == 0
+
+
+def test_default_window_is_backfill_plus_two_days(st):
+    put(st, [row(1, s, 1) for s in range(FIRST - 48 * 10, FIRST + 48)])
+    now = end_of(FIRST + 47) + 600
+    got = values.update(st, now, backfill_s=24 * 3600)
+    # backfill 1 day: confirmed up to the day before; window starts 2 days before that
+    rows = values.value_set(st, values.PRELIMINARY, 1)
+    assert min(r.slot for r in rows) == FIRST - 3 * 48 and got["preliminary"] == 4 * 48
+    assert got["confirmed"] == 3 * 48
