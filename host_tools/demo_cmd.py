@@ -136,6 +136,8 @@ def execute(r, out, as_json=False, chart=True, progress=None):
 
     progress = progress or Progress()
     with r:
+        progress.show(0.0, "starting %d emulators, the collector, %d Wi-SUN modules, %d agents (%s)" % (
+            len(r.devices), len(r.devices), len(r.devices), r.runtime))
         try:
             r.start()
         except DemoError as e:
