@@ -13,6 +13,9 @@ A slot is never silently wrong: anything that makes its value doubtful sets a bi
   mismatch    register energy and power integral disagree beyond the tolerance
   invalid     a reading was out of range (power over max, unsupported exponent,
               register half outside 0..65535) and was ignored
+  estimated   (推定) the slot holds a time-proportional share of a register delta whose
+              placement is unknown (a long gap, a restart, a register not read at the
+              boundary): the energy total is exact, its split across slots is estimated
 Bit values are part of the wire format (docs/integrator.md); never renumber them.
 """
 from edge.compat import const
@@ -22,9 +25,10 @@ RESET = const(4)
 CLOCK_STEP = const(8)
 MISMATCH = const(16)
 INVALID = const(32)
-ALL = const(63)
+ESTIMATED = const(64)
+ALL = const(127)
 
-NAMES = ("partial", "missing", "reset", "clock_step", "mismatch", "invalid")
+NAMES = ("partial", "missing", "reset", "clock_step", "mismatch", "invalid", "estimated")
 
 
 def names(flags):

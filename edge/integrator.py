@@ -19,13 +19,19 @@ so splitting loses nothing. A segment between samples of opposite sign is split 
 zero crossing: each direction gets floor(its exact triangle), the same fraction (< 1 base
 unit) is dropped from both, so net energy stays exact (docs/integrator.md).
 
-Closed slots are written to a caller-owned record list (REC_LEN ints); feed() returns how
-many (0 or 1). The state is a flat list of ints (save()/restore()) for issue 3's
+A plausible register delta that cannot be placed precisely (a gap longer than max_gap_s
+across a boundary, a restart, a register not read at a boundary) is spread over the slots
+it spans by time, flagged `estimated`: its total is exact, its split estimated. Nothing
+counted is dropped (docs/integrator.md, "Energy is conserved").
+
+Closed slots are written to a caller-owned record list (REC_LEN ints); feed(), advance()
+and close() each write at most one (the whole slots of a spread are pending and come out
+one per call). The state is a flat list of ints (save()/restore()) for issue 3's
 persistence. The steady-state path allocates nothing.
 """
 from edge.compat import const
 from edge.errors import EdgeError
-from edge.flags import CLOCK_STEP, INVALID, MISMATCH, MISSING, PARTIAL, RESET
+from edge.flags import CLOCK_STEP, ESTIMATED, INVALID, MISMATCH, MISSING, PARTIAL, RESET
 from edge.reading import (
     HAS_EXPORT,
     HAS_IMPORT,
@@ -56,7 +62,7 @@ REC_PW_IMPORT = const(4)
 REC_PW_EXPORT = const(5)
 REC_LEN = const(6)
 
-STATE_VERSION = const(1)
+STATE_VERSION = const(2)
 # State list layout.
 _VER = const(0)
 _OPEN = const(1)  # open absolute slot, -1 when none
@@ -72,7 +78,14 @@ _PI = const(10)  # power import: Wh of open slot; _PI + 1: remainder in base uni
 _PE = const(12)  # power export: same
 _RI = const(14)  # import register block (_G_* offsets)
 _RE = const(22)  # export register block
-STATE_LEN = const(30)
+_LAST = const(30)  # last slot written to a record, -1 none
+_SP_K = const(31)  # next pending spread slot, -1 when nothing is pending
+_SP_END = const(32)  # slot the spread ended in (the open slot): pending slots are < it
+_SP_D = const(33)  # ms from the start of _SP_END to the sample that ended the spread
+_SP_FL = const(34)  # flags of the pending records
+_SI = const(35)  # import spread: delta mWh (-1 none), interval ms, mWh carry, share so far
+_SE = const(39)  # export spread: same
+STATE_LEN = const(43)
 # Register block offsets.
 _G_OK = const(0)
 _G_HI = const(1)
@@ -91,14 +104,15 @@ _NONE = const(-1)
 _BAD = const(-2)
 _PBAD = const(0x3FFFFFFF)  # _power() result for an unusable value (above any max power)
 # Scratch layout: per direction (import 0, export 3): register delta mWh, interval ms,
-# offset of the open slot start from the register base (ms); 6 muldiv remainder;
+# (unused); 6 muldiv remainder;
 # 7 ms from a crossed boundary to the sample; 8..15 limbs for scale-factor changes;
-# 16 RESET if this feed saw a reset.
+# 16 RESET if this feed saw a reset; 17 ESTIMATED if a delta's placement is estimated.
 _X_REM = const(6)
 _X_TAIL = const(7)
 _X_LA = const(8)
 _X_LB = const(12)
 _X_RST = const(16)
+_X_EST = const(17)
 
 _P10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
 
@@ -112,10 +126,12 @@ class Integrator:
     missing_ms: uncovered time in a slot above which it is flagged `missing`.
     reg_margin_pct: a register delta above max_power * elapsed * margin is a reset.
     mismatch_wh, mismatch_pct: register vs power tolerance (abs Wh + % of register).
+    max_spread_s: longest interval a register delta is spread over (estimated) when it
+        cannot be placed precisely; -1: 86400 or the most that 31-bit arithmetic allows.
     """
 
     def __init__(self, max_power_w=20000, power_exp=-1, max_gap_s=60, missing_ms=90000,
-                 reg_margin_pct=150, mismatch_wh=2, mismatch_pct=5):
+                 reg_margin_pct=150, mismatch_wh=2, mismatch_pct=5, max_spread_s=-1):
         if not -1 <= power_exp <= 3:
             raise IntegratorError("power_exp must be -1..3")
         if not 1 <= max_gap_s <= _U_SLOT:
@@ -139,6 +155,16 @@ class Integrator:
             raise IntegratorError("max_power_w too large for power_exp/max_gap_s in 31-bit arithmetic")
         if (max_power_w * _U_SLOT // 36 + 1) * reg_margin_pct > _LIM:
             raise IntegratorError("max_power_w * reg_margin_pct too large")
+        # Longest interval whose plausibility limit (+ 10**6 mWh quantisation slack) stays
+        # in 31 bits; 72 h keeps interval ms below 2**29 (_muldiv's divisor bound).
+        fit = ((_LIM - 2000000) * 10 // reg_margin_pct - 1) * 36 // max_power_w
+        if fit > 259200:
+            fit = 259200
+        if max_spread_s == -1:
+            max_spread_s = 86400 if fit > 86400 else fit
+        if not _U_SLOT <= max_spread_s <= fit:
+            raise IntegratorError("max_spread_s must be 1800..%d" % fit)
+        self.max_spread_s = max_spread_s
         self.max_power_w = max_power_w
         self.power_exp = power_exp
         self.max_gap_s = max_gap_s
@@ -153,7 +179,9 @@ class Integrator:
         self.st = [0] * STATE_LEN
         self.st[_VER] = STATE_VERSION
         self.st[_OPEN] = -1
-        self._t = [0] * 17
+        self.st[_LAST] = -1
+        self.st[_SP_K] = -1
+        self._t = [0] * 18
 
     # ---- persistence -------------------------------------------------------------
     def save(self, dst=None):
@@ -189,26 +217,44 @@ class Integrator:
         if self.st[_OPEN] >= 0:
             self.st[_FLAGS] |= CLOCK_STEP
 
+    def pending(self):
+        """Spread records waiting to be written (advance(), feed() and close() write them)."""
+        st = self.st
+        return st[_SP_END] - st[_SP_K] if st[_SP_K] >= 0 else 0
+
     def close(self, out):
-        """Close the open slot now (end of data, shutdown); returns records written (0/1)."""
+        """Write a pending record, else close the open slot (end of data, shutdown); returns
+        records written (0/1): loop `while it.close(out):` to drain everything."""
+        if self.st[_SP_K] >= 0:
+            return self._drain(out)
         if self.st[_OPEN] < 0:
             return 0
         return self._close(out, 0)
 
     def advance(self, edge_s, out):
-        """No sample arrived: close the open slot once no later sample could still belong to it."""
+        """No sample arrived: write a pending record, or close the open slot once no later
+        sample could still belong to it."""
         st = self.st
+        if st[_SP_K] >= 0:
+            return self._drain(out)
         if st[_OPEN] >= 0 and edge_s >= (st[_OPEN] + 1) * _U_SLOT + self.max_gap_s:
             return self._close(out, 0)
         return 0
 
     def feed(self, r, s, ms, out):
-        """One reading at edge second s + ms; writes at most one closed slot to out[0:REC_LEN].
+        """One reading at edge second s + ms; writes at most one record to out[0:REC_LEN].
 
-        Returns the number of records written (0 or 1)."""
+        Returns the number of records written (0 or 1). With records pending, one is
+        written first and the reading is integrated only if it closes nothing; otherwise
+        it is skipped (registers are cumulative: the next reading's delta covers it)."""
         if s < 0 or s > _MAX_S or ms < 0 or ms > 999:
             raise IntegratorError("sample time out of range")
         st = self.st
+        n = 0
+        if st[_SP_K] >= 0:
+            n = self._drain(out)  # below, nothing else can write a record
+            if s // _U_SLOT != st[_OPEN] or s < st[_TS] or (s == st[_TS] and ms <= st[_TMS]):
+                return 1
         pres = r[R_PRESENT]
         bad = 0
         p = 0
@@ -224,13 +270,25 @@ class Integrator:
             bad = INVALID
             pres &= ~HAS_EXPORT
         slot = s // _U_SLOT
-        n = 0
         op = st[_OPEN]
+        gapped = 0
         if op < 0 or not st[_HAVE]:
-            self._open(slot)
-            st[_FLAGS] |= bad
-            self._rebase(r, pres, p, s, ms, 1)
-            return 0
+            f = st[_LAST] + 1
+            if (op >= 0 or not st[_HAVE] or st[_LAST] < 0 or slot < f
+                    or not (pres & HAS_IMPORT and st[_RI + _G_OK]
+                            or pres & HAS_EXPORT and st[_RE + _G_OK])):
+                self._open(slot)
+                st[_FLAGS] |= bad
+                self._rebase(r, pres, p, s, ms, 1)
+                return 0
+            # The open slot was closed before this reading (advance): the register deltas
+            # since the last base go to the slots from the first one not yet written.
+            k = self.max_spread_s // _U_SLOT + 1
+            if slot - f > k:
+                f = slot - k
+            self._open(f)
+            op = f
+            gapped = 1
         dts = s - st[_TS]
         if dts < 0 or (dts == 0 and ms <= st[_TMS]):
             if dts == 0 and ms == st[_TMS]:
@@ -243,7 +301,7 @@ class Integrator:
             self._rebase(r, pres, p, s, ms, 1)
             return n
         dt = _NONE
-        if dts <= self.max_gap_s:
+        if dts <= self.max_gap_s and not gapped:
             dt = dts * 1000 + ms - st[_TMS]
             if dt > self._gap_ms:
                 dt = _NONE
@@ -254,13 +312,16 @@ class Integrator:
         cov = pw
         t = self._t
         t[_X_RST] = 0
+        t[_X_EST] = 0
         if self._rprep(_RI, 0, pres & HAS_IMPORT, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms, op, cross):
             cov = 1
         if self._rprep(_RE, 3, pres & HAS_EXPORT, r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP], s, ms, op, cross):
             cov = 1
         if dt < 0:
             cov = 0
-        bad |= t[_X_RST]
+        est = t[_X_EST]
+        bad |= t[_X_RST] | est
+        st[_FLAGS] |= est
         if not cross:
             if pw:
                 self._pw(_PI, p0, p, dt, -1, 0)
@@ -269,6 +330,10 @@ class Integrator:
             self._rapply(_RE, 3, 0)
             if cov:
                 st[_COVER] += dt
+            elif est and (not st[_POK] or (t[0] >= 0 and t[3] >= 0)):
+                g = self._elg(s, ms)
+                k = (s - slot * _U_SLOT) * 1000 + ms
+                st[_COVER] += g if g < k else k
         elif slot == op + 1 and dt > 0:
             tau = ((op + 1) * _U_SLOT - st[_TS]) * 1000 - st[_TMS]
             t[_X_TAIL] = dt - tau
@@ -289,13 +354,124 @@ class Integrator:
             self._rapply(_RE, 3, 2)
             if cov:
                 st[_COVER] += dt - tau
+        elif t[0] >= 0 or t[3] >= 0:
+            n = self._spread(out, op, slot, s, ms)
         else:
-            # A gap across a boundary: nothing is attributed, both slots show the hole.
+            # A gap across a boundary without registers: both slots show the hole.
             n = self._close(out, 0)
             self._open(slot)
         st[_FLAGS] |= bad
         self._rebase(r, pres, p, s, ms, 0)
         return n
+
+    # ---- estimated spread ----------------------------------------------------------
+    def _elg(self, s, ms):
+        """ms since the previous sample, capped at max_spread_s."""
+        st = self.st
+        d = s - st[_TS]
+        if d > self.max_spread_s:
+            return self.max_spread_s * 1000
+        return d * 1000 + ms - st[_TMS]
+
+    def _spread(self, out, f, S, s, ms):
+        """A gap across boundaries with register deltas: slot f closes with its share, the
+        slots between become pending records (drained one per call), S opens with the rest.
+        All shares are cumulative floors of one time-proportional split, so they sum exactly."""
+        st = self.st
+        t = self._t
+        d = (s - S * _U_SLOT) * 1000 + ms  # ms from the start of S to the sample
+        j = S - 1 - f
+        if j > 200:
+            j = 200  # beyond max_spread_s anyway
+        # Do the deltas account for both directions? One known only from power is not.
+        full = not st[_POK] or (t[0] >= 0 and t[3] >= 0)
+        g = self._elg(s, ms)
+        if full:
+            x = g - d - j * _SLOT_MS  # gap ms inside f
+            if x > 0:
+                k = _SLOT_MS - st[_COVER]
+                st[_COVER] += x if x < k else k
+        k = self._sp1(_RI, 0, _SI, j, d)
+        x = self._sp1(_RE, 3, _SE, j, d)
+        if x > k:
+            k = x
+        st[_FLAGS] |= ESTIMATED
+        n = self._close(out, (2 if t[0] >= 0 else 0) | (4 if t[3] >= 0 else 0))
+        k = S - k
+        if k <= f:
+            k = f + 1
+        if k < S:
+            st[_SP_K] = k
+            st[_SP_END] = S
+            st[_SP_D] = d
+            st[_SP_FL] = ESTIMATED if full else ESTIMATED | PARTIAL | MISSING
+        self._open(S)
+        st[_FLAGS] = ESTIMATED
+        if t[0] >= 0:
+            self._radd(_RI, t[0])
+            st[_USED] |= 2
+        if t[3] >= 0:
+            self._radd(_RE, t[3])
+            st[_USED] |= 4
+        if full:
+            st[_COVER] = g if g < d else d
+        return n
+
+    def _sp1(self, g, x, b, j, d):
+        """Spread block b from the delta at scratch x: the share up to the end of the
+        closing slot now, the carry past the pending slots into S, S's share back into
+        scratch x. Returns how many slots before S get a share."""
+        st = self.st
+        t = self._t
+        dl = t[x]
+        st[b] = dl
+        if dl < 0:
+            return 0
+        el = t[x + 1]
+        st[b + 1] = el
+        c = self._share(dl, el - d - j * _SLOT_MS, el)
+        self._radd(g, c)
+        st[_USED] |= 2 if g == _RI else 4
+        r = st[g + _G_REM]
+        st[b + 2] = r
+        st[b + 3] = c
+        c2 = self._share(dl, el - d, el)
+        r += c2 - c
+        w = r // 1000
+        st[g + _G_REM] = r - w * 1000
+        t[x] = dl - c2
+        if el <= d:
+            return 0
+        return (el - d - 1) // _SLOT_MS + 1
+
+    def _drain(self, out):
+        """Write the next pending spread record (register shares only, no power)."""
+        st = self.st
+        k = st[_SP_K]
+        q = (st[_SP_END] - 1 - k) * _SLOT_MS + st[_SP_D]  # ms from the end of k to the sample
+        out[REC_SLOT] = k
+        out[REC_IMPORT] = self._sp2(_SI, q)
+        out[REC_EXPORT] = self._sp2(_SE, q)
+        out[REC_FLAGS] = st[_SP_FL]
+        out[REC_PW_IMPORT] = _NONE
+        out[REC_PW_EXPORT] = _NONE
+        st[_LAST] = k
+        k += 1
+        st[_SP_K] = k if k < st[_SP_END] else _NONE
+        return 1
+
+    def _sp2(self, b, q):
+        st = self.st
+        dl = st[b]
+        if dl < 0:
+            return 0
+        el = st[b + 1]
+        c = self._share(dl, el - q, el)
+        r = st[b + 2] + c - st[b + 3]
+        w = r // 1000
+        st[b + 2] = r - w * 1000
+        st[b + 3] = c
+        return w
 
     # ---- slots -------------------------------------------------------------------
     def _open(self, slot):
@@ -342,6 +518,7 @@ class Integrator:
         out[REC_FLAGS] = fl
         out[REC_PW_IMPORT] = pi
         out[REC_PW_EXPORT] = pe
+        st[_LAST] = st[_OPEN]
         st[_OPEN] = -1
         return 1
 
@@ -531,29 +708,33 @@ class Integrator:
     def _rprep(self, g, x, present, hi, lo, e, s, ms, op, cross):
         """Delta of register g since its base, in mWh, into scratch x..x+2.
 
-        Returns 1 when a delta will be attributed. Sets `reset` on an implausible delta."""
+        Returns 1 when a delta will be attributed. Sets `reset` on an implausible delta,
+        scratch _X_EST when its placement is estimated."""
         st = self.st
         t = self._t
         t[x] = _NONE
         if not present or not st[g + _G_OK]:
             return 0
         dts = s - st[g + _G_S]
-        if dts < 0 or dts > _U_SLOT:
+        if dts < 0:
             return 0
-        el = dts * 1000 + ms - st[g + _G_MS]
+        if dts > self.max_spread_s:
+            el = self.max_spread_s * 1000  # spread over the last max_spread_s only
+        else:
+            el = dts * 1000 + ms - st[g + _G_MS]
         if el <= 0:
             return 0
-        s0 = op * _U_SLOT - st[g + _G_S]  # open slot start - base, seconds
-        if el > self._gap_ms and (cross or s0 > 0):
-            return 0  # a long interval crossing a boundary: where the energy fell is unknown
         dlt = self._rdelta(g, hi, lo, e, el)
         if dlt < 0:
             st[_FLAGS] |= RESET
             t[_X_RST] = RESET
             return 0
+        if st[g + _G_S] < op * _U_SLOT or (el > self._gap_ms and cross):
+            # Not read at the boundary, or a long interval across one: where the energy
+            # fell is unknown, its total is not. Spread by time and flag it.
+            t[_X_EST] = ESTIMATED
         t[x] = dlt
         t[x + 1] = el
-        t[x + 2] = s0 * 1000 - st[g + _G_MS] if s0 > 0 else 0
         return 1
 
     def _rapply(self, g, x, phase):
@@ -568,9 +749,8 @@ class Integrator:
         if phase == 2:
             self._radd(g, dl - self._share(dl, el - t[_X_TAIL], el))
         else:
-            lost = self._share(dl, t[x + 2], el)  # before the open slot: already closed
-            end = dl if phase == 0 else self._share(dl, el - t[_X_TAIL], el)
-            self._radd(g, end - lost)
+            # Energy from before the open slot (already closed) lands here: estimated.
+            self._radd(g, dl if phase == 0 else self._share(dl, el - t[_X_TAIL], el))
         self.st[_USED] |= 2 if g == _RI else 4
 
     def _share(self, dl, x, el):
@@ -622,7 +802,11 @@ class Integrator:
                 return _BAD
             dl = (t[_X_LB + 1] << 15) | t[_X_LB]
         el_s = (el + 999) // 1000
-        lim_mwh = (self.max_power_w * el_s // 36 + 1) * self._margin // 10
+        # (max_power_w * el_s // 36 + 1) * margin // 10, in parts that fit 31 bits
+        mp = self.max_power_w
+        lim_mwh = mp * (el_s // 36) + mp * (el_s % 36) // 36 + 1
+        q = lim_mwh // 10
+        lim_mwh = q * self._margin + (lim_mwh - q * 10) * self._margin // 10
         unit = _P10[em + 3]
         # Slack: one count of the coarser of the two exponents (counter quantisation).
         if dl > lim_mwh // unit + _P10[(e if e > e0 else e0) - em]:

@@ -17,9 +17,9 @@ import sys
 from edge.compat import const
 from edge.errors import EdgeError
 from edge.flags import MISSING, names
-from edge.integrator import REC_LEN, Integrator
 from edge.reading import READING_LEN, new_reading
 from edge.slots import slot_iso, slot_of_day
+from edge.integrator import REC_LEN, Integrator  # noqa: I001 (last: less fragmentation)
 
 HEADER = "slot_start,slot,import_wh,export_wh,flags\n"
 _S = const(83)  # ord("S")
@@ -113,6 +113,9 @@ def run(inp, out):
                 raise ReplayError("non-integer field in sample record", n)
             try:
                 if it.feed(rd, s, ms, rec):
+                    last = _record(out, rec, last)
+                while it.pending():  # a gap's estimated slots, one record per call
+                    it.advance(s, rec)
                     last = _record(out, rec, last)
             except EdgeError as e:
                 raise ReplayError(str(e), src)

@@ -6,7 +6,7 @@ frozen, and the replay runs it precompiled in 32 KB.
 """
 # mp-heap: 128K
 from edge.compat import IS_MICROPYTHON, heap_lock, heap_unlock
-from edge.flags import CLOCK_STEP, INVALID, MISMATCH, MISSING, PARTIAL, RESET
+from edge.flags import CLOCK_STEP, ESTIMATED, INVALID, MISMATCH, MISSING, PARTIAL, RESET
 from edge.integrator import REC_LEN, STATE_LEN, Integrator, IntegratorError
 from edge.reading import (
     HAS_EXPORT, HAS_IMPORT, HAS_POWER, R_EXP_EXP, R_EXP_HI, R_EXP_LO, R_IMP_EXP, R_IMP_HI,
@@ -186,11 +186,11 @@ def test_register_missing_at_the_boundary_makes_the_slot_partial():
         if it.feed(r, DAY + i, 0, out):
             recs.append(list(out))
     # Power covered the whole slot, but its register energy after 1794 s is not in it.
-    assert recs[0][3] & PARTIAL and recs[0][1] == 1794
-    # The delta 1794 -> 1803 s is split by time; the share before the boundary is dropped:
-    # slot 2 gets 3 Wh of it plus 1 Wh for 1803 -> 1804 s.
+    assert recs[0][3] & PARTIAL and recs[0][1] == 1794 and not recs[0][3] & ESTIMATED
+    # Slot 1 closed before the delta 1794 -> 1803 s was known: all 9 Wh land in slot 2,
+    # flagged estimated (total exact, split unknown), plus 1 Wh for 1803 -> 1804 s.
     it.close(out)
-    assert out[1] * 1000 + it.save()[21] == 4000
+    assert out[1] * 1000 + it.save()[21] == 10000 and out[3] & ESTIMATED
 
 
 def test_advance_and_clock_step_note():
