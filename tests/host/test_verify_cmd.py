@@ -259,7 +259,7 @@ def test_usage_and_input_errors_exit_2(gain_pair, tmp_path, capsys):
     assert main(["verify", ref_path, "--reference", str(tmp_path / "nope.csv")]) == 2
     bad.write_bytes(b"ts,power_w\n2026-05-15T00:00:00+09:00,\xff\n")
     assert main(["verify", str(bad)]) == 2
-    assert "not a UTF-8 CSV" in capsys.readouterr().err
+    assert "bad.csv:2: not UTF-8 text" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["verify", ref_path, "--stage", "later"])
     assert e.value.code == 2
