@@ -20,12 +20,6 @@ MAX_DELAY_MS = const(0x20000000)  # a delay must stay below half the tick period
 class BackoffConfigError(EdgeError):
     kind = "backoff_config"
 
-    def __init__(self, message, detail=None):
-        # EdgeError.__init__ calls Exception.__init__ directly, which MicroPython lacks
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
-
 
 def ticks_add(t, delta_ms):
     """Tick t plus delta, wrapped like time.ticks_add."""

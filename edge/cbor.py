@@ -43,11 +43,8 @@ class CborError(EdgeError):
     kind = "cbor"
 
     def __init__(self, kind, message, detail=None):
-        # EdgeError.__init__ calls Exception.__init__, which MicroPython cannot reach by name.
-        super(EdgeError, self).__init__(message)
+        super().__init__(message, detail)
         self.kind = kind
-        self.message = message
-        self.detail = detail
 
 
 # ---------------------------------------------------------------- encoding

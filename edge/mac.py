@@ -25,12 +25,6 @@ except ImportError:
 class MacError(EdgeError):
     kind = "mac"
 
-    def __init__(self, message, detail=None):
-        # EdgeError.__init__ calls Exception.__init__, which MicroPython cannot reach by name.
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
-
 
 class HmacSha256:
     """One key, many messages. `key` is bytes-like; keys over 64 bytes are hashed first."""

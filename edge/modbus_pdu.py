@@ -44,12 +44,6 @@ class ModbusError(EdgeError):
 
     kind = "modbus"
 
-    def __init__(self, message, detail=None):
-        # Exception.__init__ is not reachable by name on MicroPython; super() is.
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
-
 
 class ModbusTimeout(ModbusError):
     """No byte of a reply arrived before the deadline."""

@@ -37,10 +37,7 @@ class StoreError(EdgeError):
     kind = "store"
 
     def __init__(self, kind, message, detail=None):
-        # Skips EdgeError.__init__: its Exception.__init__ call fails on MicroPython.
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
+        super().__init__(message, detail)
         self.kind = kind
 
 

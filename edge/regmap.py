@@ -35,11 +35,6 @@ from edge.reading import (
 class RegmapError(EdgeError):
     kind = "regmap"
 
-    def __init__(self, message, detail=None):
-        super(EdgeError, self).__init__(message)  # Exception.__init__ is unreachable on MicroPython
-        self.message = message
-        self.detail = detail
-
 
 class RegmapInvalid(RegmapError):
     """The map JSON is inconsistent (caught at compile time, never per poll)."""

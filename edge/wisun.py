@@ -112,12 +112,6 @@ _QUIET_COUNTERS = ("events_dropped", "send_ok", "udp_received", "joins", "wopt_w
 class WisunError(EdgeError):
     kind = "wisun"
 
-    def __init__(self, message, detail=None):
-        # EdgeError.__init__ calls Exception.__init__ directly, which MicroPython lacks
-        super(EdgeError, self).__init__(message)
-        self.message = message
-        self.detail = detail
-
 
 class WisunProfileError(WisunError):
     kind = "wisun_profile"
