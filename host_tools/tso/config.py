@@ -18,15 +18,20 @@ def _merge(base, over):
     return base
 
 
-def load_rules(path=None, overrides=None):
-    with open(DEFAULT_PATH, encoding="utf-8") as f:
-        rules = json.load(f)
+def load_layered(default_path, path=None, overrides=None):
+    """A JSON default file, merged key by key with a user file and in-memory overrides."""
+    with open(default_path, encoding="utf-8") as f:
+        cfg = json.load(f)
     if path:
         with open(path, encoding="utf-8") as f:
-            _merge(rules, json.load(f))
+            _merge(cfg, json.load(f))
     if overrides:
-        _merge(rules, copy.deepcopy(overrides))
-    return rules
+        _merge(cfg, copy.deepcopy(overrides))
+    return cfg
+
+
+def load_rules(path=None, overrides=None):
+    return load_layered(DEFAULT_PATH, path, overrides)
 
 
 def plan_basis(rules, pattern):

@@ -12,8 +12,6 @@ in basis points (0.01 %), per 30-minute slot of a JST date:
     price     = min(price, C)        if "cap_applies_to" is "price" (default)
     adder     = price - normal       (so price = base + adder)
 """
-import copy
-import json
 import os
 
 import numpy as np
@@ -21,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from host_tools.tso.config import load_layered
 from host_tools.tso.errors import Problem, TsoError
 
 SLOTS = 48
@@ -36,25 +35,9 @@ class PriceError(TsoError):
     kind = "tso_price"
 
 
-def _merge(base, over):
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def load_prices(path=None, overrides=None):
     """hw/tso/prices.json, merged key by key with a user file and in-memory overrides."""
-    with open(DEFAULT_PATH, encoding="utf-8") as f:
-        cfg = json.load(f)
-    if path:
-        with open(path, encoding="utf-8") as f:
-            _merge(cfg, json.load(f))
-    if overrides:
-        _merge(cfg, copy.deepcopy(overrides))
-    return cfg
+    return load_layered(DEFAULT_PATH, path, overrides)
 
 
 # -- market data --------------------------------------------------------------------------
