@@ -133,6 +133,42 @@ def check_request(unit, function, address, count):
         raise ModbusRequestError("register count out of range 1..125: %r" % (count,))
 
 
+class ReadTransaction:
+    """What both framings keep for their one outstanding read: the request's unit, function
+    and count, the caller's word buffer, the receive buffer, the start time, IDLE/ARMED.
+    Everything is allocated here, once."""
+
+    def __init__(self, timeout_ms, cap):
+        self.timeout_ms = timeout_ms
+        self._buf = bytearray(cap)
+        self._end = 0
+        self._state = IDLE
+        self._unit = 0
+        self._fn = 0
+        self._count = 0
+        self._words = None
+        self._woff = 0
+        self._t0 = 0
+        self.ignored = 0  # bytes arriving with no request outstanding
+        self.received = 0  # bytes fed during the current transaction
+
+    def _arm(self, unit, function, address, count, words, woff, now_ms):
+        """Check the request and start a transaction (the framing then writes its bytes)."""
+        check_request(unit, function, address, count)
+        self._unit = unit
+        self._fn = function
+        self._count = count
+        self._words = words
+        self._woff = woff
+        self._t0 = now_ms
+        self._end = 0
+        self.received = 0
+        self._state = ARMED
+
+    def busy(self):
+        return self._state == ARMED
+
+
 def put_read_pdu(buf, off, function, address, count):
     """Write the 5-byte read request PDU at buf[off]; returns the offset after it."""
     buf[off] = function

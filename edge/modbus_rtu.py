@@ -23,7 +23,7 @@ from edge.modbus_pdu import (
     IDLE,
     NEED_DATA,
     ModbusFrameError,
-    check_request,
+    ReadTransaction,
     elapsed_ms,
     parse_read_pdu,
     pending_error,
@@ -52,51 +52,30 @@ def build_read(buf, unit, function, address, count):
     return REQUEST_LEN
 
 
-class RtuClient:
+class RtuClient(ReadTransaction):
     """One outstanding read at a time; all buffers allocated here, once."""
 
     def __init__(self, gap_ms, timeout_ms):
+        super().__init__(timeout_ms, _CAP)
         self.gap_ms = gap_ms
-        self.timeout_ms = timeout_ms
-        self._buf = bytearray(_CAP)
         self._start = 0
-        self._end = 0
-        self._state = IDLE
-        self._unit = 0
-        self._fn = 0
-        self._count = 0
-        self._words = None
-        self._woff = 0
-        self._t0 = 0
         self._last = 0
         self._err = ERR_NONE
         self._flen = 0
         # Counters for diagnostics (never reset here; the agent may read and diff them).
         self.dropped = 0  # garbage bytes skipped while hunting
         self.stale = 0  # partial frames dropped after line silence
-        self.ignored = 0  # bytes arriving with no request outstanding
-        self.received = 0  # bytes fed during the current transaction
 
     def request(self, out, unit, function, address, count, words, woff, now_ms):
         """Build the request into `out` (>= 8 bytes) and arm the decoder; returns its length.
 
         Register words of the reply land in words[woff:woff+count] (a list, array or any
         int-assignable sequence the caller owns)."""
-        check_request(unit, function, address, count)
-        n = build_read(out, unit, function, address, count)
-        self._unit = unit
-        self._fn = function
-        self._count = count
-        self._words = words
-        self._woff = woff
-        self._t0 = now_ms
+        self._arm(unit, function, address, count, words, woff, now_ms)
         self._last = now_ms
         self._start = 0
-        self._end = 0
         self._err = ERR_NONE
-        self.received = 0
-        self._state = ARMED
-        return n
+        return build_read(out, unit, function, address, count)
 
     def feed(self, data, now_ms, n=-1):
         """Take bytes data[0:n] (all of it if n < 0) received at now_ms; returns REPLY or NEED_DATA."""
@@ -140,9 +119,6 @@ class RtuClient:
             if err == ERR_NONE and self.received:
                 err = ERR_SHORT if self._end > self._start else ERR_GARBLED
             raise pending_error(err, self.timeout_ms)
-
-    def busy(self):
-        return self._state == ARMED
 
     def _compact(self):
         s = self._start

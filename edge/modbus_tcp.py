@@ -13,7 +13,7 @@ from edge.modbus_pdu import (
     IDLE,
     NEED_DATA,
     ModbusFrameError,
-    check_request,
+    ReadTransaction,
     elapsed_ms,
     parse_read_pdu,
     pending_error,
@@ -37,39 +37,18 @@ def build_read(buf, tid, unit, function, address, count):
     return REQUEST_LEN
 
 
-class TcpClient:
+class TcpClient(ReadTransaction):
     """One outstanding read at a time; transaction ids count up from `first_tid`, 16-bit."""
 
     def __init__(self, timeout_ms, first_tid=1):
-        self.timeout_ms = timeout_ms
+        super().__init__(timeout_ms, _CAP)
         self.tid = first_tid & 0xFFFF
-        self._buf = bytearray(_CAP)
-        self._end = 0
-        self._state = IDLE
-        self._unit = 0
-        self._fn = 0
-        self._count = 0
-        self._words = None
-        self._woff = 0
-        self._t0 = 0
-        self.ignored = 0
-        self.received = 0
 
     def request(self, out, unit, function, address, count, words, woff, now_ms):
         """Build the next request into `out` (>= 12 bytes) and arm the decoder; returns 12."""
-        check_request(unit, function, address, count)
+        self._arm(unit, function, address, count, words, woff, now_ms)
         self.tid = (self.tid + 1) & 0xFFFF
-        n = build_read(out, self.tid, unit, function, address, count)
-        self._unit = unit
-        self._fn = function
-        self._count = count
-        self._words = words
-        self._woff = woff
-        self._t0 = now_ms
-        self._end = 0
-        self.received = 0
-        self._state = ARMED
-        return n
+        return build_read(out, self.tid, unit, function, address, count)
 
     def feed(self, data, now_ms, n=-1):
         """Take bytes data[0:n] (all if n < 0); returns REPLY or NEED_DATA, raises ModbusError."""
@@ -112,5 +91,3 @@ class TcpClient:
             self._state = IDLE
             raise pending_error(ERR_SHORT if self._end else ERR_NONE, self.timeout_ms)
 
-    def busy(self):
-        return self._state == ARMED
