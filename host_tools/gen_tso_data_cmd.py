@@ -1,5 +1,6 @@
 """`smeter gen-tso-data`: synthetic TSO data sets readable by `smeter correct`."""
 import argparse
+import os
 import sys
 import time
 
@@ -38,6 +39,13 @@ def run(args):
     print("generated %d resources x %d days x 48 slots in %.2f s"
           % (args.resources, args.days, t1 - t0), file=sys.stderr, flush=True)
     data.save(args.out, args.format)
-    print("wrote %s (%s) in %.2f s" % (args.out, args.format, time.perf_counter() - t1),
-          file=sys.stderr)
+    # Market data (normal price, reserve margin, spot) beside it, so `smeter settle --data DIR`
+    # runs on the same directory; synthetic, from the same seed.
+    from host_tools.tso.market_data import generate_market
+    from host_tools.tso.pricing import save_market
+
+    save_market(generate_market(data.plan_days(), seed=args.seed),
+                os.path.join(args.out, "market." + args.format))
+    print("wrote %s (%s, with synthetic market data) in %.2f s"
+          % (args.out, args.format, time.perf_counter() - t1), file=sys.stderr)
     return 0

@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from host_tools import correct_cmd, gen_tso_data_cmd
+from host_tools import correct_cmd, gen_tso_data_cmd, settle_cmd
 
 
 def smeter(*argv):
@@ -13,6 +13,7 @@ def smeter(*argv):
     sub = parser.add_subparsers()
     correct_cmd.register(sub)
     gen_tso_data_cmd.register(sub)
+    settle_cmd.register(sub)
     args = parser.parse_args([str(a) for a in argv])
     return args.func(args)
 
@@ -37,6 +38,12 @@ def test_generated_data_set_is_corrected_and_written(tmp_path, fmt, capsys):
     assert (imb == np.array(table["actual_wh"]) + np.array(table["correction_wh"])
             - np.array(table["plan_wh"])).all()
     assert pairs.read_text().startswith('"date","slot","demand_bg","generation_bg"')
+    # the generator writes market data too: settle runs on the same directory as it is
+    assert (data / ("market." + fmt)).exists()
+    settled = tmp_path / "settle.csv"
+    assert smeter("settle", "--data", data, "--out", settled) == 0
+    assert "charge_yen" in capsys.readouterr().out
+    assert settled.read_text().count("\n") > 48
 
 
 def test_same_seed_same_data_and_pattern_1_differs_from_2(tmp_path, capsys):
