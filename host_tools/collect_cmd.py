@@ -126,8 +126,9 @@ def run(args):
     log = lambda m: print("collect: " + m, file=sys.stderr, flush=True)  # noqa: E731
 
     def make_ingest():
-        return ingest.Ingest(store.Store(args.db), lambda: keyfile.keyring, policy, now=now,
-                             log=log)
+        st = store.Store(args.db)
+        st.start_checkpointer()  # WAL checkpoints on another core, off the commit path
+        return ingest.Ingest(st, lambda: keyfile.keyring, policy, now=now, log=log)
 
     if workers > 1:
         store.Store(args.db).close()  # schema and WAL mode before the workers fork

@@ -6,7 +6,9 @@ tests/host/test_collector_wire.py, which runs both over the same bytes.
 
 Strictness without a second CBOR decoder: cbor2 decodes leniently (and ignores trailing
 bytes), so the body is re-encoded with cbor2.dumps and must reproduce the received bytes
-exactly, with map keys in ascending order. Core deterministic encoding is the unique shortest
+exactly, with map keys in ascending order. (The one exception is the steady-state frame,
+one fixed layout of eight unsigned ints, which _parse_short reads from its bytes with the
+same strictness at half the cost; it is tested against the general path.) Core deterministic encoding is the unique shortest
 encoding of a value once key order is fixed: every non-shortest head, indefinite length, tag,
 duplicate key or stray byte changes the re-encoding, so the comparison enforces RFC 8949
 section 4.2.1 and also yields the body length (where the MAC tag begins).
@@ -35,8 +37,6 @@ U16 = 0xFFFF
 U32 = 0xFFFFFFFF
 U64 = 0xFFFFFFFFFFFFFFFF
 _INT_ONLY = {int}
-_loads = cbor2.loads
-_dumps = cbor2.dumps
 
 # Rejection reasons decided here (stable strings: counted, logged, documented).
 R_OVERSIZED = "oversized"
@@ -127,37 +127,66 @@ def _header(body, allowed, m, n):
     return hdr, kid
 
 
+# Shortest-form unsigned int heads wider than one byte: (argument bytes, smallest value).
+_WIDE_UINT = {0x18: (1, 24), 0x19: (2, 256), 0x1A: (4, 1 << 16), 0x1B: (8, 1 << 32)}
+_SHORT_HEAD = b"\xa2\x01\x84"  # map(2), key 1, array(4)
+_SHORT_MID = b"\x02\x84"  # key 2, array(4)
+
+
+def _parse_short(data):
+    """The steady-state frame (one record, no version key) read straight from its bytes,
+    or None. It accepts exactly the deterministic encoding of {1: [4 uints], 2: [4 uints]}
+    followed by a tag of the right length: the fixed bytes are compared and every integer
+    head must be the shortest form of its value (a 0x18..0x1b head with a value that fits a
+    shorter one is refused). None means "not this layout", not "invalid": the general path
+    then decides and names the reason."""
+    n = len(data)
+    if data[:3] != _SHORT_HEAD or n > MAX_FRAME:
+        return None
+    i = 3
+    v = []
+    for k in range(8):
+        if k == 4:
+            if data[i : i + 2] != _SHORT_MID:
+                return None
+            i += 2
+        if i >= n:
+            return None
+        h = data[i]
+        if h < 24:
+            v.append(h)
+            i += 1
+        else:
+            wl = _WIDE_UINT.get(h)
+            if wl is None:
+                return None
+            j = i + 1 + wl[0]
+            if j > n:
+                return None
+            x = int.from_bytes(data[i + 1 : j], "big")
+            if x < wl[1]:
+                return None
+            v.append(x)
+            i = j
+    kid, dev, seq, status, slot, imp, exp, flags = v
+    if kid > U16 or status > U16 or slot > U32 or imp > U32 or exp > U32 or flags > U16:
+        return None
+    if TAG_LEN.get(kid & 7) != n - i:
+        return None
+    return ParsedFrame(kid, dev, seq, status, [(slot, imp, exp, flags)], i)
+
+
 def parse_frame(data):
     """Parse a data frame's structure (no key needed). Raises WireReject.
 
-    The steady-state frame (one record, no version key) takes a short path with the same
-    checks in fewer steps; anything else, valid or not, takes the general path, which also
-    names the reason. This function is most of the collector's per-frame cost.
+    The steady-state frame takes a short path (_parse_short) that accepts exactly what the
+    general path accepts for that layout (tests/host/test_collector_wire.py compares them);
+    anything else, valid or not, takes the general path, which also names the reason. This
+    function is most of the collector's per-frame cost.
     """
-    n = len(data)
-    if MIN_FRAME <= n <= MAX_FRAME:
-        try:
-            body = _loads(data)
-        except Exception:  # the general path below reports it
-            body = None
-        if type(body) is dict and len(body) == 2:
-            hdr = body.get(K_HEADER)
-            flat = body.get(K_RECORDS)
-            if type(hdr) is list and type(flat) is list and len(hdr) == 4 and len(flat) == 4:
-                kid, dev, seq, status = hdr
-                slot, imp, exp, flags = flat
-                if (type(kid) is type(dev) is type(seq) is type(status) is type(slot)
-                        is type(imp) is type(exp) is type(flags) is int
-                        and 0 <= kid <= U16 and 0 <= dev <= U64 and 0 <= seq <= U64
-                        and 0 <= status <= U16 and 0 <= slot <= U32 and 0 <= imp <= U32
-                        and 0 <= exp <= U32 and 0 <= flags <= U16
-                        and next(iter(body)) == K_HEADER):
-                    tlen = TAG_LEN.get(kid & 7)
-                    if tlen is not None:
-                        enc = _dumps(body)
-                        m = len(enc)
-                        if n - m == tlen and data[:m] == enc:
-                            return ParsedFrame(kid, dev, seq, status, [(slot, imp, exp, flags)], m)
+    pf = _parse_short(data)
+    if pf is not None:
+        return pf
     return _parse_general(data)
 
 

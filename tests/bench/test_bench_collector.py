@@ -77,6 +77,7 @@ def cpu_seconds(pid):
 def new_ingest(tmp_path, name):
     kr = keys.Keyring([keys.KeyEntry(d, 0, 1, KEY) for d in range(DEVICES)])
     st = store.Store(str(tmp_path / name))
+    st.start_checkpointer()  # as `smeter collect` does
     return ingest.Ingest(st, lambda: kr, now=lambda: NOW), st
 
 

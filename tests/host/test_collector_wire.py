@@ -119,6 +119,10 @@ GOOD_BODY = cbor2.dumps({1: [9, 7, 5, 0], 2: [112488, 10, 0, 0, 1, 11, 0, 1]})
     (bytes.fromhex("a2018409070500029f1a0001b7680a0000ff"), "non_canonical"),
     # a tag around seq (bignum 2 of value 5)
     (bytes.fromhex("a20184090 7c2410500028 41a0001b7680a0000".replace(" ", "")), "non_canonical"),
+    # one-record frames (the parser's short path) whose keys equal 1 and 2 but are not ints
+    (cbor2.dumps({True: [9, 7, 5, 0], 2: [1, 1, 1, 1]}), "non_canonical"),
+    (cbor2.dumps({1: [9, 7, 5, 0], 2.0: [1, 1, 1, 1]}), "non_canonical"),
+    (cbor2.dumps({1.0: [9, 7, 5, 0], 2: [1, 1, 1, 1]}), "non_canonical"),
     # unsupported version, unknown key, bool where an int belongs, 3-field header
     (cbor2.dumps({0: 2, 1: [9, 7, 5, 0], 2: [1, 1, 1, 1]}), "unsupported_version"),
     (cbor2.dumps({1: [9, 7, 5, 0], 2: [1, 1, 1, 1], 5: 0}), "bad_schema"),
@@ -185,3 +189,57 @@ def test_differential_mutated_then_resigned(pos, val, cut):
     assert isinstance(h, str) == isinstance(e, str), (body.hex(), h, e)
     if not isinstance(h, str):
         assert h == e
+
+
+def uint_head(v, width=None):
+    """A CBOR unsigned int, shortest form unless width (argument bytes 0/1/2/4/8) is given."""
+    if width is None:
+        width = 0 if v < 24 else 1 if v < 256 else 2 if v < 65536 else 4 if v < 2**32 else 8
+    if width == 0:
+        return bytes([v])
+    return bytes([{1: 0x18, 2: 0x19, 4: 0x1A, 8: 0x1B}[width]]) + v.to_bytes(width, "big")
+
+
+def short_vs_general(data):
+    """The short path agrees with the general path: same fields whenever it answers, and it
+    never accepts what the general path refuses. Returns whether the short path answered."""
+    s = wire._parse_short(data)
+    try:
+        g = wire._parse_general(data)
+    except wire.WireReject:
+        g = None
+    if s is not None:
+        assert g is not None, data.hex()
+        assert [getattr(s, a) for a in s.__slots__] == [getattr(g, a) for a in g.__slots__]
+    return s is not None
+
+
+BOUNDS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]
+uints = st.one_of(st.sampled_from(BOUNDS), st.integers(0, 2**64 - 1))
+
+
+@settings(max_examples=400, deadline=None)
+@given(vals=st.lists(uints, min_size=8, max_size=8), alg=st.sampled_from([1, 2, 3, 0]),
+       widths=st.lists(st.sampled_from([None, None, None, 0, 1, 2, 4, 8]), min_size=8, max_size=8),
+       tlen=st.sampled_from([8, 16, 9]), pos=st.integers(-1, 60), val=st.integers(0, 255))
+def test_short_path_equals_general_path(vals, alg, widths, tlen, pos, val):
+    vals[0] = vals[0] & ~7 | alg
+    items = []
+    for v, w in zip(vals, widths):
+        if w is not None and (w < 8 and v >= 1 << (8 * w) or w == 0 and v >= 24):
+            w = None  # cannot hold v: shortest form
+        items.append(uint_head(v, w))
+    body = b"\xa2\x01\x84" + b"".join(items[:4]) + b"\x02\x84" + b"".join(items[4:])
+    data = sign(body, tlen=tlen)
+    took = short_vs_general(data)
+    canonical = body == cbor2.dumps({1: vals[:4], 2: vals[4:]})
+    in_range = (vals[0] <= 0xFFFF and vals[3] <= 0xFFFF and max(vals[4:7]) <= U32
+                and vals[7] <= 0xFFFF)
+    assert took == (canonical and in_range and wire.TAG_LEN.get(alg) == tlen)
+    if pos >= 0:  # one byte changed anywhere, then truncations
+        mutated = bytearray(data)
+        mutated[pos % len(data)] = val
+        short_vs_general(bytes(mutated))
+        short_vs_general(sign(bytes(mutated[: len(body)]), tlen=tlen))
+        for cut in (1, 2, tlen, len(body) - 1):
+            short_vs_general(data[:-cut])
