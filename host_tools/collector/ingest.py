@@ -114,7 +114,6 @@ class Ingest:
         counts = collections.Counter()
         frames = []
         values = []
-        value_owner = []  # per value row: the device id (unsigned) of its frame
         rejections = []
         pending = {}
         acks = {}
@@ -169,7 +168,6 @@ class Ingest:
                             continue
                         values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
                                        now_ms - end * 1000))
-                        value_owner.append(dev)
                     if old_recs:
                         counts["rejected_slots." + R_SLOT_TOO_OLD] += old_recs
                         self._reject(rejections, counts, R_SLOT_TOO_OLD,
@@ -199,7 +197,7 @@ class Ingest:
                 new = self.store.insert_values(values)
                 counts["stored_slots"] += new
                 if new != len(values):
-                    self._classify_duplicates(values, value_owner, counts, rejections, now_ms)
+                    self._classify_duplicates(values, counts, rejections, now_ms)
             if rejections:
                 self.store.insert_rejections(rejections)
             self.store.add_counters(counts)
@@ -213,6 +211,9 @@ class Ingest:
         step = pol.ack_max_seqs
         enc = self.acks.encode
         for (addr, dev, kid), (mac, seqs) in acks.items():
+            if len(seqs) == 1:  # the steady state
+                out.append((addr, enc(mac, dev, kid, seqs)))
+                continue
             if len(seqs) > 1:
                 seqs = sorted(set(seqs))
             for i in range(0, len(seqs), step):
@@ -234,11 +235,11 @@ class Ingest:
             self.log("rejected %s from %s: %s (device %s seq %s)"
                      % (reason, _peer(addr), detail, dev, seq))
 
-    def _classify_duplicates(self, values, owners, counts, rejections, now_ms):
+    def _classify_duplicates(self, values, counts, rejections, now_ms):
         """Some (device, slot) rows already existed: tell duplicates from conflicts."""
         by_dev = collections.defaultdict(list)
-        for row, dev in zip(values, owners):
-            by_dev[dev].append(row)
+        for row in values:
+            by_dev[u64(row[0])].append(row)
         for dev, rows in by_dev.items():
             stored = self.store.stored_for(s64(dev), [r[1] for r in rows])
             for r in rows:

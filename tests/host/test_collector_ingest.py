@@ -198,6 +198,13 @@ def test_many_devices_one_batch_and_big_ids(env):
     assert st.count_values() == 101
     assert st.slot_values(big)[0].seq == 2**64 - 2
     assert big in st.devices()
+    # a device id >= 2**63 (stored negative) sending another value for its stored slot
+    conflicting = frame(2**64 - 1, [SLOT_NOW], dev=big, wh=9)
+    assert ing.process([(conflicting, PEER)])
+    assert ing.stats["slot_conflict"] == 1
+    rej = st.rejections("slot_conflict")
+    assert [(r.device_id, r.seq, r.raw) for r in rej] == [(big, 2**64 - 1, conflicting)]
+    assert st.slot_values(big)[0].import_wh == 100
     # acks of many seqs are split into several frames
     ing.policy.ack_max_seqs = 2
     replies = ing.process([(frame(s, [SLOT_NOW - 3 - s], dev=3), PEER) for s in range(3, 8)])
