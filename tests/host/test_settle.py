@@ -101,7 +101,8 @@ def test_negawatt_seed_example_volume():
 def test_settle_command_end_to_end(tmp_path, capsys):
     data = tmp_path / "data"
     assert smeter("gen-tso-data", "--resources", 300, "--out", data, "--seed", 3) == 0
-    assert smeter("settle", "--data", data) == 1  # no market data yet
+    (data / "market.parquet").unlink()  # a data set that came without market data
+    assert smeter("settle", "--data", data) == 1
     assert "no market data" in capsys.readouterr().err
     out = tmp_path / "settle.csv"
     neg = tmp_path / "neg.csv"
@@ -127,6 +128,7 @@ def test_settle_command_end_to_end(tmp_path, capsys):
 def test_settle_command_reports_missing_prices(tmp_path, capsys):
     data = tmp_path / "data"
     assert smeter("gen-tso-data", "--resources", 50, "--out", data) == 0
+    (data / "market.parquet").unlink()
     mk = generate_market(np.array(["2030-01-01"], "datetime64[D]"))
     pricing.save_market(mk, str(data / "market.csv"))
     assert smeter("settle", "--data", data) == 2
