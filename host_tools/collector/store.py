@@ -83,6 +83,18 @@ def slot_end_unix(slot):
     return EDGE_EPOCH_UNIX + (slot + 1) * SLOT_SECONDS
 
 
+def slot_range(args, slot_from=None, slot_to=None):
+    """SQL ' AND slot>=? AND slot<=?' for the bounds given (inclusive), appending to args."""
+    q = ""
+    if slot_from is not None:
+        q += " AND slot>=?"
+        args.append(slot_from)
+    if slot_to is not None:
+        q += " AND slot<=?"
+        args.append(slot_to)
+    return q
+
+
 class Store:
     """One SQLite database. The collector is the only writer; readers may open it alongside."""
 
@@ -218,14 +230,8 @@ class Store:
 
     def slot_values(self, device_id, slot_from=None, slot_to=None):
         """Stored 30-minute values of one device, ascending slot; bounds inclusive."""
-        q = "SELECT * FROM slot_values WHERE device_id=?"
         args = [s64(device_id)]
-        if slot_from is not None:
-            q += " AND slot>=?"
-            args.append(slot_from)
-        if slot_to is not None:
-            q += " AND slot<=?"
-            args.append(slot_to)
+        q = "SELECT * FROM slot_values WHERE device_id=?" + slot_range(args, slot_from, slot_to)
         q += " ORDER BY slot"
         return [
             SlotValue(u64(r[0]), r[1], r[2], r[3], r[4], r[5], u64(r[6]), r[7], r[8])

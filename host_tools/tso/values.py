@@ -22,7 +22,7 @@ import numpy as np
 
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS, SLOTS_PER_DAY
 from host_tools.collector import timeliness as g_timeliness
-from host_tools.collector.store import s64, slot_end_unix, u64
+from host_tools.collector.store import s64, slot_range, u64
 from host_tools.tso import completion as comp
 
 # Seed 000, issue ② (TSO system scope, read 2026-11): preliminary 30-minute value within 60
@@ -293,12 +293,7 @@ def value_set(store, kind, device_id=None, slot_from=None, slot_to=None):
     if device_id is not None:
         q += " AND device_id=?"
         args.append(s64(device_id))
-    if slot_from is not None:
-        q += " AND slot>=?"
-        args.append(slot_from)
-    if slot_to is not None:
-        q += " AND slot<=?"
-        args.append(slot_to)
+    q += slot_range(args, slot_from, slot_to)
     rows = [SetValue(u64(r[0]), *r[1:]) for r in store.db.execute(q, args)]
     rows.sort(key=lambda r: (r.device_id, r.slot))
     return rows
