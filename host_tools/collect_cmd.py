@@ -2,6 +2,7 @@
 import argparse
 import asyncio
 import os
+import sqlite3
 import sys
 import time
 
@@ -125,18 +126,24 @@ def run(args):
                            backfill_s=int(args.backfill_days * 86400), max_raw=args.max_raw)
     log = lambda m: print("collect: " + m, file=sys.stderr, flush=True)  # noqa: E731
 
-    def make_ingest():
-        st = store.Store(args.db)
+    def make_ingest(st=None):
+        st = st or store.Store(args.db)
         st.start_checkpointer()  # WAL checkpoints on another core, off the commit path
         return ingest.Ingest(st, lambda: keyfile.keyring, policy, now=now, log=log)
 
+    try:  # schema, migration and WAL mode before any worker forks
+        st = store.Store(args.db)
+    except sqlite3.Error as e:
+        print("smeter collect: cannot open %s: %s" % (args.db, e), file=sys.stderr)
+        return EXIT_USAGE
+    if st.migrated_from is not None:
+        log("migrated the store from schema %d to %d" % (st.migrated_from, store.SCHEMA_VERSION))
     if workers > 1:
-        store.Store(args.db).close()  # schema and WAL mode before the workers fork
+        st.close()
         ing = make_ingest
         st = None
     else:
-        ing = make_ingest()
-        st = ing.store
+        ing = make_ingest(st)
     try:
         srv = server.CollectorServer(ing, host, port, keyfile=keyfile,
                                      stats_interval=args.stats_interval, workers=workers)

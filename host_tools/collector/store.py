@@ -11,7 +11,7 @@ import threading
 
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 WRITER_CACHE_KIB = 65536  # page cache of the writer connection (SQLite default: 2 MiB)
 CHECKPOINT_INTERVAL_S = 0.1
 # With the checkpoint thread running, the writer checkpoints itself only past this many
@@ -20,6 +20,11 @@ FALLBACK_AUTOCHECKPOINT_PAGES = 16000
 _TWO63 = 1 << 63
 _TWO64 = 1 << 64
 
+# Version 2 clusters both hot tables by time, not by device: a steady-state batch holds one
+# frame from each of many devices for the slot that just closed, so keyed by device it
+# dirtied one leaf page per device in each table (most of a commit's cost); keyed by slot
+# (slot_values) or arrival (frames, a rowid table) the batch lands on a few adjacent pages.
+# Only the small (device_id, seq) index of frames is still written per device.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS slot_values (
@@ -32,7 +37,7 @@ CREATE TABLE IF NOT EXISTS slot_values (
     seq        INTEGER NOT NULL,
     arrived_ms INTEGER NOT NULL,
     delay_ms   INTEGER NOT NULL,
-    PRIMARY KEY (device_id, slot)
+    PRIMARY KEY (slot, device_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
     device_id  INTEGER NOT NULL,
@@ -42,9 +47,9 @@ CREATE TABLE IF NOT EXISTS frames (
     n_records  INTEGER NOT NULL,
     arrived_ms INTEGER NOT NULL,
     peer       TEXT,
-    raw        BLOB NOT NULL,
-    PRIMARY KEY (device_id, seq)
-) WITHOUT ROWID;
+    raw        BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS frames_device_seq ON frames (device_id, seq);
 CREATE TABLE IF NOT EXISTS rejections (
     id         INTEGER PRIMARY KEY,
     arrived_ms INTEGER NOT NULL,
@@ -59,6 +64,18 @@ CREATE TABLE IF NOT EXISTS rejections (
 CREATE INDEX IF NOT EXISTS rejections_reason ON rejections (reason);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
 """
+
+# Schema 1 -> 2: the same columns, re-clustered (see SCHEMA); frames keep arrival order.
+_MIGRATE_1_TO_2 = """
+ALTER TABLE slot_values RENAME TO slot_values_v1;
+ALTER TABLE frames RENAME TO frames_v1;
+%s
+INSERT INTO slot_values SELECT * FROM slot_values_v1;
+INSERT INTO frames SELECT * FROM frames_v1 ORDER BY arrived_ms, device_id, seq;
+DROP TABLE slot_values_v1;
+DROP TABLE frames_v1;
+UPDATE meta SET v = '2' WHERE k = 'schema_version';
+""" % SCHEMA
 
 SlotValue = collections.namedtuple(
     "SlotValue",
@@ -102,6 +119,7 @@ class Store:
         self.path = path
         self._ckpt_stop = None
         self._ckpt_thread = None
+        self.migrated_from = None
         if readonly:
             self.db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=timeout)
         else:
@@ -111,17 +129,39 @@ class Store:
             # the last batches, which the devices then resend (they were acked only after
             # commit, and NORMAL still never corrupts the database).
             self.db.execute("PRAGMA synchronous=NORMAL")
-            # Each steady-state batch touches one leaf page per device in two tables; a
-            # cache larger than the default 2 MiB keeps them in memory between batches.
+            # A steady-state batch still touches one page per device of the frames index; a
+            # cache larger than the default 2 MiB keeps those in memory between batches.
             self.db.execute("PRAGMA cache_size=%d" % -WRITER_CACHE_KIB)
+            self.migrated_from = self._migrate()
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                                 (str(SCHEMA_VERSION),))
-            elif row[0] != str(SCHEMA_VERSION):
-                raise sqlite3.DatabaseError("schema version %s, expected %d"
-                                            % (row[0], SCHEMA_VERSION))
+
+    def _migrate(self):
+        """Bring an older database to SCHEMA_VERSION in one transaction; returns the version
+        it had (None: new or current). A newer or unknown version is refused."""
+        has_meta = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has_meta:
+            return None
+        row = self.db.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()
+        if row is None or row[0] == str(SCHEMA_VERSION):
+            return None
+        if row[0] != "1":
+            raise sqlite3.DatabaseError("schema version %s, expected %d (or 1, migrated)"
+                                        % (row[0], SCHEMA_VERSION))
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _MIGRATE_1_TO_2.split(";"):
+                if stmt.strip():
+                    self.db.execute(stmt)
+            self.db.execute("COMMIT")
+        except Exception:
+            self.db.execute("ROLLBACK")
+            raise
+        return 1
 
     def close(self):
         self.stop_checkpointer()
@@ -229,13 +269,25 @@ class Store:
         return None if r is None else bytes(r[0])
 
     def slot_values(self, device_id, slot_from=None, slot_to=None):
-        """Stored 30-minute values of one device, ascending slot; bounds inclusive."""
-        args = [s64(device_id)]
-        q = "SELECT * FROM slot_values WHERE device_id=?" + slot_range(args, slot_from, slot_to)
-        q += " ORDER BY slot"
+        """Stored 30-minute values of one device, ascending slot; bounds inclusive.
+
+        The table is clustered by slot, so this walks the slots of the range and looks each
+        (slot, device) up, instead of scanning every device's rows in the range."""
+        lo, hi = slot_from, slot_to
+        if lo is None or hi is None:
+            first, last = self.db.execute("SELECT min(slot), max(slot) FROM slot_values").fetchone()
+            if first is None:
+                return []
+            lo = first if lo is None else max(lo, first)
+            hi = last if hi is None else min(hi, last)
+        q = ("WITH RECURSIVE s(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM s WHERE x < ?) "
+             "SELECT v.* FROM s CROSS JOIN slot_values v ON v.slot = s.x AND v.device_id = ? "
+             "ORDER BY v.slot")
+        if lo > hi:
+            return []
         return [
             SlotValue(u64(r[0]), r[1], r[2], r[3], r[4], r[5], u64(r[6]), r[7], r[8])
-            for r in self.db.execute(q, args)
+            for r in self.db.execute(q, (lo, hi, s64(device_id)))
         ]
 
     def devices(self):

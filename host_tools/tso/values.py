@@ -92,7 +92,7 @@ class Estimate:
 
 
 def _join_rows(db, table, rows, query, args=()):
-    """Fill a temporary table and run `query` joined to it (one index seek per row, never a
+    """Fill a temporary table and run `query` joined to it (index seeks and range scans, never a
     scan of the whole history). One savepoint: rows are not committed one by one."""
     db.execute("SAVEPOINT _cv")
     try:
@@ -135,8 +135,8 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
 
     if n:
         rows = _join_rows(db, "_cv_devs", [(int(k),) for k in keys],
-                          "SELECT v.device_id, v.slot, v.import_wh, v.export_wh FROM _cv_devs d "
-                          "CROSS JOIN slot_values v ON v.device_id = d.id AND v.slot >= ? AND "
+                          "SELECT v.device_id, v.slot, v.import_wh, v.export_wh FROM slot_values v "
+                          "CROSS JOIN _cv_devs d ON d.id = v.device_id WHERE v.slot >= ? AND "
                           "v.slot <= ?", (s0, s1))
         if rows:
             a = np.array(rows, np.int64)  # device ids as stored (two's complement)

@@ -178,6 +178,18 @@ def test_usage_errors(tmp_path, capsys):
                  "--keys", str(bad)]) == 2
     assert "keys[0]" in capsys.readouterr().err
     assert main(["collect", "--db", str(tmp_path / "none.db"), "--timeliness"]) == 2
+    good = tmp_path / "good.json"
+    keys.write_keys(str(good), [(10, 0, KEY10)])
+    future = tmp_path / "future.db"
+    import sqlite3
+
+    con = sqlite3.connect(str(future))
+    con.executescript("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+                      "INSERT INTO meta VALUES ('schema_version', '9');")
+    con.close()
+    assert main(["collect", "--db", str(future), "--listen", "127.0.0.1:0",
+                 "--keys", str(good)]) == 2
+    assert "schema version 9" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["collect", "--help"])
     assert e.value.code == 0 and "速報値" in capsys.readouterr().out
@@ -220,3 +232,23 @@ def test_dead_worker_stops_the_collector(tmp_path):
     assert c.proc.wait(timeout=15) == 1
     c.wait_for("worker exited unexpectedly")
     c.sock.close()
+
+
+def test_schema_1_store_is_migrated_on_start(tmp_path):
+    import sqlite3
+
+    from test_collector_schema import SCHEMA_1
+
+    con = sqlite3.connect(str(tmp_path / "head.db"))
+    con.executescript(SCHEMA_1)
+    con.execute("INSERT INTO slot_values VALUES (10, 5, 7, 0, 0, 0, 1, 0, 0)")
+    con.commit()
+    con.close()
+    c = Collector(tmp_path)
+    try:
+        assert any("migrated the store from schema 1 to 2" in line for line in c.all)
+    finally:
+        c.stop()
+    st = store.Store(c.db, readonly=True)
+    assert [(r.slot, r.import_wh) for r in st.slot_values(10)] == [(5, 7)]
+    st.close()
