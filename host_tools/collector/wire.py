@@ -15,6 +15,8 @@ section 4.2.1 and also yields the body length (where the MAC tag begins).
 """
 import hashlib
 import hmac
+import re
+import struct
 from itertools import accumulate
 
 import cbor2
@@ -127,51 +129,47 @@ def _header(body, allowed, m, n):
     return hdr, kid
 
 
-# Shortest-form unsigned int heads wider than one byte: (argument bytes, smallest value).
-_WIDE_UINT = {0x18: (1, 24), 0x19: (2, 256), 0x1A: (4, 1 << 16), 0x1B: (8, 1 << 32)}
-_SHORT_HEAD = b"\xa2\x01\x84"  # map(2), key 1, array(4)
-_SHORT_MID = b"\x02\x84"  # key 2, array(4)
+# The steady-state frame as one regular expression over its bytes (compiled to C by `re`):
+# the fixed bytes, and each integer as its shortest-form CBOR head only. A 0x18 head must
+# carry >= 24, a 0x19 head a non-zero high byte (>= 256), a 0x1a head not two zero high bytes
+# (>= 2**16), a 0x1b head not four (>= 2**32). Fields limited to 16 or 32 bits simply lack
+# the wider heads. re.S: '.' must match every byte, 0x0a included.
+_U16 = rb"([\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].)"
+_U32 = rb"([\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].|\x1a(?!\x00\x00)....)"
+_U64 = rb"([\x00-\x17]|\x18[\x18-\xff]|\x19[\x01-\xff].|\x1a(?!\x00\x00)....|\x1b(?!\x00{4}).{8})"
+_SHORT = re.compile(b"\xa2\x01\x84" + _U16 + _U64 + _U64 + _U16  # {1: [kid, dev, seq, status],
+                    + b"\x02\x84" + _U32 + _U32 + _U32 + _U16, re.S)  # 2: [slot, imp, exp, flags]}
+_FIELD = {1: "B", 2: "xB", 3: "xH", 5: "xI", 9: "xQ"}  # group length -> struct code (head skipped)
+_layouts = {}  # match.regs -> struct.Struct reading the eight integers at once
+_MAX_LAYOUTS = 4096
+
+
+def _layout(regs):
+    """The struct for one combination of head widths (at most 43,200 exist; cached)."""
+    fmt = ">3x"
+    for k in range(1, 9):
+        if k == 5:
+            fmt += "2x"
+        fmt += _FIELD[regs[k][1] - regs[k][0]]
+    st = struct.Struct(fmt)
+    if len(_layouts) < _MAX_LAYOUTS:
+        _layouts[regs] = st
+    return st
 
 
 def _parse_short(data):
     """The steady-state frame (one record, no version key) read straight from its bytes,
     or None. It accepts exactly the deterministic encoding of {1: [4 uints], 2: [4 uints]}
-    followed by a tag of the right length: the fixed bytes are compared and every integer
-    head must be the shortest form of its value (a 0x18..0x1b head with a value that fits a
-    shorter one is refused). None means "not this layout", not "invalid": the general path
-    then decides and names the reason."""
-    n = len(data)
-    if data[:3] != _SHORT_HEAD or n > MAX_FRAME:
+    within the fields' ranges, followed by a tag of the right length (_SHORT). None means
+    "not this layout", not "invalid": the general path then decides and names the reason."""
+    m = _SHORT.match(data)
+    if m is None or len(data) > MAX_FRAME:
         return None
-    i = 3
-    v = []
-    for k in range(8):
-        if k == 4:
-            if data[i : i + 2] != _SHORT_MID:
-                return None
-            i += 2
-        if i >= n:
-            return None
-        h = data[i]
-        if h < 24:
-            v.append(h)
-            i += 1
-        else:
-            wl = _WIDE_UINT.get(h)
-            if wl is None:
-                return None
-            j = i + 1 + wl[0]
-            if j > n:
-                return None
-            x = int.from_bytes(data[i + 1 : j], "big")
-            if x < wl[1]:
-                return None
-            v.append(x)
-            i = j
-    kid, dev, seq, status, slot, imp, exp, flags = v
-    if kid > U16 or status > U16 or slot > U32 or imp > U32 or exp > U32 or flags > U16:
-        return None
-    if TAG_LEN.get(kid & 7) != n - i:
+    regs = m.regs
+    st = _layouts.get(regs) or _layout(regs)
+    kid, dev, seq, status, slot, imp, exp, flags = st.unpack_from(data)
+    i = regs[0][1]
+    if TAG_LEN.get(kid & 7) != len(data) - i:
         return None
     return ParsedFrame(kid, dev, seq, status, [(slot, imp, exp, flags)], i)
 
@@ -273,16 +271,29 @@ class AckEncoder:
     def __init__(self):
         self._heads = {}
 
+    def _head(self, mac_key, device_id, kid):
+        """(head bytes, HMAC state with the head and a one-element array head absorbed)."""
+        head = b"\xa2\x01" + cbor2.dumps([kid, device_id]) + b"\x04"
+        h = mac_key._h.copy()
+        h.update(head + b"\x81")
+        v = self._heads[(device_id, kid, mac_key)] = (head, head + b"\x81", h, TAG_LEN[kid & 7])
+        return v
+
     def encode(self, mac_key, device_id, kid, seqs):
-        k = (device_id, kid)
-        head = self._heads.get(k)
-        if head is None:
-            head = self._heads[k] = b"\xa2\x01" + cbor2.dumps([kid, device_id]) + b"\x04"
-        if len(seqs) == 1:  # the steady state; cbor2.dumps costs ~1.5 us even for this
-            raw = head + b"\x81" + _cbor_uint(seqs[0])
-        else:
-            raw = head + cbor2.dumps(seqs)
+        if len(seqs) == 1:
+            return self.encode_one(mac_key, device_id, kid, seqs[0])
+        head = (self._heads.get((device_id, kid, mac_key))
+                or self._head(mac_key, device_id, kid))[0]
+        raw = head + cbor2.dumps(list(seqs))
         return raw + mac_key.tag(raw, TAG_LEN[kid & 7])
+
+    def encode_one(self, mac_key, device_id, kid, seq):
+        """The steady state: one seq (cbor2.dumps costs ~1.5 us even for this)."""
+        v = self._heads.get((device_id, kid, mac_key)) or self._head(mac_key, device_id, kid)
+        u = _cbor_uint(seq)
+        h = v[2].copy()
+        h.update(u)
+        return v[1] + u + h.digest()[: v[3]]
 
 
 def _cbor_uint(v):

@@ -112,8 +112,15 @@ def test_ack_byte_identical_to_edge(dev, kid, upto, gaps):
 def test_single_seq_ack_byte_identical_to_edge(dev, kid, seq):
     """The collector's usual ack (one seq) skips cbor2 for the seq list."""
     enc = wire.AckEncoder()
-    for _ in range(2):  # the second call uses the cached head
-        assert enc.encode(wire.MacKey(KEY), dev, kid, [seq]) == fr.encode_ack(KEY, dev, kid, None, [seq])
+    mac = wire.MacKey(KEY)
+    for _ in range(2):  # the second call uses the cached head and HMAC state
+        assert enc.encode(mac, dev, kid, [seq]) == fr.encode_ack(KEY, dev, kid, None, [seq])
+        assert enc.encode_one(mac, dev, kid, seq) == fr.encode_ack(KEY, dev, kid, None, [seq])
+    # another key for the same device and kid (a reloaded keys file) is never served the
+    # state cached for the first
+    other = bytes(range(50, 82))
+    assert enc.encode_one(wire.MacKey(other), dev, kid, seq) == \
+        fr.encode_ack(other, dev, kid, None, [seq])
 
 
 GOOD_BODY = cbor2.dumps({1: [9, 7, 5, 0], 2: [112488, 10, 0, 0, 1, 11, 0, 1]})
