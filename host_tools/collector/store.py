@@ -6,6 +6,7 @@ numbers are unsigned 64-bit on the wire, so they are stored in two's complement 
 API, or apply the same mapping in raw SQL.
 """
 import collections
+import itertools
 import sqlite3
 import threading
 
@@ -17,8 +18,12 @@ CHECKPOINT_INTERVAL_S = 0.1
 # With the checkpoint thread running, the writer checkpoints itself only past this many
 # WAL pages (16,000 x 4 KiB = 64 MiB); SQLite's default is 1,000.
 FALLBACK_AUTOCHECKPOINT_PAGES = 16000
+# Rows per INSERT statement on the hot path (x 9 columns stays far below SQLite's limit of
+# 32,766 host parameters).
+MULTI_ROW = 64
 _TWO63 = 1 << 63
 _TWO64 = 1 << 64
+_chain = itertools.chain.from_iterable
 
 # Version 2 clusters both hot tables by time, not by device: a steady-state batch holds one
 # frame from each of many devices for the slot that just closed, so keyed by device it
@@ -213,16 +218,33 @@ class Store:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
+    def _insert(self, verb, table, ncols, rows):
+        """INSERT rows in statements of MULTI_ROW rows each (multi-row VALUES), the rest one
+        by one; returns the number of rows inserted. Per-row statement overhead is a third
+        of an executemany insert's cost, and these tables take every accepted frame."""
+        one = "(%s)" % ",".join("?" * ncols)
+        n = len(rows)
+        full = n - n % MULTI_ROW
+        done = 0
+        if full:
+            q = "%s INTO %s VALUES %s" % (verb, table, ",".join([one] * MULTI_ROW))
+            ex = self.db.execute
+            flat = list(_chain(rows[:full]))
+            step = MULTI_ROW * ncols
+            for i in range(0, len(flat), step):
+                done += ex(q, flat[i : i + step]).rowcount
+        if full < n:
+            done += self.db.executemany("%s INTO %s VALUES %s" % (verb, table, one),
+                                        rows[full:]).rowcount
+        return done
+
     def insert_frames(self, rows):
         """rows: (device_id, seq, kid, status, n_records, arrived_ms, peer, raw), s64 applied."""
-        self.db.executemany("INSERT INTO frames VALUES (?,?,?,?,?,?,?,?)", rows)
+        self._insert("INSERT", "frames", 8, rows)
 
     def insert_values(self, rows):
         """rows: slot_values tuples; returns how many were new ((device, slot) dedup)."""
-        cur = self.db.executemany(
-            "INSERT OR IGNORE INTO slot_values VALUES (?,?,?,?,?,?,?,?,?)", rows
-        )
-        return cur.rowcount
+        return self._insert("INSERT OR IGNORE", "slot_values", 9, rows)
 
     def stored_for(self, device_id_s64, slots):
         """{slot: (import_wh, export_wh, flags, seq)} already stored for these slots."""

@@ -116,3 +116,25 @@ def test_unknown_schema_version_is_refused(tmp_path):
     db.close()
     with pytest.raises(sqlite3.DatabaseError, match="schema version 7"):
         store.Store(path)
+
+
+@pytest.mark.parametrize("n", [0, 1, store.MULTI_ROW - 1, store.MULTI_ROW, store.MULTI_ROW + 1,
+                               3 * store.MULTI_ROW + 7])
+def test_multi_row_inserts_count_and_keep_every_row(tmp_path, n):
+    """Rows go in multi-row statements plus a remainder: each row stored once, in order,
+    and the count of new values excludes (device, slot) rows already present."""
+    st = store.Store(str(tmp_path / "c.db"))
+    st.begin()
+    st.insert_values([(5, s, 1, 0, 0, 0, 1, 0, 0) for s in range(0, 400, 3)])  # every 3rd slot
+    frames = [(d, d * 7, 8, 0, 1, d, "p", b"r%d" % d) for d in range(n)]
+    st.insert_frames(frames)
+    new = st.insert_values([(5, s, 2, 0, 0, 0, 2, 0, 0) for s in range(n)])
+    st.commit()
+    assert new == n - len(range(0, n, 3))
+    assert st.db.execute("SELECT device_id, seq, kid, status, n_records, arrived_ms, peer, raw "
+                         "FROM frames ORDER BY rowid").fetchall() == frames
+    got = {r.slot: r.import_wh for r in st.slot_values(5)}
+    assert all(got[s] == (1 if s % 3 == 0 else 2) for s in range(n))
+    with pytest.raises(sqlite3.IntegrityError):  # (device_id, seq) stays unique
+        st.insert_frames(frames[-1:] * 2 if n else [(1, 1, 8, 0, 1, 0, "p", b"")] * 2)
+    st.close()
