@@ -85,8 +85,6 @@ class Ingest:
         self.log = log
         self.log_budget = 50  # rejection log lines until the server refills it
         self.windows = {}
-        self.acks = wire.AckEncoder()
-        self._keyring = None
         self.stats = collections.Counter()
 
     def _window(self, dev):
@@ -110,9 +108,6 @@ class Ingest:
         now_ms = int(now * 1000)
         pol = self.policy
         keyring = self.keyring()
-        if keyring is not self._keyring:  # new keys: drop MAC states cached for the old ones
-            self._keyring = keyring
-            self.acks = wire.AckEncoder()
         latest_end = now + pol.future_tolerance_s
         oldest_end_ms = int((now - pol.backfill_s) * 1000)
         counts = collections.Counter()
@@ -223,11 +218,10 @@ class Ingest:
         self.stats.update(counts)
         out = []
         step = pol.ack_max_seqs
-        one = self.acks.encode_one
-        enc = self.acks.encode
+        enc = wire.encode_ack
         for (addr, dev, kid), (mac, seqs) in acks.items():
             if type(seqs) is int:  # the steady state: one frame of the device in the batch
-                out.append((addr, one(mac, dev, kid, seqs)))
+                out.append((addr, mac.ack_one(dev, kid, seqs)))
                 continue
             seqs = sorted(set(seqs))
             for i in range(0, len(seqs), step):

@@ -224,7 +224,7 @@ class MacKey:
     """One HMAC-SHA256 key (Python's hmac), its padded state computed once: copying it per
     message costs half of a fresh hmac.new()."""
 
-    __slots__ = ("_h",)
+    __slots__ = ("_h", "_ack")
 
     def __init__(self, key):
         if len(key) < MIN_KEY_LEN:
@@ -233,6 +233,7 @@ class MacKey:
         # The OpenSSL HMAC object inside the stdlib wrapper, when this CPython has one: the
         # same MAC without the wrapper's Python-level copy/update/digest calls.
         self._h = getattr(h, "_hmac", None) or h
+        self._ack = None
 
     def tag(self, body, n):
         h = self._h.copy()
@@ -243,6 +244,23 @@ class MacKey:
         h = self._h.copy()
         h.update(data[:body_len])
         return hmac.compare_digest(h.digest()[:n], data[body_len:])
+
+    def ack_one(self, device_id, kid, seq):
+        """encode_ack(self, device_id, kid, [seq]), the collector's steady-state reply.
+
+        {1: [kid, dev], 4: [seq]} is a constant prefix then the seq: the prefix and the HMAC
+        state after absorbing it are kept (a key belongs to one device), so each ack costs
+        one seq encoding and one HMAC finish (cbor2.dumps alone costs ~1.5 us)."""
+        a = self._ack
+        if a is None or a[0] != device_id or a[1] != kid:
+            prefix = b"\xa2\x01" + cbor2.dumps([kid, device_id]) + b"\x04\x81"
+            h = self._h.copy()
+            h.update(prefix)
+            a = self._ack = (device_id, kid, prefix, h, TAG_LEN[kid & 7])
+        u = _cbor_uint(seq)
+        h = a[3].copy()
+        h.update(u)
+        return a[2] + u + h.digest()[: a[4]]
 
 
 def verify(pf, data, mac_key):
@@ -262,38 +280,6 @@ def encode_ack(mac_key, device_id, kid, seqs=(), upto=None):
         body[K_ACK_SEQS] = list(seqs)
     raw = cbor2.dumps(body)
     return raw + mac_key.tag(raw, TAG_LEN[kid & 7])
-
-
-class AckEncoder:
-    """encode_ack for the collector's common case (seqs only), with the constant part of each
-    device's ack encoded once: {1: [kid, dev], 4: seqs} is map(2) 01 [kid, dev] 04 seqs."""
-
-    def __init__(self):
-        self._heads = {}
-
-    def _head(self, mac_key, device_id, kid):
-        """(head bytes, HMAC state with the head and a one-element array head absorbed)."""
-        head = b"\xa2\x01" + cbor2.dumps([kid, device_id]) + b"\x04"
-        h = mac_key._h.copy()
-        h.update(head + b"\x81")
-        v = self._heads[(device_id, kid, mac_key)] = (head, head + b"\x81", h, TAG_LEN[kid & 7])
-        return v
-
-    def encode(self, mac_key, device_id, kid, seqs):
-        if len(seqs) == 1:
-            return self.encode_one(mac_key, device_id, kid, seqs[0])
-        head = (self._heads.get((device_id, kid, mac_key))
-                or self._head(mac_key, device_id, kid))[0]
-        raw = head + cbor2.dumps(list(seqs))
-        return raw + mac_key.tag(raw, TAG_LEN[kid & 7])
-
-    def encode_one(self, mac_key, device_id, kid, seq):
-        """The steady state: one seq (cbor2.dumps costs ~1.5 us even for this)."""
-        v = self._heads.get((device_id, kid, mac_key)) or self._head(mac_key, device_id, kid)
-        u = _cbor_uint(seq)
-        h = v[2].copy()
-        h.update(u)
-        return v[1] + u + h.digest()[: v[3]]
 
 
 def _cbor_uint(v):
