@@ -54,6 +54,32 @@ def baseline_fps(frames, repeat=5):
     return len(frames) / sorted(times)[len(times) // 2]
 
 
+def udp_floor_us(n=2000):
+    """The kernel's share, measured in the same run: bare loopback datagrams, one frame-sized
+    datagram out and one ack-sized back per frame (sendto, recvfrom, sendto, recv), in us
+    per frame. No collector can go below this per frame on one core."""
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for x in (a, b):
+        x.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        x.bind(("127.0.0.1", 0))
+        x.setblocking(False)
+    frame, ack, pa, pb = bytes(31), bytes(30), a.getsockname(), b.getsockname()
+    t = time.perf_counter()
+    for i in range(0, n, 500):
+        for _ in range(500):
+            a.sendto(frame, pb)
+        for _ in range(500):
+            b.recvfrom(4096)
+            b.sendto(ack, pa)
+        for _ in range(500):
+            a.recv(4096)
+    dt = time.perf_counter() - t
+    a.close()
+    b.close()
+    return dt / n * 1e6
+
+
 def cpu_seconds(pid):
     """utime + stime of a process and its live children (Linux /proc), in seconds."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -229,8 +255,11 @@ def test_bench_server_subprocess(benchmark, encoders, tmp_path, workers):
         us = cpu / (rounds * per_round) * 1e6
         benchmark.extra_info["collector_cpu_us_per_frame"] = round(us, 1)
         report(benchmark, per_round, base, "smeter collect --workers %d over UDP" % workers)
-        print("  collector CPU %.1f us/frame (all its processes) = %.0f frames per CPU-second"
-              % (us, 1e6 / us if us else 0))
+        floor = udp_floor_us()
+        benchmark.extra_info["udp_loopback_floor_us_per_frame"] = round(floor, 1)
+        print("  collector CPU %.1f us/frame (all its processes) = %.0f frames per CPU-second;"
+              " bare loopback frame + ack (kernel, both ends) %.1f us"
+              % (us, 1e6 / us if us else 0, floor))
         cli.close()
     finally:
         proc.send_signal(__import__("signal").SIGTERM)
