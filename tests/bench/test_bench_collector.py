@@ -107,36 +107,77 @@ def new_ingest(tmp_path, name):
     return ingest.Ingest(st, lambda: kr, now=lambda: NOW), st
 
 
+# The issue's reference figures for this machine (one core): cbor2.loads of a 31-byte frame
+# ~850,000/s and HMAC-SHA256 verify ~320,000/s, i.e. a baseline loop of ~233,000 frames/s.
+# The machine is shared and its speed swings by 2x between minutes, so each case's rate is
+# also given at that reference speed: its ratio to the baseline times 233,000.
+REFERENCE_BASELINE_FPS = 1 / (1 / 850000 + 1 / 320000)
+
+
+class PairedBaseline:
+    """The baseline loop run once before every round (in the round's setup, untimed), so each
+    round's rate is compared with the machine's speed of that moment."""
+
+    def __init__(self, frames):
+        self.frames = frames
+        self.times = []
+
+    def measure(self):
+        self.times.append(len(self.frames) / baseline_fps(self.frames, repeat=1))
+
+
 def report(benchmark, frames_per_round, base, label):
+    """base: a PairedBaseline, or a rate (frames/s) measured once for the whole case."""
     stats = benchmark.stats.stats if benchmark.stats else None
     if stats is None or not stats.data:
         return
     fps = frames_per_round / stats.median
-    benchmark.extra_info.update(frames_per_s=round(fps), baseline_frames_per_s=round(base),
-                                ratio_to_baseline=round(fps / base, 3))
-    print("\n%s: %.0f frames/s = %.2f x baseline (cbor2.loads+hmac %.0f frames/s)"
-          % (label, fps, fps / base, base))
+    if isinstance(base, PairedBaseline):
+        ratios = sorted(b / len(base.frames) * frames_per_round / t
+                        for b, t in zip(base.times, stats.data))
+        ratio = ratios[len(ratios) // 2]
+        base_fps = len(base.frames) / sorted(base.times)[len(base.times) // 2]
+        how = "median of %d rounds each paired with a baseline run" % len(ratios)
+    else:
+        base_fps = base
+        ratio = fps / base
+        how = "baseline measured once"
+    ref = ratio * REFERENCE_BASELINE_FPS
+    benchmark.extra_info.update(frames_per_s=round(fps), baseline_frames_per_s=round(base_fps),
+                                ratio_to_baseline=round(ratio, 3),
+                                frames_per_s_at_reference_speed=round(ref))
+    print("\n%s: %.0f frames/s = %.3f x baseline (cbor2.loads+hmac %.0f frames/s; %s);"
+          " at the reference speed (baseline %.0f/s): %.0f frames/s"
+          % (label, fps, ratio, base_fps, how, REFERENCE_BASELINE_FPS, ref))
 
 
 def test_bench_batched(benchmark, encoders, tmp_path):
     ing, st = new_ingest(tmp_path, "batched.db")
     seqs = itertools.count(0)
     pool = [make_batch(encoders, next(seqs)) for _ in range(12)]
-    base = baseline_fps(pool[0])
+    base = PairedBaseline(pool[0])
     ing.process([(f, None) for f in pool.pop()])  # warm up: every device's window loaded
 
     def setup():
         frames = pool.pop() if pool else make_batch(encoders, 100 + next(seqs))
+        base.measure()
         return ([(f, ("127.0.0.1", 9)) for f in frames],), {}
 
-    c0 = time.process_time()
-    replies = benchmark.pedantic(ing.process, setup=setup, rounds=10, iterations=1)
-    cpu_us = (time.process_time() - c0) / (len(benchmark.stats.stats.data) if benchmark.stats else 1) / BATCH * 1e6
+    cpu = []
+
+    def run(batch):
+        c = time.process_time()
+        out = ing.process(batch)
+        cpu.append(time.process_time() - c)
+        return out
+
+    replies = benchmark.pedantic(run, setup=setup, rounds=20, iterations=1)
+    cpu_us = sorted(cpu)[len(cpu) // 2] / BATCH * 1e6
     assert len(replies) == BATCH
     assert st.count_values() == st.count_frames() and st.count_frames() % BATCH == 0
     assert ing.stats["rejected"] == 0
     report(benchmark, BATCH, base, "batched, %d frames per transaction" % BATCH)
-    print("  CPU %.1f us/frame incl. setup (frame encoding excluded: pre-built)" % cpu_us)
+    print("  CPU %.1f us/frame (median round; the WAL checkpoint thread included)" % cpu_us)
     st.close()
 
 
@@ -172,11 +213,12 @@ def test_bench_udp_loopback(benchmark, encoders, tmp_path):
     addr = srv.getsockname()
     seqs = itertools.count(0)
     pool = [make_batch(encoders, next(seqs), 500) for _ in range(12)]
-    base = baseline_fps(pool[0])
+    base = PairedBaseline(pool[0])
     ing.process([(f, None) for f in pool.pop()])
 
     def setup():
         frames = pool.pop() if pool else make_batch(encoders, 100 + next(seqs), 500)
+        base.measure()
         for f in frames:
             cli.sendto(f, addr)
         return (), {}
@@ -229,13 +271,14 @@ def test_bench_server_subprocess(benchmark, encoders, tmp_path, workers):
         cli.settimeout(10)
         per_round = 5000
         seqs = itertools.count(0)
-        base = baseline_fps(make_batch(encoders, 0))
+        base = PairedBaseline(make_batch(encoders, 0))
 
         def setup():
             s = next(seqs) * (per_round // DEVICES)
             frames = []
             for k in range(per_round // DEVICES):
                 frames += make_batch(encoders, s + k)
+            base.measure()
             return (frames,), {}
 
         def blast(frames):
