@@ -36,7 +36,8 @@ def _time(v, where):
 
 
 class KeyEntry:
-    __slots__ = ("device_id", "key_no", "alg", "kid", "mac", "not_before", "not_after")
+    __slots__ = ("device_id", "key_no", "alg", "kid", "mac", "not_before", "not_after",
+                 "unbounded")
 
     def __init__(self, device_id, key_no, alg, key, not_before=None, not_after=None):
         self.device_id = device_id
@@ -46,6 +47,7 @@ class KeyEntry:
         self.mac = wire.MacKey(key)
         self.not_before = not_before
         self.not_after = not_after
+        self.unbounded = not_before is None and not_after is None  # valid at any time
 
     def valid_at(self, t):
         if self.not_before is not None and t < self.not_before:
@@ -67,6 +69,12 @@ class Keyring:
 
     def __len__(self):
         return len(self._by)
+
+    @property
+    def by_id(self):
+        """{(device_id, kid): KeyEntry}, read-only: the collector's fast path looks keys up
+        here and leaves every miss to lookup(), which names the reason."""
+        return self._by
 
     def entries(self):
         return list(self._by.values())

@@ -157,13 +157,21 @@ def _layout(regs):
     return st
 
 
+short_match = _SHORT.match  # for the collector's fast path (ingest.py)
+
+
+def layouts(regs):
+    """The struct reading the eight integers of a _SHORT match with these group spans."""
+    return _layouts.get(regs) or _layout(regs)
+
+
 def _parse_short(data):
     """The steady-state frame (one record, no version key) read straight from its bytes,
     or None. It accepts exactly the deterministic encoding of {1: [4 uints], 2: [4 uints]}
     within the fields' ranges, followed by a tag of the right length (_SHORT). None means
     "not this layout", not "invalid": the general path then decides and names the reason."""
-    m = _SHORT.match(data)
-    if m is None or len(data) > MAX_FRAME:
+    m = _SHORT.match(data)  # with the tag-length check below: at most 63 bytes in all
+    if m is None:
         return None
     regs = m.regs
     st = _layouts.get(regs) or _layout(regs)
