@@ -142,6 +142,7 @@ class Ingest:
             received += 1
             if type(data) is not bytes:
                 data = bytes(data)
+            fast = False
             m = match(data)
             if m is not None:
                 regs = m.regs
@@ -165,79 +166,71 @@ class Ingest:
                     values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
                                    now_ms - end * 1000))
                     accepted += 1
-                    key = (addr, dev, kid)
-                    a = acks.get(key)
-                    if a is None:
-                        acks[key] = (entry.mac, seq)
-                    elif type(a[1]) is list:
-                        a[1].append(seq)
-                    else:
-                        acks[key] = (a[0], [a[1], seq])
-                    continue
-            try:
-                pf = parse(data)
-                dev = pf.device_id
-                seq = pf.seq
-                kid = pf.kid
-                entry = lookup(dev, kid, now)
-                if not entry.mac.check(data, pf.body_len, tag_len[kid & 7]):
-                    raise wire.WireReject(wire.R_BAD_MAC, "MAC mismatch", dev, seq)
-                win = windows.get(dev)
-                if win is None:
-                    win = self._window(dev)
-                if seq > win.top:
-                    state = _FRESH
-                else:
+                    fast = True
+            if not fast:
+                try:
+                    pf = parse(data)
+                    dev = pf.device_id
+                    seq = pf.seq
+                    kid = pf.kid
+                    entry = lookup(dev, kid, now)
+                    if not entry.mac.check(data, pf.body_len, tag_len[kid & 7]):
+                        raise wire.WireReject(wire.R_BAD_MAC, "MAC mismatch", dev, seq)
+                    win = windows.get(dev)
+                    if win is None:
+                        win = self._window(dev)
                     state = win.check(seq)
-                if state is not _FRESH:
-                    old = pending.get((dev, seq))
-                    if old is None:
-                        old = self.store.frame_raw(dev, seq)
-                    if old != data:
-                        raise wire.WireReject(
-                            R_REPLAY if state == replay_guard.SEEN else R_SEQ_BELOW_WINDOW,
-                            "seq %d (window top %d)" % (seq, win.top), dev, seq)
-                    dup_frames += 1
-                else:
-                    recs = pf.records
-                    if _EPOCH + (recs[-1][0] + 1) * _SLOT > latest_end:
-                        raise wire.WireReject(R_SLOT_IN_FUTURE, "slot %d ends after now + %ds"
-                                              % (recs[-1][0], pol.future_tolerance_s), dev, seq)
-                    win.mark(seq)
-                    pending[(dev, seq)] = data
-                    ds = dev if dev < _TWO63 else dev - _TWO64
-                    ss = seq if seq < _TWO63 else seq - _TWO64
-                    peer = peers.get(addr)
-                    if peer is None:
-                        peer = peers[addr] = _peer(addr)
-                    status = pf.status
-                    frames.append((ds, ss, kid, status, len(recs), now_ms, peer, data))
-                    old_recs = 0
-                    for slot, imp, exp, flags in recs:
-                        end_ms = (_EPOCH + (slot + 1) * _SLOT) * 1000
-                        if end_ms < oldest_end_ms:
-                            old_recs += 1
-                            continue
-                        values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
-                                       now_ms - end_ms))
-                    if old_recs:
-                        counts["rejected_slots." + R_SLOT_TOO_OLD] += old_recs
-                        self._reject(rejections, counts, R_SLOT_TOO_OLD,
-                                     "%d of %d records end before the backfill window"
-                                     % (old_recs, len(recs)), dev, seq, data, addr, now_ms,
-                                     frame_level=False)
-                    accepted += 1
-                key = (addr, dev, kid)
-                a = acks.get(key)
-                if a is None:
-                    acks[key] = (entry.mac, seq)
-                elif type(a[1]) is list:
-                    a[1].append(seq)
-                else:
-                    acks[key] = (a[0], [a[1], seq])
-            except wire.WireReject as r:
-                self._reject(rejections, counts, r.reason, r.detail, r.device_id, r.seq,
-                             data, addr, now_ms)
+                    if state is not _FRESH:
+                        old = pending.get((dev, seq))
+                        if old is None:
+                            old = self.store.frame_raw(dev, seq)
+                        if old != data:
+                            raise wire.WireReject(
+                                R_REPLAY if state == replay_guard.SEEN else R_SEQ_BELOW_WINDOW,
+                                "seq %d (window top %d)" % (seq, win.top), dev, seq)
+                        dup_frames += 1
+                    else:
+                        recs = pf.records
+                        if _EPOCH + (recs[-1][0] + 1) * _SLOT > latest_end:
+                            raise wire.WireReject(R_SLOT_IN_FUTURE, "slot %d ends after now + %ds"
+                                                  % (recs[-1][0], pol.future_tolerance_s), dev, seq)
+                        win.mark(seq)
+                        pending[(dev, seq)] = data
+                        ds = dev if dev < _TWO63 else dev - _TWO64
+                        ss = seq if seq < _TWO63 else seq - _TWO64
+                        peer = peers.get(addr)
+                        if peer is None:
+                            peer = peers[addr] = _peer(addr)
+                        status = pf.status
+                        frames.append((ds, ss, kid, status, len(recs), now_ms, peer, data))
+                        old_recs = 0
+                        for slot, imp, exp, flags in recs:
+                            end_ms = (_EPOCH + (slot + 1) * _SLOT) * 1000
+                            if end_ms < oldest_end_ms:
+                                old_recs += 1
+                                continue
+                            values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
+                                           now_ms - end_ms))
+                        if old_recs:
+                            counts["rejected_slots." + R_SLOT_TOO_OLD] += old_recs
+                            self._reject(rejections, counts, R_SLOT_TOO_OLD,
+                                         "%d of %d records end before the backfill window"
+                                         % (old_recs, len(recs)), dev, seq, data, addr, now_ms,
+                                         frame_level=False)
+                        accepted += 1
+                except wire.WireReject as r:
+                    self._reject(rejections, counts, r.reason, r.detail, r.device_id, r.seq,
+                                 data, addr, now_ms)
+                    continue
+            # accepted or a retransmission: acked, one ack per (peer, device, kid) and batch
+            key = (addr, dev, kid)
+            a = acks.get(key)
+            if a is None:
+                acks[key] = (entry.mac, seq)
+            elif type(a[1]) is list:
+                a[1].append(seq)
+            else:
+                acks[key] = (a[0], [a[1], seq])
         counts["received"] += received
         counts["batches"] += 1
         counts["accepted"] += accepted

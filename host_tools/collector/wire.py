@@ -174,8 +174,7 @@ def _parse_short(data):
     if m is None:
         return None
     regs = m.regs
-    st = _layouts.get(regs) or _layout(regs)
-    kid, dev, seq, status, slot, imp, exp, flags = st.unpack_from(data)
+    kid, dev, seq, status, slot, imp, exp, flags = layouts(regs).unpack_from(data)
     i = regs[0][1]
     if TAG_LEN.get(kid & 7) != len(data) - i:
         return None
