@@ -130,7 +130,7 @@ class Ingest:
         tag_len = wire.TAG_LEN
         received = accepted = dup_frames = 0
         # Fast path: the steady state, a one-record frame in the short layout under a known
-        # key without validity bounds, a correct MAC, a seq above the device's window top and
+        # key valid now, a correct MAC, a seq above the device's window top and
         # a slot inside both slot windows. It is accepted in the fewest steps; anything else
         # (including a frame failing any of these checks) takes the general path below, which
         # decides again from scratch and names the reason. tests/host/test_collector_fast_path
@@ -151,8 +151,9 @@ class Ingest:
                 entry = by_id.get((dev, kid))
                 win = windows.get(dev)
                 end = _EPOCH + (slot + 1) * _SLOT
-                if (entry is not None and entry.unbounded and win is not None
+                if (entry is not None and win is not None
                         and seq > win.top and end <= latest_end and end * 1000 >= oldest_end_ms
+                        and entry.valid_at(now)
                         and tag_len.get(kid & 7) == len(data) - body_len
                         and entry.mac.check(data, body_len, tag_len[kid & 7])):
                     win.mark(seq)

@@ -36,8 +36,7 @@ def _time(v, where):
 
 
 class KeyEntry:
-    __slots__ = ("device_id", "key_no", "alg", "kid", "mac", "not_before", "not_after",
-                 "unbounded")
+    __slots__ = ("device_id", "key_no", "alg", "kid", "mac", "not_before", "not_after")
 
     def __init__(self, device_id, key_no, alg, key, not_before=None, not_after=None):
         self.device_id = device_id
@@ -47,7 +46,6 @@ class KeyEntry:
         self.mac = wire.MacKey(key)
         self.not_before = not_before
         self.not_after = not_after
-        self.unbounded = not_before is None and not_after is None  # valid at any time
 
     def valid_at(self, t):
         if self.not_before is not None and t < self.not_before:

@@ -302,11 +302,11 @@ class Store:
                 return []
             lo = first if lo is None else max(lo, first)
             hi = last if hi is None else min(hi, last)
+        if lo > hi:
+            return []
         q = ("WITH RECURSIVE s(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM s WHERE x < ?) "
              "SELECT v.* FROM s CROSS JOIN slot_values v ON v.slot = s.x AND v.device_id = ? "
              "ORDER BY v.slot")
-        if lo > hi:
-            return []
         return [
             SlotValue(u64(r[0]), r[1], r[2], r[3], r[4], r[5], u64(r[6]), r[7], r[8])
             for r in self.db.execute(q, (lo, hi, s64(device_id)))
