@@ -35,9 +35,12 @@ _TWO63 = 1 << 63
 _TWO64 = 1 << 64
 _FRESH = replay_guard.FRESH
 
-def _no_match(data):
-    return None
-
+try:  # the optional C loop of the fast path (setup.py); Python's own loop otherwise
+    from host_tools.collector import _fastpath
+except ImportError:
+    _fastpath = None
+# wire.TAG_LEN by algorithm number 0..7, as a tuple for _fastpath
+_TAG_LEN8 = tuple(wire.TAG_LEN.get(a) for a in range(8))
 
 R_REPLAY = "replay"
 R_SEQ_BELOW_WINDOW = "seq_below_window"
@@ -78,6 +81,45 @@ def _peer(addr):
         return str(addr)
 
 
+class _Decisions:
+    """The state of one batch being verified (Ingest.verify and _general share it)."""
+
+    __slots__ = ("keyring", "now", "now_ms", "latest_end", "oldest_end_ms", "counts",
+                 "frames", "values", "rejections", "pending", "acks", "peers", "received",
+                 "accepted", "dup_frames")
+
+    def __init__(self, ingest, now):
+        pol = ingest.policy
+        self.keyring = ingest.keyring()
+        self.now = now
+        self.now_ms = int(now * 1000)
+        self.latest_end = now + pol.future_tolerance_s
+        self.oldest_end_ms = int((now - pol.backfill_s) * 1000)
+        self.counts = collections.Counter()
+        self.frames = []
+        self.values = []
+        self.rejections = []
+        self.pending = {}  # {(device, seq): raw} accepted in this batch
+        self.acks = {}  # {(addr, device, kid): (MacKey, seq or [seqs])}
+        self.peers = {}
+        self.received = self.accepted = self.dup_frames = 0
+
+
+class VerifiedBatch:
+    """A batch after Ingest.verify: the rows to write and the acks to send once they are."""
+
+    __slots__ = ("frames", "values", "rejections", "counts", "acks", "pending", "now_ms")
+
+    def __init__(self, frames, values, rejections, counts, acks, pending, now_ms):
+        self.frames = frames
+        self.values = values
+        self.rejections = rejections
+        self.counts = counts
+        self.acks = acks
+        self.pending = pending  # {(device, seq): raw} accepted in this batch
+        self.now_ms = now_ms
+
+
 class Ingest:
     """Owns the replay windows and counters; `keyring` is a callable returning a Keyring."""
 
@@ -90,9 +132,10 @@ class Ingest:
         self.log_budget = 50  # rejection log lines until the server refills it
         self.windows = {}
         self.stats = collections.Counter()
-        # The steady-state fast path in process(); tests turn it off to check that it takes
-        # exactly the decisions of the general path.
+        # The steady-state fast path in verify(), in C when _fastpath is built; tests turn
+        # either off to check that they take exactly the decisions of the general path.
         self.fast_path = True
+        self.accelerated = _fastpath is not None
 
     def _window(self, dev):
         """The device's window, rebuilt from its newest accepted seqs in the frames table
@@ -110,52 +153,81 @@ class Ingest:
         Raises only if the store fails; the batch is then rolled back, nothing is acked,
         and the replay windows are reloaded from the store.
         """
+        return self.store_batch(self.verify(datagrams, now))
+
+    def verify(self, datagrams, now=None):
+        """Every decision on a batch and its acks, without writing: a VerifiedBatch for
+        store_batch, which must follow before the next verify (the replay windows already
+        count this batch's frames)."""
         if now is None:
             now = self.now()
-        now_ms = int(now * 1000)
-        pol = self.policy
-        keyring = self.keyring()
-        latest_end = now + pol.future_tolerance_s
-        oldest_end_ms = int((now - pol.backfill_s) * 1000)
-        counts = collections.Counter()
-        frames = []
-        values = []
-        rejections = []
-        pending = {}
-        acks = {}
-        peers = {}
+        b = _Decisions(self, now)
+        frames = b.frames
+        values = b.values
+        pending = b.pending
+        acks = b.acks
+        peers = b.peers
         windows = self.windows
-        lookup = keyring.lookup
-        parse = wire.parse_frame
-        tag_len = wire.TAG_LEN
-        received = accepted = dup_frames = 0
+        now_ms = b.now_ms
+        latest_end = b.latest_end
+        oldest_end_ms = b.oldest_end_ms
+        general = self._general
+        accepted = 0
         # Fast path: the steady state, a one-record frame in the short layout under a known
-        # key valid now, a correct MAC, a seq above the device's window top and
-        # a slot inside both slot windows. It is accepted in the fewest steps; anything else
-        # (including a frame failing any of these checks) takes the general path below, which
-        # decides again from scratch and names the reason. tests/host/test_collector_fast_path
-        # checks that both paths give the same acks, counters and rows.
-        match = wire.short_match if self.fast_path else _no_match
-        layouts = wire.layouts
-        by_id = keyring.by_id
-        for data, addr in datagrams:
-            received += 1
-            if type(data) is not bytes:
-                data = bytes(data)
-            fast = False
-            m = match(data)
-            if m is not None:
-                regs = m.regs
-                kid, dev, seq, status, slot, imp, exp, flags = layouts(regs).unpack_from(data)
-                body_len = regs[0][1]
-                entry = by_id.get((dev, kid))
-                win = windows.get(dev)
-                end = _EPOCH + (slot + 1) * _SLOT
-                if (entry is not None and win is not None
-                        and seq > win.top and end <= latest_end and end * 1000 >= oldest_end_ms
-                        and entry.valid_at(now)
-                        and tag_len.get(kid & 7) == len(data) - body_len
-                        and entry.mac.check(data, body_len, tag_len[kid & 7])):
+        # key valid now, a correct MAC, a seq above the device's window top and a slot
+        # inside both slot windows. It is accepted in the fewest steps; anything else
+        # (including a frame failing any of these checks) takes the general path
+        # (_general), which decides again from scratch and names the reason. The C module
+        # _fastpath runs the same loop when it is built (setup.py); without it the Python
+        # loop below does. tests/host/test_collector_fast_path checks that all three give
+        # the same acks, counters and rows.
+        try:
+            if not self.fast_path:
+                for data, addr in datagrams:
+                    b.received += 1
+                    general(b, data, addr)
+            elif self.accelerated:
+                dl = datagrams if type(datagrams) is list else list(datagrams)
+                n = len(dl)
+                b.received += n
+                ctx = (b.keyring.by_id, windows, _TAG_LEN8, now, latest_end, oldest_end_ms,
+                       now_ms, _EPOCH, _SLOT, frames, values, pending, acks, peers, _peer)
+                i = 0
+                while i < n:
+                    i, k = _fastpath.accept_run(dl, i, ctx)
+                    accepted += k
+                    if i < n:
+                        data, addr = dl[i]
+                        general(b, data, addr)
+                        i += 1
+            else:
+                match = wire.short_match
+                layouts = wire.layouts
+                by_id = b.keyring.by_id
+                tag_len = wire.TAG_LEN
+                for data, addr in datagrams:
+                    b.received += 1
+                    if type(data) is not bytes:
+                        data = bytes(data)
+                    m = match(data)
+                    if m is None:
+                        general(b, data, addr)
+                        continue
+                    regs = m.regs
+                    kid, dev, seq, status, slot, imp, exp, flags = \
+                        layouts(regs).unpack_from(data)
+                    body_len = regs[0][1]
+                    entry = by_id.get((dev, kid))
+                    win = windows.get(dev)
+                    end = _EPOCH + (slot + 1) * _SLOT
+                    if not (entry is not None and win is not None
+                            and seq > win.top and end <= latest_end
+                            and end * 1000 >= oldest_end_ms
+                            and entry.valid_at(now)
+                            and tag_len.get(kid & 7) == len(data) - body_len
+                            and entry.mac.check(data, body_len, tag_len[kid & 7])):
+                        general(b, data, addr)
+                        continue
                     win.mark(seq)
                     pending[(dev, seq)] = data
                     ds = dev if dev < _TWO63 else dev - _TWO64
@@ -167,106 +239,139 @@ class Ingest:
                     values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
                                    now_ms - end * 1000))
                     accepted += 1
-                    fast = True
-            if not fast:
-                try:
-                    pf = parse(data)
-                    dev = pf.device_id
-                    seq = pf.seq
-                    kid = pf.kid
-                    entry = lookup(dev, kid, now)
-                    if not entry.mac.check(data, pf.body_len, tag_len[kid & 7]):
-                        raise wire.WireReject(wire.R_BAD_MAC, "MAC mismatch", dev, seq)
-                    win = windows.get(dev)
-                    if win is None:
-                        win = self._window(dev)
-                    state = win.check(seq)
-                    if state is not _FRESH:
-                        old = pending.get((dev, seq))
-                        if old is None:
-                            old = self.store.frame_raw(dev, seq)
-                        if old != data:
-                            raise wire.WireReject(
-                                R_REPLAY if state == replay_guard.SEEN else R_SEQ_BELOW_WINDOW,
-                                "seq %d (window top %d)" % (seq, win.top), dev, seq)
-                        dup_frames += 1
+                    key = (addr, dev, kid)
+                    a = acks.get(key)
+                    if a is None:
+                        acks[key] = (entry.mac, seq)
+                    elif type(a[1]) is list:
+                        a[1].append(seq)
                     else:
-                        recs = pf.records
-                        if _EPOCH + (recs[-1][0] + 1) * _SLOT > latest_end:
-                            raise wire.WireReject(R_SLOT_IN_FUTURE, "slot %d ends after now + %ds"
-                                                  % (recs[-1][0], pol.future_tolerance_s), dev, seq)
-                        win.mark(seq)
-                        pending[(dev, seq)] = data
-                        ds = dev if dev < _TWO63 else dev - _TWO64
-                        ss = seq if seq < _TWO63 else seq - _TWO64
-                        peer = peers.get(addr)
-                        if peer is None:
-                            peer = peers[addr] = _peer(addr)
-                        status = pf.status
-                        frames.append((ds, ss, kid, status, len(recs), now_ms, peer, data))
-                        old_recs = 0
-                        for slot, imp, exp, flags in recs:
-                            end_ms = (_EPOCH + (slot + 1) * _SLOT) * 1000
-                            if end_ms < oldest_end_ms:
-                                old_recs += 1
-                                continue
-                            values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
-                                           now_ms - end_ms))
-                        if old_recs:
-                            counts["rejected_slots." + R_SLOT_TOO_OLD] += old_recs
-                            self._reject(rejections, counts, R_SLOT_TOO_OLD,
-                                         "%d of %d records end before the backfill window"
-                                         % (old_recs, len(recs)), dev, seq, data, addr, now_ms,
-                                         frame_level=False)
-                        accepted += 1
-                except wire.WireReject as r:
-                    self._reject(rejections, counts, r.reason, r.detail, r.device_id, r.seq,
-                                 data, addr, now_ms)
-                    continue
-            # accepted or a retransmission: acked, one ack per (peer, device, kid) and batch
-            key = (addr, dev, kid)
-            a = acks.get(key)
-            if a is None:
-                acks[key] = (entry.mac, seq)
-            elif type(a[1]) is list:
-                a[1].append(seq)
+                        acks[key] = (a[0], [a[1], seq])
+            counts = b.counts
+            counts["received"] += b.received
+            counts["batches"] += 1
+            counts["accepted"] += accepted + b.accepted
+            if b.dup_frames:
+                counts["duplicate_frames"] += b.dup_frames
+            # The acks are computed now but released by store_batch only after the commit.
+            out = []
+            if self.accelerated and self.fast_path:
+                _fastpath.acks_out(acks, out, self._acks_multi)
             else:
-                acks[key] = (a[0], [a[1], seq])
-        counts["received"] += received
-        counts["batches"] += 1
-        counts["accepted"] += accepted
-        if dup_frames:
-            counts["duplicate_frames"] += dup_frames
+                for (addr, dev, kid), (mac, seqs) in acks.items():
+                    if type(seqs) is int:  # the steady state: one frame of the device
+                        out.append((addr, mac.ack_one(dev, kid, seqs)))
+                    else:
+                        out += self._acks_multi(addr, dev, kid, mac, seqs)
+        except BaseException:
+            # Not a WireReject (those are decisions): the windows may count frames of this
+            # batch that will never be stored, so they are rebuilt from the store.
+            self.windows.clear()
+            raise
+        return VerifiedBatch(frames, values, b.rejections, counts, out, pending, now_ms)
+
+    def _acks_multi(self, addr, dev, kid, mac, seqs):
+        """[(addr, ack)] for several seqs of one device in a batch, ack_max_seqs per ack."""
+        seqs = sorted(set(seqs))
+        step = self.policy.ack_max_seqs
+        return [(addr, wire.encode_ack(mac, dev, kid, seqs[i : i + step]))
+                for i in range(0, len(seqs), step)]
+
+    def _general(self, b, data, addr):
+        """Decide one datagram from scratch (the general path); b: the batch's _Decisions."""
+        if type(data) is not bytes:
+            data = bytes(data)
+        pol = self.policy
         try:
-            self.store.begin()
-            if frames:
-                self.store.insert_frames(frames)
+            pf = wire.parse_frame(data)
+            dev = pf.device_id
+            seq = pf.seq
+            kid = pf.kid
+            entry = b.keyring.lookup(dev, kid, b.now)
+            if not entry.mac.check(data, pf.body_len, wire.TAG_LEN[kid & 7]):
+                raise wire.WireReject(wire.R_BAD_MAC, "MAC mismatch", dev, seq)
+            win = self.windows.get(dev)
+            if win is None:
+                win = self._window(dev)
+            state = win.check(seq)
+            if state is not _FRESH:
+                old = b.pending.get((dev, seq))
+                if old is None:
+                    old = self.store.frame_raw(dev, seq)
+                if old != data:
+                    raise wire.WireReject(
+                        R_REPLAY if state == replay_guard.SEEN else R_SEQ_BELOW_WINDOW,
+                        "seq %d (window top %d)" % (seq, win.top), dev, seq)
+                b.dup_frames += 1
+            else:
+                recs = pf.records
+                if _EPOCH + (recs[-1][0] + 1) * _SLOT > b.latest_end:
+                    raise wire.WireReject(R_SLOT_IN_FUTURE, "slot %d ends after now + %ds"
+                                          % (recs[-1][0], pol.future_tolerance_s), dev, seq)
+                win.mark(seq)
+                b.pending[(dev, seq)] = data
+                ds = s64(dev)
+                ss = s64(seq)
+                peer = b.peers.get(addr)
+                if peer is None:
+                    peer = b.peers[addr] = _peer(addr)
+                status = pf.status
+                now_ms = b.now_ms
+                b.frames.append((ds, ss, kid, status, len(recs), now_ms, peer, data))
+                old_recs = 0
+                for slot, imp, exp, flags in recs:
+                    end_ms = (_EPOCH + (slot + 1) * _SLOT) * 1000
+                    if end_ms < b.oldest_end_ms:
+                        old_recs += 1
+                        continue
+                    b.values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
+                                     now_ms - end_ms))
+                if old_recs:
+                    b.counts["rejected_slots." + R_SLOT_TOO_OLD] += old_recs
+                    self._reject(b.rejections, b.counts, R_SLOT_TOO_OLD,
+                                 "%d of %d records end before the backfill window"
+                                 % (old_recs, len(recs)), dev, seq, data, addr, now_ms,
+                                 frame_level=False)
+                b.accepted += 1
+        except wire.WireReject as r:
+            self._reject(b.rejections, b.counts, r.reason, r.detail, r.device_id, r.seq,
+                         data, addr, b.now_ms)
+            return
+        # accepted or a retransmission: acked, one ack per (peer, device, kid) and batch
+        key = (addr, dev, kid)
+        a = b.acks.get(key)
+        if a is None:
+            b.acks[key] = (entry.mac, seq)
+        elif type(a[1]) is list:
+            a[1].append(seq)
+        else:
+            b.acks[key] = (a[0], [a[1], seq])
+
+    def store_batch(self, batch):
+        """Commit a verified batch in one transaction; returns its acks to send."""
+        counts = batch.counts
+        store = self.store
+        try:
+            store.begin()
+            if batch.frames:
+                store.insert_frames(batch.frames)
+            values = batch.values
             if values:
-                new = self.store.insert_values(values)
+                new = store.insert_values(values)
                 counts["stored_slots"] += new
                 if new != len(values):
-                    self._classify_duplicates(values, counts, rejections, now_ms)
-            if rejections:
-                self.store.insert_rejections(rejections)
-            self.store.add_counters(counts)
-            self.store.commit()
+                    self._classify_duplicates(values, counts, batch.rejections, batch.now_ms)
+            if batch.rejections:
+                store.insert_rejections(batch.rejections)
+            store.add_counters(counts)
+            store.commit()
         except Exception:
-            self.store.rollback()
+            store.rollback()
             self.windows.clear()
             raise
         self.stats.update(counts)
-        out = []
-        step = pol.ack_max_seqs
-        enc = wire.encode_ack
-        for (addr, dev, kid), (mac, seqs) in acks.items():
-            if type(seqs) is int:  # the steady state: one frame of the device in the batch
-                out.append((addr, mac.ack_one(dev, kid, seqs)))
-                continue
-            seqs = sorted(set(seqs))
-            for i in range(0, len(seqs), step):
-                out.append((addr, enc(mac, dev, kid, seqs[i : i + step])))
-        self.stats["acks_sent"] += len(out)
-        return out
+        self.stats["acks_sent"] += len(batch.acks)
+        return batch.acks
 
     def _reject(self, rows, counts, reason, detail, dev, seq, data, addr, now_ms,
                 frame_level=True):

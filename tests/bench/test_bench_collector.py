@@ -151,8 +151,13 @@ def report(benchmark, frames_per_round, base, label):
           % (label, fps, ratio, base_fps, how, REFERENCE_BASELINE_FPS, ref))
 
 
-def test_bench_batched(benchmark, encoders, tmp_path):
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_bench_batched(benchmark, encoders, tmp_path, loop):
+    """loop: the fast path's C loop (_fastpath, when built) or its Python loop."""
+    if loop == "c" and ingest._fastpath is None:
+        pytest.skip("host_tools.collector._fastpath is not built (setup.py)")
     ing, st = new_ingest(tmp_path, "batched.db")
+    ing.accelerated = loop == "c"
     seqs = itertools.count(0)
     pool = [make_batch(encoders, next(seqs)) for _ in range(12)]
     base = PairedBaseline(pool[0])
@@ -176,7 +181,7 @@ def test_bench_batched(benchmark, encoders, tmp_path):
     assert len(replies) == BATCH
     assert st.count_values() == st.count_frames() and st.count_frames() % BATCH == 0
     assert ing.stats["rejected"] == 0
-    report(benchmark, BATCH, base, "batched, %d frames per transaction" % BATCH)
+    report(benchmark, BATCH, base, "batched, %d frames per transaction, %s loop" % (BATCH, loop))
     print("  CPU %.1f us/frame (median round; the WAL checkpoint thread included)" % cpu_us)
     st.close()
 

@@ -1,15 +1,18 @@
-"""Ingest.process's steady-state fast path takes exactly the decisions of the general path.
+"""Ingest.verify's steady-state fast path takes exactly the decisions of the general path.
 
 The same batches — steady-state frames mixed with everything the fast path must hand over:
 retransmissions, replays, seqs below the window, several records, too old or future slots,
-forged MACs, unknown and time-bounded keys, wide integer heads, big ids, garbage — go
-through two collectors, one with the fast path off; their acks, counters and stored rows
-must be identical."""
+forged MACs, unknown and time-bounded keys, wide integer heads, big ids, garbage, datagrams
+that are not (bytes, addr) tuples — go through collectors with the fast path off, with its
+Python loop and with its C loop (host_tools/collector/_fastpath.c, when built); their acks,
+counters and stored rows must be identical."""
 import hashlib
 import hmac
 import random
+import sys
 
 import cbor2
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,8 +60,9 @@ def make_batch(rng, sent):
             recs = [[s, rng.choice([0, 23, 24, 255, 256, 70000, 2**32 - 1]), rng.randrange(3),
                      rng.choice([0, 64, 0xFFFF])] for s in slots]
             data = enc.encode(seq, recs, status=rng.choice([0, 1, 0xFFFF]))
-            if rng.random() < 0.05:  # forged: one tag byte changed
-                data = data[:-1] + bytes([data[-1] ^ 1])
+            if rng.random() < 0.05:  # forged: one bit of the tag flipped
+                pos = len(data) - 1 - rng.randrange(16 if key_no else 8)
+                data = data[:pos] + bytes([data[pos] ^ (1 << rng.randrange(8))]) + data[pos + 1:]
             elif rng.random() < 0.03:  # device id with a non-shortest head, MAC valid
                 body = cbor2.loads(data[: -(16 if key_no else 8)])
                 kid, d, q, stt = body[1]
@@ -68,8 +72,23 @@ def make_batch(rng, sent):
             elif rng.random() < 0.02:
                 data = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
             sent.append(data)
-        batch.append((data, ("127.0.0.1", 4000 + rng.randrange(3))))
+        addr = ("127.0.0.1", 4000 + rng.randrange(3))
+        shape = rng.random()
+        if shape < 0.03:
+            batch.append([data, addr])  # not a tuple: unpacked all the same
+        elif shape < 0.06:
+            batch.append((bytearray(data), addr))  # not bytes: read as bytes
+        else:
+            batch.append((data, addr))
     return batch
+
+
+MODES = ["general", "python", "c"]
+
+
+def set_mode(ing, mode):
+    ing.fast_path = mode != "general"
+    ing.accelerated = mode == "c"
 
 
 def snapshot(st):
@@ -87,29 +106,43 @@ def test_fast_path_equals_general_path(tmp_path_factory, seed):
     tmp = tmp_path_factory.mktemp("fast")
     kr = keyring()
     runs = []
-    for fast in (True, False):
+    for mode in MODES if ingest._fastpath is not None else MODES[:2]:
         rng = random.Random(seed)
-        s = store.Store(str(tmp / ("%s.db" % fast)))
+        s = store.Store(str(tmp / ("%s.db" % mode)))
         ing = ingest.Ingest(s, lambda: kr, ingest.Policy(window=16), now=lambda: T0)
-        ing.fast_path = fast
+        set_mode(ing, mode)
         sent, acks = [], []
         for b in range(6):
             acks.append(ing.process(make_batch(rng, sent), now=T0 + b))
             if b == 3:  # a restart: windows reloaded from the store
                 ing = ingest.Ingest(s, lambda: kr, ingest.Policy(window=16), now=lambda: T0)
-                ing.fast_path = fast
+                set_mode(ing, mode)
         runs.append((acks, snapshot(s)))
         s.close()
-    assert runs[0] == runs[1]
+    for other in runs[1:]:
+        assert other == runs[0]
     assert runs[0][1][3]  # counters were written
 
 
-def test_fast_path_takes_the_steady_state(tmp_path):
+def test_c_fast_path_is_built():
+    """CI builds the C loop (setup.py): a silently missing build would leave only the
+    slower Python loop, so on the platform CI runs on its absence fails here."""
+    if sys.platform != "linux" or sys.implementation.name != "cpython":
+        pytest.skip("the build is only required where CI runs")
+    assert ingest._fastpath is not None, "pip install -e . did not build _fastpath.c"
+    assert ingest.Ingest(None, keyring).accelerated
+
+
+@pytest.mark.parametrize("mode", ["python", "c"])
+def test_fast_path_takes_the_steady_state(tmp_path, mode):
     """The fast path is really used for steady-state frames (not only equal by falling back):
     with the general parser broken, they are still accepted."""
+    if mode == "c" and ingest._fastpath is None:
+        pytest.skip("_fastpath not built")
     kr = keyring()
     s = store.Store(str(tmp_path / "c.db"))
     ing = ingest.Ingest(s, lambda: kr, now=lambda: T0)
+    set_mode(ing, mode)
     enc = fr.FrameEncoder(23, KEY)
     ing.process([(enc.encode(1, [[SLOT_NOW - 1, 5, 0, 0]]), None)])  # loads the window
     import host_tools.collector.wire as wire

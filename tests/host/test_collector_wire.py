@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge import frame as fr
-from host_tools.collector import wire
+from host_tools.collector import ingest, wire
 
 VECTORS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "vectors", "frames_v1.json")
 KEY = bytes(range(1, 33))
@@ -121,6 +121,20 @@ def test_single_seq_ack_byte_identical_to_edge(dev, kid, seq):
     assert mac.ack_one(dev, kid, seq) == want
 
 
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(min_size=16, max_size=200), msg=st.binary(max_size=300),
+       n=st.sampled_from([8, 16, 32]))
+def test_mac_key_is_hmac_sha256(key, msg, n):
+    """MacKey's own HMAC construction (two SHA-256 states) gives hmac.new's tags, keys
+    longer than a block (hashed first) included."""
+    mk = wire.MacKey(key)
+    want = hmac.new(key, msg, hashlib.sha256).digest()
+    assert mk.tag(msg, n) == want[:n]
+    assert mk.check(msg + want[:n], len(msg), n)
+    assert not mk.check(msg + bytes([want[0] ^ 1]) + want[1:n], len(msg), n)
+    assert mk.tag(msg, n) == want[:n]  # the key's states are not consumed
+
+
 GOOD_BODY = cbor2.dumps({1: [9, 7, 5, 0], 2: [112488, 10, 0, 0, 1, 11, 0, 1]})
 
 
@@ -220,6 +234,7 @@ def short_vs_general(data):
     """The short path agrees with the general path: same fields whenever it answers, and it
     never accepts what the general path refuses. Returns whether the short path answered."""
     s = wire._parse_short(data)
+    c_parse_equals_regex(data)
     try:
         g = wire._parse_general(data)
     except wire.WireReject:
@@ -228,6 +243,38 @@ def short_vs_general(data):
         assert g is not None, data.hex()
         assert [getattr(s, a) for a in s.__slots__] == [getattr(g, a) for a in g.__slots__]
     return s is not None
+
+
+def c_parse_equals_regex(data):
+    """The C fast path's parser (when built) reads exactly what wire._SHORT matches."""
+    if ingest._fastpath is None:
+        return
+    m = wire.short_match(data)
+    want = None if m is None else wire.layouts(m.regs).unpack_from(data) + (m.regs[0][1],)
+    assert ingest._fastpath.parse_short(data) == want, data.hex()
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.sampled_from([b"", b"\xa2\x01\x84", b"\xa2\x01\x84\x01\x18"]),
+       data=st.binary(max_size=70))
+def test_c_parser_equals_regex_on_random_bytes(prefix, data):
+    c_parse_equals_regex(prefix + data)
+
+
+def test_c_parser_equals_regex_at_every_head():
+    """Every head byte with boundary arguments, in each of the eight fields."""
+    fields = [uint_head(v) for v in (9, 7, 5, 0, 112488, 10, 0, 0)]
+    # all-zero, one non-zero byte at each position, and the 23/24 boundary bytes
+    args = [bytes(8)] + [bytes(k) + b"\x01" + bytes(7 - k) for k in range(8)] + [
+        b"\x17" * 8, b"\x18" * 8, b"\xff" * 8]
+    for i in range(8):
+        for h in range(256):
+            for a in args:
+                f = list(fields)
+                f[i] = bytes([h]) + a
+                body = b"\xa2\x01\x84" + b"".join(f[:4]) + b"\x02\x84" + b"".join(f[4:])
+                for cut in (0, 1, 5, 9):
+                    c_parse_equals_regex(sign(body)[: len(body) + 8 - cut])
 
 
 BOUNDS = [0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1]
