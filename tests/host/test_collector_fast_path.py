@@ -155,3 +155,26 @@ def test_fast_path_takes_the_steady_state(tmp_path, mode):
         wire.parse_frame = real
     assert len(replies) == 1 and [r.import_wh for r in s.slot_values(23)] == [5, 7]
     s.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_batch_that_fails_midway_leaves_no_marks(tmp_path, mode):
+    """A batch that raises during verify (here an unhashable address, after a frame of
+    the batch was already accepted) stores nothing and acks nothing; the replay windows
+    must not keep that frame's seq either, or its resend would be refused as a replay."""
+    if mode == "c" and ingest._fastpath is None:
+        pytest.skip("_fastpath not built")
+    kr = keyring()
+    s = store.Store(str(tmp_path / "m.db"))
+    ing = ingest.Ingest(s, lambda: kr, now=lambda: T0)
+    set_mode(ing, mode)
+    enc = fr.FrameEncoder(23, KEY)
+    ing.process([(enc.encode(1, [[SLOT_NOW - 1, 5, 0, 0]]), ("127.0.0.1", 9))])
+    second = enc.encode(2, [[SLOT_NOW, 7, 0, 0]])
+    with pytest.raises(TypeError):
+        ing.process([(second, ("127.0.0.1", 9)), (enc.encode(3, [[SLOT_NOW, 8, 0, 0]]), [])])
+    assert [r.import_wh for r in s.slot_values(23)] == [5]
+    assert len(ing.process([(second, ("127.0.0.1", 9))])) == 1  # the device's resend
+    assert [r.import_wh for r in s.slot_values(23)] == [5, 7]
+    assert ing.stats["rejected"] == 0
+    s.close()
