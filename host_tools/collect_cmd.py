@@ -154,9 +154,10 @@ def run(args):
         return EXIT_USAGE
 
     def ready(addr):
-        print("collect: listening on %s:%d (%d keys, db %s, %d worker%s)"
+        print("collect: listening on %s:%d (%d keys, db %s, %d worker%s, fast path in %s)"
               % (addr[0], addr[1], len(keyfile.keyring), args.db, workers,
-                 "" if workers == 1 else "s"), file=sys.stderr, flush=True)
+                 "" if workers == 1 else "s", "C" if ingest._fastpath is not None
+                 else "Python (_fastpath not built)"), file=sys.stderr, flush=True)
 
     try:
         asyncio.run(srv.serve(ready))

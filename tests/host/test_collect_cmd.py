@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from edge import frame as fr
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
-from host_tools.collector import keys, store
+from host_tools.collector import ingest, keys, store
 
 KEY10 = bytes(range(10, 42))
 KEY10B = bytes(range(90, 122))
@@ -90,6 +90,9 @@ def last_slot():
 def test_collect_end_to_end(tmp_path, workers):
     c = Collector(tmp_path, "--stats-interval", "0.3", "--window", "16", "--workers", workers)
     try:
+        # the start line says which fast-path loop runs (the C one whenever it is built)
+        assert ("fast path in C" if ingest._fastpath is not None else
+                "fast path in Python") in c.all[-1]
         s = last_slot()
         enc = fr.FrameEncoder(10, KEY10, 0)
         f1 = enc.encode(1, [[s - 3, 100, 0, 0], [s - 2, 110, 0, fr.ST_CLOCK_UNSYNCED]])
