@@ -108,15 +108,14 @@ class _Decisions:
 class VerifiedBatch:
     """A batch after Ingest.verify: the rows to write and the acks to send once they are."""
 
-    __slots__ = ("frames", "values", "rejections", "counts", "acks", "pending", "now_ms")
+    __slots__ = ("frames", "values", "rejections", "counts", "acks", "now_ms")
 
-    def __init__(self, frames, values, rejections, counts, acks, pending, now_ms):
+    def __init__(self, frames, values, rejections, counts, acks, now_ms):
         self.frames = frames
         self.values = values
         self.rejections = rejections
         self.counts = counts
         self.acks = acks
-        self.pending = pending  # {(device, seq): raw} accepted in this batch
         self.now_ms = now_ms
 
 
@@ -150,8 +149,9 @@ class Ingest:
     def process(self, datagrams, now=None):
         """datagrams: iterable of (bytes, addr). Returns [(addr, ack_bytes)] to send.
 
-        Raises only if the store fails; the batch is then rolled back, nothing is acked,
-        and the replay windows are reloaded from the store.
+        Raises only if the store fails or a datagram is not (bytes-like, hashable address);
+        nothing of the batch is then stored or acked, and the replay windows are reloaded
+        from the store. Every bad frame is a counted rejection, not an exception.
         """
         return self.store_batch(self.verify(datagrams, now))
 
@@ -268,7 +268,7 @@ class Ingest:
             # batch that will never be stored, so they are rebuilt from the store.
             self.windows.clear()
             raise
-        return VerifiedBatch(frames, values, b.rejections, counts, out, pending, now_ms)
+        return VerifiedBatch(frames, values, b.rejections, counts, out, now_ms)
 
     def _acks_multi(self, addr, dev, kid, mac, seqs):
         """[(addr, ack)] for several seqs of one device in a batch, ack_max_seqs per ack."""
