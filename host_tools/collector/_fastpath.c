@@ -6,8 +6,10 @@
  * C calls, so this module runs the same loop in C. It decides nothing new: every frame it
  * does not accept is handed back to Python's general path, which decides from scratch and
  * names the reason. It reads and writes the same Python objects (windows, key entries,
- * MacKey SHA-256 states, the batch's lists and dicts) through their public methods, so the
- * replay windows and the MAC stay implemented once, in Python.
+ * MacKey SHA-256 states, the batch's lists and dicts) through their methods, so the replay
+ * windows and the key handling stay implemented once, in Python. Only MacKey's HMAC finish
+ * and ack assembly are repeated here (mac_finish, ack_one_c): calling the Python methods
+ * cost about 12 % of a batched frame; the tests hold both byte-equal.
  * tests/host/test_collector_fast_path.py checks that batches give the same acks, counters
  * and rows with this module, with the Python fast path and with neither.
  */

@@ -81,12 +81,13 @@ def _peer(addr):
         return str(addr)
 
 
-class _Decisions:
-    """The state of one batch being verified (Ingest.verify and _general share it)."""
+class Batch:
+    """One batch's decisions: filled by Ingest.verify (and _general), whose rows
+    Ingest.store_batch writes before it releases `replies`, the acks to send."""
 
     __slots__ = ("keyring", "now", "now_ms", "latest_end", "oldest_end_ms", "counts",
                  "frames", "values", "rejections", "pending", "acks", "peers", "received",
-                 "accepted", "dup_frames")
+                 "accepted", "dup_frames", "replies")
 
     def __init__(self, ingest, now):
         pol = ingest.policy
@@ -103,20 +104,19 @@ class _Decisions:
         self.acks = {}  # {(addr, device, kid): (MacKey, seq or [seqs])}
         self.peers = {}
         self.received = self.accepted = self.dup_frames = 0
+        self.replies = []  # [(addr, ack bytes)], computed by verify, sent after the commit
 
 
-class VerifiedBatch:
-    """A batch after Ingest.verify: the rows to write and the acks to send once they are."""
-
-    __slots__ = ("frames", "values", "rejections", "counts", "acks", "now_ms")
-
-    def __init__(self, frames, values, rejections, counts, acks, now_ms):
-        self.frames = frames
-        self.values = values
-        self.rejections = rejections
-        self.counts = counts
-        self.acks = acks
-        self.now_ms = now_ms
+def _add_ack(acks, addr, dev, kid, mac, seq):
+    """One ack per (peer, device, kid) and batch: (mac, seq), then (mac, [seqs])."""
+    key = (addr, dev, kid)
+    a = acks.get(key)
+    if a is None:
+        acks[key] = (mac, seq)
+    elif type(a[1]) is list:
+        a[1].append(seq)
+    else:
+        acks[key] = (a[0], [a[1], seq])
 
 
 class Ingest:
@@ -131,10 +131,9 @@ class Ingest:
         self.log_budget = 50  # rejection log lines until the server refills it
         self.windows = {}
         self.stats = collections.Counter()
-        # The steady-state fast path in verify(), in C when _fastpath is built; tests turn
-        # either off to check that they take exactly the decisions of the general path.
-        self.fast_path = True
-        self.accelerated = _fastpath is not None
+        # The steady-state fast path of verify(): its loop in "c" (when _fastpath is built)
+        # or in "python"; None turns it off. Tests compare all three (same decisions).
+        self.fast_path = "c" if _fastpath is not None else "python"
 
     def _window(self, dev):
         """The device's window, rebuilt from its newest accepted seqs in the frames table
@@ -156,12 +155,12 @@ class Ingest:
         return self.store_batch(self.verify(datagrams, now))
 
     def verify(self, datagrams, now=None):
-        """Every decision on a batch and its acks, without writing: a VerifiedBatch for
+        """Every decision on a batch and its acks, without writing: a Batch for
         store_batch, which must follow before the next verify (the replay windows already
         count this batch's frames)."""
         if now is None:
             now = self.now()
-        b = _Decisions(self, now)
+        b = Batch(self, now)
         frames = b.frames
         values = b.values
         pending = b.pending
@@ -181,12 +180,13 @@ class Ingest:
         # _fastpath runs the same loop when it is built (setup.py); without it the Python
         # loop below does. tests/host/test_collector_fast_path checks that all three give
         # the same acks, counters and rows.
+        mode = self.fast_path
         try:
-            if not self.fast_path:
+            if mode is None:
                 for data, addr in datagrams:
                     b.received += 1
                     general(b, data, addr)
-            elif self.accelerated:
+            elif mode == "c":
                 dl = datagrams if type(datagrams) is list else list(datagrams)
                 n = len(dl)
                 b.received += n
@@ -239,14 +239,7 @@ class Ingest:
                     values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
                                    now_ms - end * 1000))
                     accepted += 1
-                    key = (addr, dev, kid)
-                    a = acks.get(key)
-                    if a is None:
-                        acks[key] = (entry.mac, seq)
-                    elif type(a[1]) is list:
-                        a[1].append(seq)
-                    else:
-                        acks[key] = (a[0], [a[1], seq])
+                    _add_ack(acks, addr, dev, kid, entry.mac, seq)
             counts = b.counts
             counts["received"] += b.received
             counts["batches"] += 1
@@ -254,8 +247,8 @@ class Ingest:
             if b.dup_frames:
                 counts["duplicate_frames"] += b.dup_frames
             # The acks are computed now but released by store_batch only after the commit.
-            out = []
-            if self.accelerated and self.fast_path:
+            out = b.replies
+            if mode == "c":
                 _fastpath.acks_out(acks, out, self._acks_multi)
             else:
                 for (addr, dev, kid), (mac, seqs) in acks.items():
@@ -268,7 +261,7 @@ class Ingest:
             # batch that will never be stored, so they are rebuilt from the store.
             self.windows.clear()
             raise
-        return VerifiedBatch(frames, values, b.rejections, counts, out, now_ms)
+        return b
 
     def _acks_multi(self, addr, dev, kid, mac, seqs):
         """[(addr, ack)] for several seqs of one device in a batch, ack_max_seqs per ack."""
@@ -278,7 +271,7 @@ class Ingest:
                 for i in range(0, len(seqs), step)]
 
     def _general(self, b, data, addr):
-        """Decide one datagram from scratch (the general path); b: the batch's _Decisions."""
+        """Decide one datagram from scratch (the general path), into the Batch b."""
         if type(data) is not bytes:
             data = bytes(data)
         pol = self.policy
@@ -337,15 +330,7 @@ class Ingest:
             self._reject(b.rejections, b.counts, r.reason, r.detail, r.device_id, r.seq,
                          data, addr, b.now_ms)
             return
-        # accepted or a retransmission: acked, one ack per (peer, device, kid) and batch
-        key = (addr, dev, kid)
-        a = b.acks.get(key)
-        if a is None:
-            b.acks[key] = (entry.mac, seq)
-        elif type(a[1]) is list:
-            a[1].append(seq)
-        else:
-            b.acks[key] = (a[0], [a[1], seq])
+        _add_ack(b.acks, addr, dev, kid, entry.mac, seq)  # accepted or a retransmission
 
     def store_batch(self, batch):
         """Commit a verified batch in one transaction; returns its acks to send."""
@@ -370,8 +355,8 @@ class Ingest:
             self.windows.clear()
             raise
         self.stats.update(counts)
-        self.stats["acks_sent"] += len(batch.acks)
-        return batch.acks
+        self.stats["acks_sent"] += len(batch.replies)
+        return batch.replies
 
     def _reject(self, rows, counts, reason, detail, dev, seq, data, addr, now_ms,
                 frame_level=True):

@@ -157,7 +157,7 @@ def test_bench_batched(benchmark, encoders, tmp_path, loop):
     if loop == "c" and ingest._fastpath is None:
         pytest.skip("host_tools.collector._fastpath is not built (setup.py)")
     ing, st = new_ingest(tmp_path, "batched.db")
-    ing.accelerated = loop == "c"
+    ing.fast_path = loop
     seqs = itertools.count(0)
     pool = [make_batch(encoders, next(seqs)) for _ in range(12)]
     base = PairedBaseline(pool[0])

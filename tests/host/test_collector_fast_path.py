@@ -87,8 +87,18 @@ MODES = ["general", "python", "c"]
 
 
 def set_mode(ing, mode):
-    ing.fast_path = mode != "general"
-    ing.accelerated = mode == "c"
+    ing.fast_path = None if mode == "general" else mode
+
+
+def one_device_collector(tmp_path, mode):
+    """A collector in `mode` (skipped for "c" if not built) and device 23's encoder."""
+    if mode == "c" and ingest._fastpath is None:
+        pytest.skip("_fastpath not built")
+    kr = keyring()
+    s = store.Store(str(tmp_path / "one.db"))
+    ing = ingest.Ingest(s, lambda: kr, now=lambda: T0)
+    set_mode(ing, mode)
+    return s, ing, fr.FrameEncoder(23, KEY)
 
 
 def snapshot(st):
@@ -130,20 +140,14 @@ def test_c_fast_path_is_built():
     if sys.platform != "linux" or sys.implementation.name != "cpython":
         pytest.skip("the build is only required where CI runs")
     assert ingest._fastpath is not None, "pip install -e . did not build _fastpath.c"
-    assert ingest.Ingest(None, keyring).accelerated
+    assert ingest.Ingest(None, keyring).fast_path == "c"
 
 
 @pytest.mark.parametrize("mode", ["python", "c"])
 def test_fast_path_takes_the_steady_state(tmp_path, mode):
     """The fast path is really used for steady-state frames (not only equal by falling back):
     with the general parser broken, they are still accepted."""
-    if mode == "c" and ingest._fastpath is None:
-        pytest.skip("_fastpath not built")
-    kr = keyring()
-    s = store.Store(str(tmp_path / "c.db"))
-    ing = ingest.Ingest(s, lambda: kr, now=lambda: T0)
-    set_mode(ing, mode)
-    enc = fr.FrameEncoder(23, KEY)
+    s, ing, enc = one_device_collector(tmp_path, mode)
     ing.process([(enc.encode(1, [[SLOT_NOW - 1, 5, 0, 0]]), None)])  # loads the window
     import host_tools.collector.wire as wire
 
@@ -162,13 +166,7 @@ def test_a_batch_that_fails_midway_leaves_no_marks(tmp_path, mode):
     """A batch that raises during verify (here an unhashable address, after a frame of
     the batch was already accepted) stores nothing and acks nothing; the replay windows
     must not keep that frame's seq either, or its resend would be refused as a replay."""
-    if mode == "c" and ingest._fastpath is None:
-        pytest.skip("_fastpath not built")
-    kr = keyring()
-    s = store.Store(str(tmp_path / "m.db"))
-    ing = ingest.Ingest(s, lambda: kr, now=lambda: T0)
-    set_mode(ing, mode)
-    enc = fr.FrameEncoder(23, KEY)
+    s, ing, enc = one_device_collector(tmp_path, mode)
     ing.process([(enc.encode(1, [[SLOT_NOW - 1, 5, 0, 0]]), ("127.0.0.1", 9))])
     second = enc.encode(2, [[SLOT_NOW, 7, 0, 0]])
     with pytest.raises(TypeError):
