@@ -33,6 +33,8 @@ _SPEC = (
     ("", "device_id", "int", _REQ, 0, _U64),
     ("", "key", "hex", _REQ, 16, 64),
     ("", "key_no", "int", 0, 0, 8191),
+    ("", "seal_key", "hex", None, 32, 32),
+    ("", "seal_key_no", "int", 0, 0, 8191),
     ("", "data_dir", "str", _REQ, 1, 200),
     ("", "queue_capacity", "int", 336, 48, 4096),
     ("", "clock_synced", "bool", True, 0, 0),
@@ -68,7 +70,7 @@ _SPEC = (
     ("status", "every_s", "int", 60, 1, 86400),
 )
 _SECTIONS = ("device", "integrator", "wisun", "collector", "uplink", "status")
-_TOP = ("device_id", "key", "key_no", "data_dir", "queue_capacity", "clock_synced", "comment")
+_TOP = ("device_id", "key", "key_no", "seal_key", "seal_key_no", "data_dir", "queue_capacity", "clock_synced", "comment")
 
 
 def _is_int(v):
@@ -177,6 +179,8 @@ def validate(obj):
     if problems:
         raise ConfigError(problems)
     out["key"] = unhexlify(out["key"])
+    if out["seal_key"] is not None:
+        out["seal_key"] = unhexlify(out["seal_key"])
     return out
 
 

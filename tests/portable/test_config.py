@@ -81,3 +81,19 @@ def test_not_an_object_and_wrong_types():
         validate(o)
     except ConfigError as e:
         assert "key: must be hex digits only" in str(e) and e.kind == "config"
+
+
+def test_seal_key_is_optional_32_bytes_of_hex():
+    c = validate(good())
+    assert c["seal_key"] is None and c["seal_key_no"] == 0
+    o = good()
+    o["seal_key"] = "11" * 32
+    o["seal_key_no"] = 3
+    c = validate(o)
+    assert c["seal_key"] == b"\x11" * 32 and c["seal_key_no"] == 3
+    for bad in ("11" * 31, "11" * 33, "zz" * 32, 5):
+        o["seal_key"] = bad
+        assert errors(o) == ["seal_key"], bad
+    o["seal_key"] = "11" * 32
+    o["seal_key_no"] = 8192
+    assert errors(o) == ["seal_key_no"]
