@@ -143,19 +143,29 @@ class _ModPow:
 
 
 class _ScalarMult:
-    """k * point with a fixed 4-bit window; one op is one table entry or one window."""
+    """k * point with a fixed 4-bit window; one op is one table entry or one window.
+
+    The table of 1..15 x point is kept packed in one bytearray (96 bytes a point) rather
+    than as 45 big ints: on MicroPython each reduced int keeps its product's allocation, and
+    the unpacked table held about 7 KB of heap where the packed one holds 1.5 KB."""
 
     def __init__(self, k, point):
         self.k = k
         self.point = point
-        self.table = [_INF, point]
+        self.table = bytearray(16 * 96)
+        self.filled = 1
+        self._last = point
+        _pack(self.table, 1, point)
         self.win = _WINDOWS
         self.acc = _INF
 
     def op(self):
-        t = self.table
-        if len(t) < 16:
-            t.append(_add(t[-1], self.point))
+        if self.filled < 15:
+            self.filled += 1
+            self._last = _add(self._last, self.point)
+            _pack(self.table, self.filled, self._last)
+            if self.filled == 15:
+                self._last = None
             return False
         self.win -= 1
         a = self.acc
@@ -163,12 +173,26 @@ class _ScalarMult:
             a = _dbl(_dbl(_dbl(_dbl(a))))
         d = (self.k >> (4 * self.win)) & 15
         if d:
-            a = _add(a, t[d])
+            a = _add(a, _unpack(self.table, d))
         self.acc = a
         if self.win == 0:
             self.table = None
             return True
         return False
+
+
+def _pack(buf, i, pt):
+    o = i * 96
+    buf[o:o + 32] = pt[0].to_bytes(32, "big")
+    buf[o + 32:o + 64] = pt[1].to_bytes(32, "big")
+    buf[o + 64:o + 96] = pt[2].to_bytes(32, "big")
+
+
+def _unpack(buf, i):
+    o = i * 96
+    mv = memoryview(buf)
+    return (int.from_bytes(mv[o:o + 32], "big"), int.from_bytes(mv[o + 32:o + 64], "big"),
+            int.from_bytes(mv[o + 64:o + 96], "big"))
 
 
 def _run(stepper):
@@ -310,7 +334,7 @@ class Signer:
                 self._work = _ModPow(self._R[2], P - 2, P)
                 self.phase = _INV_Z
             else:
-                self.phase = _MULT if self._work.table is None or len(self._work.table) == 16 else _TABLE
+                self.phase = _TABLE if self._work.filled < 15 else _MULT
         elif ph == _INV_Z:
             if self._work.op():
                 zi = self._work.acc

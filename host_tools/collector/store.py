@@ -68,6 +68,18 @@ CREATE TABLE IF NOT EXISTS rejections (
 );
 CREATE INDEX IF NOT EXISTS rejections_reason ON rejections (reason);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seals (
+    device_id  INTEGER NOT NULL,
+    day        INTEGER NOT NULL,
+    first_slot INTEGER NOT NULL,
+    n_slots    INTEGER NOT NULL,
+    key_no     INTEGER NOT NULL,
+    arrived_ms INTEGER NOT NULL,
+    raw        BLOB NOT NULL,
+    verdict    TEXT NOT NULL,
+    detail     TEXT,
+    PRIMARY KEY (device_id, day, first_slot, n_slots)
+) WITHOUT ROWID;
 """
 
 # Schema 1 -> 2: the same columns, re-clustered (see SCHEMA); frames keep arrival order.
@@ -85,6 +97,11 @@ UPDATE meta SET v = '2' WHERE k = 'schema_version';
 SlotValue = collections.namedtuple(
     "SlotValue",
     "device_id slot import_wh export_wh flags status seq arrived_ms delay_ms",
+)
+# day is yyyymmdd (JST), first_slot 1..48 within it (docs/seals.md); verdict is what the
+# collector found when it checked the seal against its stored values.
+SealRow = collections.namedtuple(
+    "SealRow", "device_id day first_slot n_slots key_no arrived_ms raw verdict detail"
 )
 Rejection = collections.namedtuple(
     "Rejection", "id arrived_ms peer reason detail device_id seq raw_len raw"
@@ -311,6 +328,30 @@ class Store:
             SlotValue(u64(r[0]), r[1], r[2], r[3], r[4], r[5], u64(r[6]), r[7], r[8])
             for r in self.db.execute(q, (lo, hi, s64(device_id)))
         ]
+
+    def put_seal(self, device_id, day, first_slot, n_slots, key_no, arrived_ms, raw, verdict,
+                 detail=None):
+        """Store (or replace, for a resent seal) one device-day seal and its check verdict."""
+        self.db.execute("INSERT OR REPLACE INTO seals VALUES (?,?,?,?,?,?,?,?,?)",
+                        (s64(device_id), day, first_slot, n_slots, key_no, arrived_ms,
+                         bytes(raw), verdict, detail))
+
+    def seals(self, device_id=None, day=None):
+        """Stored seals, by device, day and range; filtered when device_id/day are given."""
+        q, args = "SELECT * FROM seals WHERE 1=1", []
+        if device_id is not None:
+            q += " AND device_id=?"
+            args.append(s64(device_id))
+        if day is not None:
+            q += " AND day=?"
+            args.append(day)
+        return [SealRow(u64(r[0]), r[1], r[2], r[3], r[4], r[5], bytes(r[6]), r[7], r[8])
+                for r in self.db.execute(q + " ORDER BY device_id, day, first_slot, n_slots", args)]
+
+    def value_days(self):
+        """[(device_id, JST day number)] that hold at least one stored value, ascending."""
+        return [(u64(d), day) for d, day in self.db.execute(
+            "SELECT DISTINCT device_id, slot / 48 FROM slot_values ORDER BY 1, 2")]
 
     def devices(self):
         return [u64(r[0]) for r in
