@@ -298,6 +298,17 @@ class SlotQueue:
         imp, exp, flags = struct.unpack_from(">IIH", b, 4)
         return (_slot3(b, 1), imp, exp, flags)
 
+    def stored(self, slot):
+        """The record of `slot` if the ring still holds it, acknowledged or not, else None:
+        a record stays at slot % capacity until a later lap overwrites it (the daily seal
+        reads a closed day back from here, edge/sealing.py)."""
+        if slot < 0 or slot > self.tail or slot <= self.tail - self.capacity:
+            return None
+        r = self.record_at(slot % self.capacity)
+        if r is None or r[0] != slot:
+            return None
+        return r
+
     def append(self, slot, import_wh, export_wh, flags):
         """Store a closed slot durably. False (and counted) if not newer than the newest."""
         for v in (slot, import_wh, export_wh, flags):

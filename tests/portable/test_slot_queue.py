@@ -392,3 +392,18 @@ def test_a_72_hour_outage_ends_with_every_slot_delivered_in_order():
             q = reboot(m, DEFAULT_CAPACITY)
     assert got == [rec(s) for s in range(first, first + 144)]
     assert q.overflow() is None and q.pending() == 0
+
+
+def test_stored_reads_acknowledged_records_until_a_later_lap_overwrites_them():
+    m = MemStorage()
+    q = SlotQueue(m, 8)
+    fill(q, 100, 103)
+    q.ack([100, 101, 102, 103])
+    assert q.pending() == 0
+    assert [q.stored(s) for s in (100, 103)] == [rec(100), rec(103)]
+    assert q.stored(99) is None and q.stored(104) is None
+    fill(q, 105, 108)  # 104 never queued; 108 overwrites 100's position
+    assert q.stored(104) is None and q.stored(100) is None
+    assert q.stored(101) == rec(101) and q.stored(108) == rec(108)
+    q2 = reboot(m)
+    assert q2.stored(101) == rec(101) and q2.stored(100) is None

@@ -1,0 +1,223 @@
+"""The agent's sealing job: which day to seal next, signing it in steps between polls, and
+keeping the finished seal until the collector acknowledges it, across power cuts.
+
+The values come from the store-and-forward ring (edge/slot_queue.py), which keeps every
+record at position slot % capacity until a later lap overwrites it, acknowledged or not:
+so a day can be sealed from exactly what was queued for the uplink, without a second copy.
+A day is sealed once its last slot has closed (or a later slot has), while all of its
+positions are still in the ring.
+
+State file (default name "seal", one atomic replace, CRC):
+    magic 'K', version, last sealed day (i32, -1 none), partial day (i32), partial count (u8),
+    outbox length (u16), outbox bytes (the finished seal waiting for its ack)
+A seal and the day it closes are written together, so after a power cut a day is either
+sealed with its seal in the outbox, or not sealed and signed again from the start: RFC 6979
+makes that signature byte-identical, so a seal is never lost and never doubled.
+"""
+import struct
+
+from edge import seal
+from edge.compat import const
+from edge.crc import crc16
+from edge.errors import EdgeError
+
+_MAGIC = const(0x4B)  # 'K'
+_VERSION = const(1)
+_HDR = const(13)
+_PER_DAY = const(48)
+_COLLECT_PER_OP = const(6)  # ring records read per op while collecting a day's entries
+
+# Job phases.
+IDLE = const(0)
+COLLECT = const(1)
+SIGN = const(2)
+
+
+class SealJob:
+    """One device's seals. `work(queue, ops)` does a bounded amount (call it between polls);
+    `outbox()` is the finished seal to send, `acked()` drops it once the collector has it."""
+
+    def __init__(self, storage, device_id, priv, key_no, name="seal"):
+        self._st = storage
+        self._name = name
+        self.device_id = device_id
+        self.priv = priv
+        self.key_no = key_no
+        self.last_day = -1
+        self.partial_day = -1
+        self.partial_count = 0
+        self._outbox = None
+        self.phase = IDLE
+        self._want_partial = False
+        self._checked = None  # (queue tail, want_partial) at the last selection: skip repeats
+        self._day = 0
+        self._count = 0
+        self._idx = 0
+        self._ent = None
+        self._present = 0
+        self._sealer = None
+        self.sealed = 0  # seals finished since boot (status, tests)
+        self.skipped_days = 0  # days out of the ring before their turn (values or not)
+        self._load()
+
+    # ---- persistence -------------------------------------------------------------------
+    def _load(self):
+        raw = self._st.load(self._name)
+        if raw is None or len(raw) < _HDR + 2 or raw[0] != _MAGIC or raw[1] != _VERSION:
+            return
+        n = struct.unpack_from(">H", raw, 11)[0]
+        if len(raw) != _HDR + n + 2:
+            return
+        c = crc16(raw, 0, _HDR + n)
+        if c != (raw[_HDR + n] << 8) | raw[_HDR + n + 1]:
+            return
+        self.last_day, self.partial_day = struct.unpack_from(">ii", raw, 2)
+        self.partial_count = raw[10]
+        self._outbox = bytes(raw[_HDR:_HDR + n]) if n else None
+
+    def _save(self):
+        ob = self._outbox or b""
+        n = len(ob)
+        b = bytearray(_HDR + n + 2)
+        b[0] = _MAGIC
+        b[1] = _VERSION
+        struct.pack_into(">iiBH", b, 2, self.last_day, self.partial_day, self.partial_count, n)
+        b[_HDR:_HDR + n] = ob
+        c = crc16(b, 0, _HDR + n)
+        b[_HDR + n] = c >> 8
+        b[_HDR + n + 1] = c & 0xFF
+        self._st.replace(self._name, b)
+
+    # ---- the uplink's side -------------------------------------------------------------
+    def outbox(self):
+        return self._outbox
+
+    def acked(self):
+        """The collector acknowledged the outbox seal: forget it (durably)."""
+        if self._outbox is not None:
+            self._outbox = None
+            self._save()
+
+    def request_partial(self):
+        """Seal the current day's closed slots so far (at restart, or on request)."""
+        self._want_partial = True
+        self._checked = None
+
+    def busy(self):
+        return self.phase != IDLE
+
+    # ---- the work ----------------------------------------------------------------------
+    def work(self, queue, ops=1):
+        """Do up to `ops` ops (one op: a point operation of the signature, or a few ring
+        reads). Returns True if it did anything. Raises EdgeError/OSError from storage only
+        when persisting a finished seal; the caller counts it and calls again later."""
+        if self.phase == IDLE:
+            if self._outbox is not None:
+                return False
+            key = (queue.tail, self._want_partial)
+            if key == self._checked:
+                return False
+            self._checked = key
+            if not self._select(queue):
+                return False
+            return True
+        if self.phase == COLLECT:
+            self._collect(queue)
+            return True
+        if self._sealer.step(ops):
+            self._finish()
+        return True
+
+    def _select(self, queue):
+        """Pick the next job: the oldest complete unsealed day still whole in the ring, or a
+        requested partial seal of the current day. False if there is nothing to do."""
+        tail = queue.tail
+        if tail < 0:
+            return False
+        cur = tail // _PER_DAY
+        last_full = cur if tail % _PER_DAY == _PER_DAY - 1 else cur - 1
+        lowest = tail - queue.capacity + 1  # oldest slot the ring can still hold
+        first_day = (lowest + _PER_DAY - 1) // _PER_DAY if lowest > 0 else 0
+        d = self.last_day + 1
+        if d < first_day:
+            if self.last_day >= 0:
+                self.skipped_days += first_day - d
+            d = first_day
+        if d <= last_full:
+            self._start(d, _PER_DAY)
+            return True
+        if self._want_partial:
+            self._want_partial = False
+            k = tail % _PER_DAY + 1
+            if cur > self.last_day and (cur != self.partial_day or k != self.partial_count):
+                self._start(cur, k)
+                return True
+        return False
+
+    def _start(self, day, count):
+        self._day = day
+        self._count = count
+        self._idx = 0
+        self._ent = bytearray(count * seal.ENTRY_LEN)
+        self._present = 0
+        self.phase = COLLECT
+
+    def _collect(self, queue):
+        base = self._day * _PER_DAY
+        end = self._idx + _COLLECT_PER_OP
+        if end > self._count:
+            end = self._count
+        ent = self._ent
+        while self._idx < end:
+            i = self._idx
+            r = queue.stored(base + i)
+            if r is None:
+                seal.absent_into(ent, i * seal.ENTRY_LEN, i + 1)
+            else:
+                seal.entry_into(ent, i * seal.ENTRY_LEN, i + 1, r[1], r[2], r[3])
+                self._present += 1
+            self._idx = i + 1
+        if self._idx < self._count:
+            return
+        if not self._present:  # nothing of this day was ever queued: no seal, move on
+            self._ent = None
+            self.phase = IDLE
+            if self._count == _PER_DAY:
+                self.last_day = self._day
+                self._checked = None
+            return
+        try:
+            self._sealer = seal.Sealer(self.device_id, self.priv, self.key_no,
+                                       seal.day_code(self._day), 1, self._count, self._ent)
+        except EdgeError:
+            self._ent = None
+            self.phase = IDLE
+            raise
+        self._ent = None
+        self.phase = SIGN
+
+    def _finish(self):
+        out = self._sealer.seal()
+        self._sealer = None
+        self.phase = IDLE
+        self._checked = None
+        prev = (self.last_day, self.partial_day, self.partial_count)
+        if self._count == _PER_DAY:
+            self.last_day = self._day
+        else:
+            self.partial_day = self._day
+            self.partial_count = self._count
+        self._outbox = out
+        try:
+            self._save()
+        except Exception:
+            # not durable: forget it; the same seal is made again (RFC 6979: same bytes)
+            self.last_day, self.partial_day, self.partial_count = prev
+            self._outbox = None
+            raise
+        self.sealed += 1
+
+    def status(self):
+        return {"seal_last_day": self.last_day, "seal_outbox": 0 if self._outbox is None else 1,
+                "seal_phase": ("idle", "collect", "sign")[self.phase], "seals_made": self.sealed,
+                "seal_days_skipped": self.skipped_days}
