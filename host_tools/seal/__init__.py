@@ -4,6 +4,17 @@ import json
 import os
 
 
+def read_json(path, error):
+    """The parsed JSON document in path; `error(message)` is raised for bytes that are not
+    UTF-8 JSON (OSError, e.g. a missing file, passes through)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise error("%s: not JSON: %s" % (path, e))
+
+
 def write_json(path, doc, private=False):
     """Write a JSON document atomically (temp file in the same directory, then rename), so a
     failure never leaves a half-written file looking current. private: mode 0600."""

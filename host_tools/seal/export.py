@@ -2,11 +2,10 @@
 collector holds them, the device's seals for that day and its public keys, so that anyone
 can check the day offline with `smeter seal verify` and no secret of the collector."""
 import datetime
-import json
 
 from edge import seal, slots
 
-from host_tools.seal import check, pubkeys
+from host_tools.seal import check, pubkeys, read_json
 
 FORMAT = "smeter-seal-export/1"
 _FIELDS = {"format", "device_id", "day", "values", "seals", "public_keys"}
@@ -97,9 +96,4 @@ def parse(doc, where="export"):
 
 
 def load(path):
-    try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as x:
-        raise ExportError("%s: not JSON: %s" % (path, x))
-    return parse(doc, path)
+    return parse(read_json(path, ExportError), path)

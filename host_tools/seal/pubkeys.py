@@ -5,11 +5,11 @@ have several keys over its life (key_no); a seal names the key that signed it, a
 was retired verifies only seals of days up to its `retired` date.
 """
 import datetime
-import json
+import hashlib
 
 from edge import p256, seal
 
-from host_tools.seal import write_json
+from host_tools.seal import read_json, write_json
 
 FORMAT = "smeter-pubkeys/1"
 _FIELDS = {"device_id", "key_no", "alg", "public_key_hex", "created", "retired", "comment"}
@@ -34,8 +34,6 @@ class PubKey:
 
     def fingerprint(self):
         """Short, printable identity of the key: sha256 of the SEC1 bytes, first 8 bytes."""
-        import hashlib
-
         return "sha256:" + hashlib.sha256(self.public_key).hexdigest()[:16]
 
     def covers_day(self, day_code):
@@ -126,12 +124,7 @@ def parse(doc, where="registry"):
 
 
 def load(path):
-    try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise RegistryError("%s: not JSON: %s" % (path, e))
-    return parse(doc, path)
+    return parse(read_json(path, RegistryError), path)
 
 
 def write(path, registry):

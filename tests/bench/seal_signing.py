@@ -25,14 +25,16 @@ from poll_cycle import bench_agent, now_us, since_us  # noqa: E402
 PRIV = bytes.fromhex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
 
 
-def one_seal(ops):
+def one_seal(ops, heap=False):
+    """(ms total, steps, longest step, heap held at the peak, seal bytes). With heap=True a
+    gc.collect() after every step measures what the signer holds (and slows the run)."""
     from edge import seal
 
     values = {}
     for s in range(1, 49):
         values[s] = (s * 37, 5000 - s, 0)
     gc.collect()
-    base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    base = gc.mem_alloc() if heap and hasattr(gc, "mem_alloc") else 0
     peak = 0
     longest = 0
     steps = 0
@@ -52,40 +54,17 @@ def one_seal(ops):
                 peak = live
         if done:
             break
-    total = since_us(t0)
-    raw = sealer.seal()
-    return total, steps, longest, peak, len(raw)
-
-
-def one_seal_no_gc(ops):
-    """Time without the per-step gc.collect() of one_seal (which is there to measure memory)."""
-    from edge import seal
-
-    values = {}
-    for s in range(1, 49):
-        values[s] = (s * 37, 5000 - s, 0)
-    longest = 0
-    t0 = now_us()
-    sealer = seal.Sealer(1234567, PRIV, 0, 20261203, 1, 48, seal.entries(1, 48, values))
-    while True:
-        t = now_us()
-        done = sealer.step(ops)
-        dt = since_us(t)
-        if dt > longest:
-            longest = dt
-        if done:
-            break
-    return since_us(t0), longest
+    return since_us(t0), steps, longest, peak, len(sealer.seal())
 
 
 def measure(ops, reps=5):
     poll = min(bench_agent(300) for _ in range(3))
     best_total = best_longest = None
     for _ in range(reps):
-        total, longest = one_seal_no_gc(ops)
+        total, _, longest, _, _ = one_seal(ops)
         best_total = total if best_total is None else min(best_total, total)
         best_longest = longest if best_longest is None else min(best_longest, longest)
-    _, steps, _, peak, size = one_seal(ops)
+    _, steps, _, peak, size = one_seal(ops, heap=True)
     return best_total, steps, best_longest, peak, size, poll
 
 
