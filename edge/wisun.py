@@ -96,17 +96,26 @@ MODE_HEX = const(1)
 
 _EVENT_QUEUE_MAX = const(32)
 
+# EVENT numbers the module reference documents with a sender address and no parameter
+# (BP35A1 command reference 4.8; 21 carries a parameter, C0 neither address nor parameter).
+_EVENTS_ADDR_ONLY = (0x01, 0x02, 0x05, 0x1F, 0x20, 0x22, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29,
+                     0x32, 0x33)
+# UDP port of PANA (RFC 5191, IANA "pana" 716 = 0x02CC): the module's own authentication
+# traffic, shown as ERXUDP during SKJOIN and re-authentication.
+PANA_PORT = const(0x02CC)
+
 COUNTER_NAMES = (
     "unknown_lines", "echo_lines", "garbled_lines", "overlong_lines", "stale_partials",
     "stray_ok", "other_events", "erxudp_field_mismatch", "fail_refusal", "fail_link",
     "fail_reopen", "timeouts", "send_ok", "send_failed", "udp_received", "joins",
     "join_failures", "reopens", "wopt_writes", "rate_gate_timeouts", "events_dropped",
+    "udp_pana", "udp_other_port",
 )
 
 
 # Counted but normal: no EV_ERROR (echoes before SFE 0 applies, events the uplink ignores).
 _QUIET_COUNTERS = ("events_dropped", "send_ok", "udp_received", "joins", "wopt_writes",
-                   "echo_lines", "other_events")
+                   "echo_lines", "other_events", "udp_pana", "udp_other_port")
 
 
 class WisunError(EdgeError):
@@ -211,6 +220,7 @@ class WisunDriver:
         self._t_gap = t["line_gap"]
         self._side = profile.get("sendto_side")
         self._fields = profile["erxudp_fields"]
+        self._event_side = bool(profile.get("event_side"))
         self._ropt = profile["ropt"]
         self._modes = profile["payload_modes"]
         try:
@@ -539,19 +549,19 @@ class WisunDriver:
 
     def _on_event(self, line, now_ms):
         parts = line.split()
-        if len(parts) < 3:
+        nf = len(parts)
+        num = _hex_field(parts[1]) if nf >= 2 else -1
+        if num < 0 or num > 0xFF:
             self._count("garbled_lines")
             return
-        num = _hex_field(parts[1])
-        if num < 0:
+        # token count the module reference gives this number (see _event_tokens)
+        want = self._event_tokens(num)
+        if nf != want and not (want < 0 and 3 <= nf <= 5):
             self._count("garbled_lines")
             return
         st = self.state
         if num == 0x21:
             # EVENT 21 <addr> [<side>] <param>: the last field is the result
-            if len(parts) < 4:
-                self._count("garbled_lines")
-                return
             param = _hex_field(parts[-1])
             if param < 0:
                 self._count("garbled_lines")
@@ -616,6 +626,19 @@ class WisunDriver:
         else:
             self._count("other_events")
 
+    def _event_tokens(self, num):
+        """Tokens of `EVENT <num> …` per the module reference (BP35A1 ch. 4.8): C0 (wake-up
+        signal) has no address and no parameter; 21 has address [side] and a parameter; the
+        other documented numbers an address [side] only. -1: undocumented, shape unknown."""
+        if num == 0xC0:
+            return 2
+        n = 4 if self._event_side else 3
+        if num == 0x21:
+            return n + 1
+        if num in _EVENTS_ADDR_ONLY:
+            return n
+        return -1
+
     def _on_erxudp(self, line):
         if self.payload_mode == MODE_BINARY:
             parts = line.split(b" ", self._fields[0] - 1)
@@ -627,10 +650,13 @@ class WisunDriver:
             return
         if nf not in self._fields:
             self._count("erxudp_field_mismatch")
+        # ERXUDP <sender> <dest> <rport> <lport> <senderlla> [<rssi>] <secured> [<side>]
+        # <datalen> <data>: rport is the sender's port, lport ours (BP35A1 reference 4.1)
         dlen = _hex_field(parts[-2])
         port = _hex_field(parts[3])
+        lport = _hex_field(parts[4])
         data = parts[-1]
-        if dlen < 0 or port < 0:
+        if dlen < 0 or port < 0 or lport < 0 or port > 0xFFFF or lport > 0xFFFF:
             self._count("garbled_lines")
             return
         if self.payload_mode == MODE_HEX:
@@ -647,6 +673,14 @@ class WisunDriver:
                 self._count("garbled_lines")
                 return
             payload = data
+        # only the collector's replies go up: PANA (the module's own join and
+        # re-authentication) and any other service are counted for what they are
+        if port == PANA_PORT or lport == PANA_PORT:
+            self._count("udp_pana")
+            return
+        if port != self._port:
+            self._count("udp_other_port")
+            return
         try:
             src = parts[1].decode()
         except UnicodeError:

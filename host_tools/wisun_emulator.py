@@ -41,6 +41,10 @@ ARIB_TX_BUDGET_S = 360.0
 ARIB_WINDOW_S = 3600.0
 RADIO_BPS = 100000  # Wi-SUN Enhanced HAN / B-route 920 MHz PHY rate
 FRAME_OVERHEAD_BYTES = 60  # MAC + 6LoWPAN + UDP headers, rough
+# PANA (RFC 5191) runs on UDP 716: the last message of a join, a PANA-Auth-Request with the
+# Request and Complete flags (16-byte header: reserved, length, flags, type 2, session id, seq)
+PANA_PORT = 0x02CC
+PANA_AUTH_REQUEST = bytes.fromhex("00000010A0000002000000010000000A")
 
 
 class FaultSpecError(ValueError):
@@ -400,6 +404,8 @@ class WisunEmulator:
         self.joined = True
         self.session_gen += 1
         self.stats["joins"] += 1
+        # PANA (UDP 716 = 02CC) is seen by the host as ERXUDP lines, unsecured, before EVENT 25
+        self._erxudp(addr, PANA_PORT, 0, PANA_AUTH_REQUEST)
         self._event(0x25, addr=addr)
         if self.faults["session_expiry"]:
             gen = self.session_gen
@@ -507,11 +513,15 @@ class WisunEmulator:
             return
         self.stats["received"] += 1
         src, port = self.peer or (self.MODULE_ADDR, 0x0E1A)
+        self._erxudp(src, port, 1, data)
+
+    def _erxudp(self, src, port, secured, data):
+        """One ERXUDP line: rport = lport = port, columns per the profile, hex or binary."""
         fields = self.profile["erxudp_fields"][0]
         head = ["ERXUDP", src, self.MODULE_ADDR, "%04X" % port, "%04X" % port, self.MODULE_MAC]
         if fields == 11:
             head.append("%02X" % self.rng.randint(0x80, 0xE0))  # RSSI/LQI column
-        head.append("1")  # SECURED
+        head.append(str(secured))  # SECURED
         if fields >= 10:
             head.append("1" if self.profile.get("sendto_side") else "0")  # SIDE
         head.append("%04X" % len(data))

@@ -164,6 +164,8 @@ def test_join_send_and_receive_on_every_module(rig, echo, module):
     c = a.d.counters
     assert c["unknown_lines"] == c["garbled_lines"] == c["timeouts"] == 0
     assert emu.stats["forwarded"] == 5 and emu.stats["received"] == 5
+    # the join's PANA datagram (UDP 716) was parsed and counted, not handed up as a reply
+    assert c["udp_pana"] >= 1 and c["udp_received"] == 5
 
 
 def test_wopt_writes_flash_once_across_reopens(rig):
@@ -258,6 +260,9 @@ def test_session_expiry_closes_and_reopens_the_session_gate(rig, echo):
     closes = gates.count((GATE_SESSION, False))
     assert closes >= 2 and gates.count((GATE_SESSION, True)) >= closes
     assert echo.wait(10) == payloads
+    # every (re-)authentication shows PANA traffic; none of it is taken for a reply
+    assert a.d.counters["udp_pana"] >= 3
+    assert [e[1] for e in a.of(EV_UDP_RECEIVED)] == [b"ACK" + p for p in payloads]
 
 
 def test_arib_limit_closes_and_reopens_the_rate_gate(rig, echo):

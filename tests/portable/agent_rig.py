@@ -123,7 +123,10 @@ class Module:
         elif cmd == b"ROPT":
             self.out.append(b"OK 01\r\n")
         elif cmd == b"SKJOIN":
-            self.out.append(b"OK\r\nEVENT 25 " + COORD.encode() + b"\r\n")
+            # PANA runs over UDP 716 (02CC): a real module prints its messages as ERXUDP
+            self.out.append(b"OK\r\nEVENT 21 " + COORD.encode() + b" 00\r\n"
+                            + self.erxudp(b"\x00" * 16, port="02CC")
+                            + b"EVENT 25 " + COORD.encode() + b"\r\n")
         else:
             self.out.append(b"OK\r\n")
 
@@ -137,8 +140,9 @@ class Module:
         if reply is not None and not self.drop_acks:
             self.out.append(self.erxudp(reply))
 
-    def erxudp(self, payload):
-        return ("ERXUDP %s %s 0E1A 0E1A 021D129012345678 1 %04X " % (COORD, ME, len(payload))).encode() \
+    def erxudp(self, payload, port="0E1A"):
+        return ("ERXUDP %s %s %s %s 021D129012345678 1 %04X "
+                % (COORD, ME, port, port, len(payload))).encode() \
             + binascii.hexlify(payload).upper() + b"\r\n"
 
     def read(self):

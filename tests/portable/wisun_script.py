@@ -76,10 +76,11 @@ def run_init(d, t=0, replies=INIT_REPLIES):
 
 
 def joined(prof=None, cfg=None, rand=None):
-    d = WisunDriver(prof or profile(), cfg or config(), rand)
+    prof = prof or profile()
+    d = WisunDriver(prof, cfg or config(), rand)
     _, t = run_init(d)
     t += 5
-    d.feed(b"OK\r\n" + ev(0x25), t)
+    d.feed(b"OK\r\n" + ev(0x25, side=1 if prof.get("event_side") else None), t)
     assert d.state == ST_READY and d.can_send()
     drain(d)
     return d, t
