@@ -38,16 +38,19 @@ def build_read(buf, tid, unit, function, address, count):
 
 
 class TcpClient(ReadTransaction):
-    """One outstanding read at a time; transaction ids count up from `first_tid`, 16-bit."""
+    """One outstanding read at a time; the first request carries `first_tid`, each next one
+    the following id, wrapping at 16 bits. `tid` is the id of the request last built."""
 
     def __init__(self, timeout_ms, first_tid=1):
         super().__init__(timeout_ms, _CAP)
-        self.tid = first_tid & 0xFFFF
+        self._next_tid = first_tid & 0xFFFF
+        self.tid = -1  # no request yet: no reply can match
 
     def request(self, out, unit, function, address, count, words, woff, now_ms):
         """Build the next request into `out` (>= 12 bytes) and arm the decoder; returns 12."""
         self._arm(unit, function, address, count, words, woff, now_ms)
-        self.tid = (self.tid + 1) & 0xFFFF
+        self.tid = self._next_tid
+        self._next_tid = (self._next_tid + 1) & 0xFFFF
         return build_read(out, self.tid, unit, function, address, count)
 
     def feed(self, data, now_ms, n=-1):

@@ -170,3 +170,24 @@ def test_tcp_fixture_serves_the_image_to_pymodbus_client(tcp_server):
         assert c.read_holding_registers(100, count=3, device_id=9).isError()
     finally:
         c.close()
+
+
+def test_edge_tcp_client_first_request_carries_first_tid(tcp_server):
+    """pymodbus echoes the MBAP transaction id: the reply to the first request shows it."""
+    from edge.modbus_pdu import REPLY
+    from edge.modbus_tcp import TcpClient
+
+    srv = tcp_server(sim_device(3, [(100, [7, 8])]))
+    for first in (1, 0x0102):
+        client = TcpClient(1000, first_tid=first)
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+            for k in range(2):
+                words = [0, 0]
+                req = bytearray(12)
+                client.request(req, 3, 3, 100, 2, words, 0, 0)
+                s.sendall(req)
+                reply = b""
+                while len(reply) < 13:
+                    reply += s.recv(64)
+                assert struct.unpack(">H", reply[:2])[0] == first + k
+                assert client.feed(reply, 1) == REPLY and words == [7, 8]

@@ -119,7 +119,7 @@ def test_tcp_poll_path_allocates_nothing():
     m = load("sunspec_meter_203")
     words_img = meter_words(m)
     rounds = 4
-    client = TcpClient(1000, first_tid=0)
+    client = TcpClient(1000, first_tid=1)
     # tids the client will use: 1 (warm-up), then 2..rounds+1
     frames = [mbap_reply(t, 1, 3, words_img) for t in range(1, rounds + 2)]
     req = bytearray(12)

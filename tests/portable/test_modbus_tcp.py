@@ -37,9 +37,22 @@ def test_tids_count_up_and_wrap():
     c = TcpClient(100, first_tid=0xFFFE)
     req = bytearray(12)
     c.request(req, 1, 3, 0, 1, [0], 0, 0)
+    assert c.tid == 0xFFFE and req[0] == 0xFF and req[1] == 0xFE
+    c.request(req, 1, 3, 0, 1, [0], 0, 0)
     assert c.tid == 0xFFFF and req[0] == 0xFF and req[1] == 0xFF
     c.request(req, 1, 3, 0, 1, [0], 0, 0)
     assert c.tid == 0 and req[0] == 0 and req[1] == 0
+
+
+def test_the_first_request_carries_first_tid():
+    for first in (0, 1, 0x1234, 0xFFFF):
+        c = TcpClient(100, first_tid=first)
+        req = bytearray(12)
+        c.request(req, 1, 3, 0, 1, [0], 0, 0)
+        assert (req[0] << 8 | req[1]) == first and c.tid == first, first
+    c = TcpClient(100)  # default: ids start at 1
+    c.request(req, 1, 3, 0, 1, [0], 0, 0)
+    assert (req[0] << 8 | req[1]) == 1
 
 
 def test_reply_whole_and_split():
