@@ -80,6 +80,7 @@ def pair_columns(data, results):
 
 def run(args):
     from host_tools.tso import config, correction, model, validate
+    from host_tools.tso.config import ConfigError
     from host_tools.tso.errors import LoadError, TsoError
     try:
         _check_ext(args.out)
@@ -100,6 +101,9 @@ def run(args):
              "BG sums %.3f s, total %.3f s" % (
                  len(results), args.pattern, timings.get("prepare_s", 0),
                  timings.get("correct_s", 0), timings.get("bg_s", 0), t3 - t2))
+    except ConfigError as exc:
+        _log("smeter correct: %s" % exc)
+        return 2
     except LoadError as exc:
         _log("smeter correct: %s" % exc)
         return 1

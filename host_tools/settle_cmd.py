@@ -70,6 +70,7 @@ def _yen(sen):
 def run(args):
     import time
     from host_tools.tso import config, correction, model, pricing, settlement, validate
+    from host_tools.tso.config import ConfigError
     from host_tools.tso.errors import LoadError, TsoError
     from host_tools.tso.market_data import generate_market
     for path in (args.out, args.negawatt_out):
@@ -109,6 +110,9 @@ def run(args):
         settled = settlement.settle(data, results, prices, rules, args.pattern, fee)
         _log("settled %d day(s) of %d resources in %.2f s" % (
             len(settled), len(data.resources), time.perf_counter() - t0))
+    except ConfigError as exc:
+        _log("smeter settle: %s" % exc)
+        return 2
     except LoadError as exc:
         _log("smeter settle: %s" % exc)
         return 1
