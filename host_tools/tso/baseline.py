@@ -25,21 +25,43 @@ def round_div(total, count):
 
 
 def is_holiday(dates, holidays=()):
-    """Saturdays, Sundays and the configured holidays (祝日) count as holiday-type days."""
+    """Saturdays, Sundays and the given holidays (祝日) count as holiday-type days."""
     dates = np.asarray(dates, "datetime64[D]")
     weekday = (dates.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday: Monday = 0
     hol = np.isin(dates, np.asarray(list(holidays), "datetime64[D]"))
     return (weekday >= 5) | hol
 
 
+_CALENDARS = {}
+
+
+def holidays_for(cfg, dates):
+    """Public holidays (国民の祝日, 振替休日, 国民の休日) of the years `dates` span, from the
+    maintained calendar package `holidays` (country `holiday_calendar`, "JP"; null for none),
+    plus the configured extra days `holidays` (e.g. a TSO's own non-business days)."""
+    dates = np.asarray(dates, "datetime64[D]")
+    extra = [np.datetime64(d, "D") for d in cfg.get("holidays", ())]
+    country = cfg.get("holiday_calendar")
+    if not country or not len(dates):
+        return extra
+    years = tuple(range(int(str(dates.min())[:4]), int(str(dates.max())[:4]) + 1))
+    key = (country, years)
+    if key not in _CALENDARS:
+        import holidays  # pinned in pyproject; imported here so edge-free tools stay light
+        _CALENDARS[key] = [np.datetime64(d, "D") for d in
+                           holidays.country_holidays(country, years=years)]
+    return _CALENDARS[key] + extra
+
+
 def like_days(days, target, excluded, cfg):
     """Indices of the like days for `target` (index into days), most recent first.
 
-    Same day type as the target (weekday vs Saturday/Sunday/holiday), strictly before it,
+    Same day type as the target (weekday vs Saturday/Sunday/public holiday, see
+    holidays_for), strictly before it,
     within `lookback_days`, not an excluded (DR) day; at most `like_days` (or
     `holiday_like_days`) of them.
     """
-    holiday = is_holiday(days, cfg.get("holidays", ()))
+    holiday = is_holiday(days, holidays_for(cfg, days))
     want = cfg["holiday_like_days"] if holiday[target] else cfg["like_days"]
     out = []
     for j in range(target - 1, -1, -1):
@@ -70,7 +92,7 @@ def high4of5(series, present, days, target, window, excluded, cfg, names=None):
     n = series.shape[1]
     problems = []
     picked = like_days(days, target, excluded, cfg)
-    holiday = is_holiday(days[target:target + 1], cfg.get("holidays", ()))[0]
+    holiday = is_holiday(days[target:target + 1], holidays_for(cfg, days[target:target + 1]))[0]
     keep = cfg["holiday_keep_days"] if holiday else cfg["keep_days"]
     if len(picked) < keep:
         problems.append(Problem("baseline_history", "fewer than %d like days before %s for "

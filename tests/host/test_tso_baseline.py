@@ -93,7 +93,54 @@ def test_lookback_limit():
     days = np.array(["2026-01-01", "2026-01-02", "2026-01-05", "2026-01-06", "2026-01-07",
                      "2026-04-08"], "datetime64[D]")
     assert bl.like_days(days, 5, np.zeros(6, bool), CFG) == []
-    assert len(bl.like_days(days, 5, np.zeros(6, bool), dict(CFG, lookback_days=100))) == 5
+    # 2026-01-01 is New Year's Day (元日): a holiday, so four weekdays are left
+    assert len(bl.like_days(days, 5, np.zeros(6, bool), dict(CFG, lookback_days=100))) == 4
+    no_cal = dict(CFG, lookback_days=100, holiday_calendar=None)
+    assert len(bl.like_days(days, 5, np.zeros(6, bool), no_cal)) == 5
+
+
+# National holidays as published by the Cabinet Office (内閣府「国民の祝日について」,
+# https://www8.cao.go.jp/chosei/shukujitsu/gaiyou.html, list for 令和7年/令和8年), typed in
+# by hand from that list: the expected dates do not come from the package under test.
+CAO_2025 = ["2025-01-01", "2025-01-13", "2025-02-11", "2025-02-23", "2025-02-24",
+            "2025-03-20", "2025-04-29", "2025-05-03", "2025-05-04", "2025-05-05",
+            "2025-05-06", "2025-07-21", "2025-08-11", "2025-09-15", "2025-09-23",
+            "2025-10-13", "2025-11-03", "2025-11-23", "2025-11-24"]
+CAO_2026 = ["2026-01-01", "2026-01-12", "2026-02-11", "2026-02-23", "2026-03-20",
+            "2026-04-29", "2026-05-03", "2026-05-04", "2026-05-05", "2026-05-06",
+            "2026-07-20", "2026-08-11", "2026-09-21", "2026-09-22", "2026-09-23",
+            "2026-10-12", "2026-11-03", "2026-11-23"]
+
+
+def test_the_calendar_matches_the_cabinet_office_list():
+    for year, listed in ((2025, CAO_2025), (2026, CAO_2026)):
+        days = np.arange(np.datetime64("%d-01-01" % year), np.datetime64("%d-01-01" % (year + 1)))
+        hol = set(str(d) for d in bl.holidays_for(CFG, days))
+        assert hol == set(listed), (year, sorted(hol ^ set(listed)))
+    # substitute holidays (振替休日): 2025-02-24, 2025-05-06, 2025-11-24, 2026-05-06;
+    # a 国民の休日 between two holidays: 2026-09-22
+    sub = np.array(["2025-02-24", "2025-05-06", "2025-11-24", "2026-05-06", "2026-09-22"],
+                   "datetime64[D]")
+    assert bl.is_holiday(sub, bl.holidays_for(CFG, sub)).all()
+
+
+def test_golden_week_like_days_for_thursday_2026_05_07():
+    days = np.datetime64("2026-04-15") + np.arange(23)  # .. Thu 2026-05-07
+    target = len(days) - 1
+    assert str(days[target]) == "2026-05-07"
+    got = [str(days[j]) for j in bl.like_days(days, target, np.zeros(len(days), bool), CFG)]
+    # Wed 6 (振替休日), Tue 5, Mon 4, Sun 3, Sat 2 and Wed 4/29 (昭和の日) are not weekdays
+    assert got == ["2026-05-01", "2026-04-30", "2026-04-28", "2026-04-27", "2026-04-24"]
+    # and a holiday target takes holiday-type like days: Wed 5/6 -> 5/5, 5/4, 5/3
+    got = [str(days[j]) for j in bl.like_days(days, target - 1, np.zeros(len(days), bool), CFG)]
+    assert got == ["2026-05-05", "2026-05-04", "2026-05-03"]
+
+
+def test_configured_extra_days_add_to_the_calendar():
+    days = np.array(["2026-12-29", "2026-12-30", "2026-12-31"], "datetime64[D]")
+    assert not bl.is_holiday(days, bl.holidays_for(CFG, days)).any()
+    tso = dict(CFG, holidays=["2026-12-30", "2026-12-31"])  # a TSO's year-end days
+    assert bl.is_holiday(days, bl.holidays_for(tso, days)).tolist() == [False, True, True]
 
 
 def test_prev_day():
