@@ -53,13 +53,13 @@ def holidays_for(cfg, dates):
     return _CALENDARS[key] + extra
 
 
-def like_days(days, target, excluded, cfg):
+def like_days(days, target, excluded, cfg, limit=True):
     """Indices of the like days for `target` (index into days), most recent first.
 
     Same day type as the target (weekday vs Saturday/Sunday/public holiday, see
-    holidays_for), strictly before it,
-    within `lookback_days`, not an excluded (DR) day; at most `like_days` (or
-    `holiday_like_days`) of them.
+    holidays_for), strictly before it, within `lookback_days`, not an excluded (DR) day; at
+    most `like_days` (or `holiday_like_days`) of them, or every such day when not `limit`
+    (the candidates High 4 of 5 walks back through when it replaces low days).
     """
     holiday = is_holiday(days, holidays_for(cfg, days))
     want = cfg["holiday_like_days"] if holiday[target] else cfg["like_days"]
@@ -69,7 +69,7 @@ def like_days(days, target, excluded, cfg):
             break
         if holiday[j] == holiday[target] and not excluded[j]:
             out.append(j)
-            if len(out) == want:
+            if limit and len(out) == want:
                 break
     return out
 
@@ -79,44 +79,63 @@ def high4of5(series, present, days, target, window, excluded, cfg, names=None):
 
     series: int64 (days, n, 48) values at the metering point; present: bool (days, n);
     target: day index; window: (start, end) slot indices of the event, end exclusive;
-    excluded: bool per day (the group's DR days). Returns (baseline (n, 48), problems).
+    excluded: bool per day, or per (day, resource): the DR days (DR実施日) of each resource.
+    Returns (baseline (n, 48), problems).
 
-    Steps: like days (see like_days); per resource, drop days whose window consumption is
-    below low_day_ratio_pct % of the like days' mean (only when that mean is positive);
-    keep the `keep_days` (holiday: `holiday_keep_days`) with the highest window
-    consumption, ties to the more recent day; average them per slot; add the mean
-    difference actual - baseline over the slots from `adjust_start_hours_before` to
-    `adjust_end_hours_before` hours before the event start (on the event day; slots before
-    00:00 are not used). The result is rounded once, half up.
+    Steps, per resource: the candidates are the days of the target's type before it within
+    `lookback_days`, not excluded for that resource, most recent first; the first
+    `like_days` (holiday: `holiday_like_days`) of them are the like days. A candidate whose
+    window consumption is below `low_day_ratio_pct` % of those like days' mean (only when
+    that mean is positive) is dropped and the next older candidate taken instead, until
+    `like_days` days are found or the candidates run out. Of those, keep the `keep_days`
+    (holiday: `holiday_keep_days`) with the highest window consumption, ties to the more
+    recent day; average them per slot; add the mean difference actual - baseline over the
+    slots from `adjust_start_hours_before` to `adjust_end_hours_before` hours before the
+    event start (on the event day; slots before 00:00 are not used; no cap). The result is
+    rounded once, half up.
     """
     n = series.shape[1]
     problems = []
-    picked = like_days(days, target, excluded, cfg)
     holiday = is_holiday(days[target:target + 1], holidays_for(cfg, days[target:target + 1]))[0]
+    want = cfg["holiday_like_days"] if holiday else cfg["like_days"]
     keep = cfg["holiday_keep_days"] if holiday else cfg["keep_days"]
-    if len(picked) < keep:
+    excluded = np.asarray(excluded, bool)
+    per_day = excluded if excluded.ndim == 1 else np.zeros(len(days), bool)
+    cand = like_days(days, target, per_day, cfg, limit=False)
+    valid = np.ones((len(cand), n), bool)
+    if excluded.ndim == 2 and len(cand):
+        valid &= ~excluded[cand]
+    init = valid & (np.cumsum(valid, axis=0) <= want)  # (K, n): the like days
+    k0 = init.sum(axis=0)
+    short = k0 < keep
+    if short.any():
         problems.append(Problem("baseline_history", "fewer than %d like days before %s for "
-                                "High 4 of 5" % (keep, days[target]), [str(days[target])]))
+                                "High 4 of 5" % (keep, days[target]),
+                                list(np.asarray(names)[short]) if names is not None
+                                else np.nonzero(short)[0].tolist()))
         return np.zeros((n, series.shape[2]), np.int64), problems
-    hist = series[picked]  # (k, n, 48), most recent first
-    missing = ~present[picked].all(axis=0)
+    hist = series[cand]  # (K, n, 48), most recent first
+    a, b = window
+    cons = -hist[:, :, a:b].sum(axis=2)  # (K, n) window consumption
+    total = (cons * init).sum(axis=0)
+    low = valid & (total > 0)[None, :] & (cons * 100 * k0[None, :]
+                                           < cfg["low_day_ratio_pct"] * total[None, :])
+    ok = valid & ~low
+    used = ok & (np.cumsum(ok, axis=0) <= want)  # low days replaced by older candidates
+    missing = (used & ~present[cand]).any(axis=0)
     if missing.any():
         problems.append(Problem("baseline_history", "resources missing like-day values "
                                 "before %s" % days[target],
                                 list(np.asarray(names)[missing]) if names is not None
                                 else np.nonzero(missing)[0].tolist()))
-    a, b = window
-    cons = -hist[:, :, a:b].sum(axis=2)  # (k, n) window consumption
-    k = len(picked)
-    total = cons.sum(axis=0)
-    low = (total > 0)[None, :] & (cons * 100 * k < cfg["low_day_ratio_pct"] * total[None, :])
     # rank: highest consumption first; stable on most-recent-first order breaks ties
-    key = np.where(low, np.iinfo(np.int64).max, -cons)
+    k = len(cand)
+    key = np.where(used, -cons, np.iinfo(np.int64).max)
     order = np.argsort(key, axis=0, kind="stable")
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(k)[:, None].repeat(n, axis=1), axis=0)
-    chosen = (rank < keep) & ~low  # (k, n)
-    count = chosen.sum(axis=0).astype(np.int64)  # >= 1: the top day is never "low"
+    chosen = (rank < keep) & used  # (K, n)
+    count = chosen.sum(axis=0).astype(np.int64)  # >= 1: the top like day is never "low"
     sums = (hist * chosen[:, :, None]).sum(axis=0)  # (n, 48) exact int64
     lo = max(0, a - 2 * cfg["adjust_start_hours_before"])
     hi = max(0, a - 2 * cfg["adjust_end_hours_before"])

@@ -229,6 +229,22 @@ def pairs_of(data):
     return pair.astype(np.int64), uniq // (len(data.bgs) + 2), uniq % (len(data.bgs) + 2) - 1
 
 
+def dr_days(data):
+    """bool (days, resources): the resource was dispatched that day, by any group."""
+    cache = data.__dict__.setdefault("_dr_days", {})
+    if "mask" not in cache:
+        ev = data.events
+        mask = np.zeros((len(data.days), len(data.resources)), bool)
+        members = data.group_rows()
+        for gid, date in zip(ev["group_id"], ev["date"].astype("datetime64[D]")):
+            d = data.day_index.get(date.tolist())
+            rows = members.get(gid)
+            if d is not None and rows is not None:
+                mask[d, rows] = True
+        cache["mask"] = mask
+    return cache["mask"]
+
+
 def prepare_day(data, day, rules, pattern, plan_basis=None):
     """Inputs for one day (index into data.days): meter values, baselines, event mask."""
     if pattern not in PATTERNS:
@@ -281,9 +297,20 @@ def prepare_day(data, day, rules, pattern, plan_basis=None):
                 sel = [day - 1, day] if day > 0 else [day]
                 excluded = np.zeros(len(sel), bool)
             else:
-                dr_days = np.isin(data.days, ev_days[ev["group_id"] == gid])
-                sel = sorted(bl.like_days(data.days, day, dr_days, cfg)) + [day]
-                excluded = np.zeros(len(sel), bool)  # like days already chosen
+                # DR days (DR実施日): by default every day the resource was dispatched, by
+                # whichever group (ERAB guideline); "group": only this group's event days
+                scope = cfg.get("dr_days_scope", "resource")
+                if scope not in ("resource", "group"):
+                    raise ValueError("baseline.high4of5.dr_days_scope must be 'resource' or "
+                                     "'group', not %r" % (scope,))
+                if scope == "group":
+                    dr = np.isin(data.days, ev_days[ev["group_id"] == gid])[:, None]
+                    dr = np.broadcast_to(dr, (len(data.days), len(rows)))
+                else:
+                    dr = dr_days(data)[:, rows]
+                cand = bl.like_days(data.days, day, dr.all(axis=1), cfg, limit=False)
+                sel = sorted(cand) + [day]
+                excluded = dr[sel]
             sel = np.asarray(sel, np.int64)
             # and only the slots it reads: the event, and for High 4 of 5 the adjustment
             # window before it (slicing from its first slot leaves the result unchanged)

@@ -175,7 +175,7 @@ def test_correction_inputs_use_the_same_baselines_as_the_full_history():
         present = getattr(data, src + "_present")[:, rows]
         a, b = start - 1, end
         if method == "high4of5":
-            excluded = np.isin(data.days, data.events["date"][data.events["group_id"] == gid])
+            excluded = correction.dr_days(data)[:, rows]  # each resource's own DR days
             full, probs = bl.high4of5(series, present, data.days, day, (a, b), excluded,
                                       rules["baseline"]["high4of5"])
         elif method == "prev_day":
@@ -186,3 +186,93 @@ def test_correction_inputs_use_the_same_baselines_as_the_full_history():
         assert (inp.baseline[rows, a:b] == full[:, a:b]).all()
         checked.add(method)
     assert checked == {"high4of5", "prev_day", "plan"}
+
+
+def test_a_low_day_is_replaced_by_the_next_older_like_day():
+    # Like days Tue7 100, Mon6 120, Fri3 20, Wed1 110, Tue31 90 (Thu2 is a DR day): mean 88,
+    # 25 % = 22, so Fri3 is dropped and the next older weekday, Mon30 (130), taken instead.
+    # High 4 of Tue7 Mon6 Wed1 Tue31 Mon30 = (130 + 120 + 110 + 100) / 4 = 115.
+    s = flat({"2026-04-07": 100, "2026-04-06": 120, "2026-04-03": 20, "2026-04-01": 110,
+              "2026-03-31": 90, "2026-03-30": 130, "2026-04-02": 500})
+    excluded = DAYS == np.datetime64("2026-04-02")
+    base, probs = bl.high4of5(s, np.ones((10, 1), bool), DAYS, TARGET, WINDOW, excluded, NO_ADJ)
+    assert probs == [] and base[0, 36] == -115
+
+
+def test_dr_days_are_per_resource_when_the_mask_is_per_resource():
+    # two resources with the same history; only the first was dispatched on Mon6 (by some
+    # other group): its like days skip Mon6 and reach back to Mon30
+    one = flat({"2026-04-07": 100, "2026-04-06": 10, "2026-04-03": 100, "2026-04-02": 100,
+                "2026-04-01": 100, "2026-03-31": 100, "2026-03-30": 40})
+    s = np.concatenate([one, one], axis=1)
+    excluded = np.zeros((10, 2), bool)
+    excluded[DAYS == np.datetime64("2026-04-06"), 0] = True
+    base, probs = bl.high4of5(s, np.ones((10, 2), bool), DAYS, TARGET, WINDOW, excluded, NO_ADJ)
+    assert probs == []
+    # resource 0: 7, 3, 2, 1, 31 (all 100) -> 100; resource 1: 7, 6(10), 3, 2, 1 -> mean 82,
+    # 25 % = 20.5, so 6 is low and replaced by 31 -> 100 as well; the days differ, not the sum
+    assert base[:, 36].tolist() == [-100, -100]
+    excluded[DAYS == np.datetime64("2026-04-07"), 1] = True  # resource 1 also out on Tue7
+    base, _ = bl.high4of5(s, np.ones((10, 2), bool), DAYS, TARGET, WINDOW, excluded, NO_ADJ)
+    assert base[:, 36].tolist() == [-100, -100]
+    # with only Mon30 (40) left beside the 100s, resource 1 keeps four 100s
+    excluded[:, 1] = DAYS >= np.datetime64("2026-04-01")
+    base, probs = bl.high4of5(s, np.ones((10, 2), bool), DAYS, TARGET, WINDOW, excluded, NO_ADJ)
+    assert [str(p.kind) for p in probs] == ["baseline_history"] and probs[0].offenders == [1]
+
+
+def _two_groups_one_resource():
+    """Resource R is in group A (list pattern 1) and group B (list pattern 2); S only in A.
+    B dispatched R on Mon 2026-04-06 (R used 10 Wh/slot that day); A is dispatched on Wed 8."""
+    from host_tools.tso.model import TsoData
+    days = DAYS
+    nd = len(days)
+    recv = np.zeros((nd, 2, 48), np.int64)
+    for j, d in enumerate(days):
+        wd = (d.astype(np.int64) + 3) % 7
+        recv[j, :, :] = -100 if wd < 5 else -50
+    recv[days == np.datetime64("2026-04-06"), :, :] = -10  # both low that day
+    data = TsoData.build(
+        balancing_groups={"bg_id": np.array(["D"], object), "kind": np.array(["demand"], object)},
+        resources={"resource_id": np.array(["R", "S"], object), "point": np.array(["M", "M"], object),
+                   "resource_type": np.array(["demand"] * 2, object),
+                   "demand_bg": np.array(["D", "D"], object),
+                   "generation_bg": np.array(["", ""], object),
+                   "gen_contract": np.zeros(2, np.int64), "loss_ppm": np.zeros(2, np.int64)},
+        groups={"group_id": np.array(["A", "B"], object),
+                "list_pattern_id": np.array(["LP1", "LP2"], object),
+                "baseline_method": np.array(["high4of5", "high4of5"], object)},
+        members={"group_id": np.array(["A", "A", "B"], object),
+                 "resource_id": np.array(["R", "S", "R"], object)},
+        bg_plans={"bg_id": np.array(["D"] * 48, object),
+                  "date": np.full(48, np.datetime64("2026-04-08")),
+                  "slot": np.arange(1, 49), "plan_wh": np.full(48, 200)},
+        days=days, receiving=recv,
+        events={"group_id": np.array(["B", "A"], object),
+                "date": np.array(["2026-04-06", "2026-04-08"], "datetime64[D]"),
+                "start_slot": np.array([37, 37]), "end_slot": np.array([38, 38])})
+    return data
+
+
+def test_by_default_a_resource_s_dr_days_under_any_group_are_excluded():
+    from host_tools.tso import correction
+    data = _two_groups_one_resource()
+    rules = config.load_rules(overrides={"baseline": {"high4of5": {
+        "adjust_start_hours_before": 0, "adjust_end_hours_before": 0}}})
+    dr = correction.dr_days(data)
+    assert dr[:, 0].nonzero()[0].tolist() == [7, 9] and dr[:, 1].nonzero()[0].tolist() == [9]
+    inp, _, _ = correction.prepare_day(data, 9, rules, 1)
+    # R skips Mon6 (its DR day under group B): 7, 3, 2, 1, 31 -> 100 per slot. S was not
+    # dispatched on Mon6: 7, 6, 3, 2, 1, where Mon6 (10) is below 25 % of the mean 82 and is
+    # replaced by Mon30 -> 100 as well.
+    assert inp.baseline[:, 36].tolist() == [-100, -100]
+    # With the low-day rule off and all five like days kept, the chosen days show:
+    h = rules["baseline"]["high4of5"]
+    h["low_day_ratio_pct"] = 0
+    h["keep_days"] = 5
+    inp_r, _, _ = correction.prepare_day(data, 9, rules, 1)
+    h["dr_days_scope"] = "group"  # the old reading: only group A's own event days
+    inp_g, _, _ = correction.prepare_day(data, 9, rules, 1)
+    assert inp_r.baseline[0, 36] == -100  # R: 7, 3, 2, 1, 31
+    assert inp_g.baseline[0, 36] == -82  # R: 7, 6, 3, 2, 1 (its DR day Mon6 = 10 counted)
+    assert inp_r.baseline[1, 36] == inp_g.baseline[1, 36] == -82  # S: Mon6 is no DR day of S
