@@ -9,6 +9,8 @@ import copy
 import json
 import os
 
+import numpy as np
+
 from host_tools.tso.errors import TsoError
 
 DEFAULT_PATH = os.path.join(
@@ -91,7 +93,58 @@ def load_layered(default_path, path=None, overrides=None):
 
 
 def load_rules(path=None, overrides=None):
-    return load_layered(DEFAULT_PATH, path, overrides)
+    rules = load_layered(DEFAULT_PATH, path, overrides)
+    check_rules(rules, path or DEFAULT_PATH)
+    return rules
+
+
+def _int_in(rules, dotted, lo, hi, where):
+    node = rules
+    for part in dotted.split("."):
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int) or not lo <= node <= hi:
+        raise ConfigError("%s: %s must be an integer in %d..%d, not %r"
+                          % (where, dotted, lo, hi, node))
+    return node
+
+
+def check_rules(rules, where):
+    """Every number of the rules inside the range its meaning allows (ConfigError names it)."""
+    gm = "group_management."
+    n_res = _int_in(rules, gm + "max_resources_per_list_pattern", 1, 10**7, where)
+    _int_in(rules, gm + "max_list_patterns", 1, 10**6, where)
+    # micro-Wh sums over every resource of a list pattern must stay inside int64
+    _int_in(rules, "correction.max_abs_wh_per_slot", 1, (2**63 - 1) // (10**6 * n_res), where)
+    _int_in(rules, "correction.max_bg_plan_wh_per_slot", 0, 2**62, where)
+    for pattern, basis in rules["correction"]["plan_basis"].items():
+        if basis not in ("sending", "generation"):
+            raise ConfigError("%s: correction.plan_basis.%s must be 'sending' or 'generation', "
+                              "not %r" % (where, pattern, basis))
+    h = "baseline.high4of5."
+    like = _int_in(rules, h + "like_days", 1, 31, where)
+    _int_in(rules, h + "keep_days", 1, like, where)
+    hlike = _int_in(rules, h + "holiday_like_days", 1, 31, where)
+    _int_in(rules, h + "holiday_keep_days", 1, hlike, where)
+    _int_in(rules, h + "lookback_days", max(like, hlike), 366, where)
+    _int_in(rules, h + "low_day_ratio_pct", 0, 100, where)
+    start = _int_in(rules, h + "adjust_start_hours_before", 0, 24, where)
+    _int_in(rules, h + "adjust_end_hours_before", 0, start, where)
+    cfg = rules["baseline"]["high4of5"]
+    cal = cfg.get("holiday_calendar")
+    if cal is not None and not (isinstance(cal, str) and cal):
+        raise ConfigError("%s: %sholiday_calendar must be a country code such as \"JP\" or "
+                          "null, not %r" % (where, h, cal))
+    for day in cfg.get("holidays", ()):
+        try:
+            ok = isinstance(day, str) and str(np.datetime64(day, "D")) == day
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError("%s: %sholidays holds ISO dates (YYYY-MM-DD), not %r"
+                              % (where, h, day))
+    if cfg.get("dr_days_scope", "resource") not in ("resource", "group"):
+        raise ConfigError("%s: %sdr_days_scope must be 'resource' or 'group', not %r"
+                          % (where, h, cfg.get("dr_days_scope")))
 
 
 def plan_basis(rules, pattern):

@@ -253,11 +253,72 @@ def _read(path, schema):
         raise LoadError("%s: %s: %s" % (path, type(exc).__name__, exc)) from None
 
 
+_MAX_NAMED = 10  # offending cells named in one error; the count says how many in all
+
+
+def _row_label(table, i):
+    """'R042@2026-05-07 (row 43)' for a wide-table row, 'row 43' otherwise (1-based data row;
+    in a CSV file that is line 44, after the header)."""
+    where = "row %d" % (i + 1)
+    names = table.column_names
+    if "resource_id" in names and "date" in names:
+        rid = table.column("resource_id")[i].as_py()
+        date = table.column("date")[i].as_py()
+        return "%s@%s (%s)" % (rid, date, where)
+    for key in ("bg_id", "group_id", "resource_id"):
+        if key in names:
+            return "%s %s (%s)" % (key, table.column(key)[i].as_py(), where)
+    return where
+
+
+def _bad_int_cells(path, table, col):
+    """LoadError naming the rows of `col` that are empty, NaN or not an integer."""
+    arr = table.column(col)
+    text = arr.cast(_STR) if not pa.types.is_string(arr.type) else arr
+    values = text.to_pylist()
+    bad = []
+    for i, v in enumerate(values):
+        if v is None or v.strip() == "":
+            bad.append((i, "empty"))
+            continue
+        try:
+            f = float(v)
+        except ValueError:
+            bad.append((i, repr(v)))
+            continue
+        if f != f or f in (float("inf"), float("-inf")) or f != int(f):
+            bad.append((i, v))
+    if not bad:
+        return None
+    named = ", ".join("%s: %s" % (_row_label(table, i), what) for i, what in bad[:_MAX_NAMED])
+    more = " and %d more" % (len(bad) - _MAX_NAMED) if len(bad) > _MAX_NAMED else ""
+    return LoadError("%s: column %s: %d value(s) not an integer (empty, NaN or text): %s%s"
+                     % (path, col, len(bad), named, more))
+
+
+def _csv_int_cells(path, types):
+    """Re-read a CSV file as text and raise a LoadError naming its bad integer cells."""
+    raw = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+        column_types={c: _STR for c in types}, strings_can_be_null=True, null_values=[""]))
+    for col, typ in types.items():
+        if typ == _INT and col in raw.column_names:
+            err = _bad_int_cells(path, raw, col)
+            if err is not None:
+                raise err
+
+
 def _read_table(path, schema):
     types = {col: typ for col, typ, _ in schema}
     if path.endswith(".csv"):
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types=types, strings_can_be_null=False))
+        try:
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                column_types=types, strings_can_be_null=False))
+        except pa.ArrowInvalid:
+            _csv_int_cells(path, types)
+            raise
+        if any(table.column(c).null_count for c, t in types.items()
+               if t == _INT and c in table.column_names):
+            _csv_int_cells(path, types)  # empty or NaN-like cells read as null
     else:
         table = pq.read_table(path)
     missing = [c for c, _, req in schema if req and c not in table.column_names]
@@ -274,12 +335,15 @@ def _read_table(path, schema):
         try:
             arr = arr.cast(typ)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise LoadError("%s: column %s: %s" % (path, col, exc)) from None
+            err = _bad_int_cells(path, table, col) if typ != _STR and typ != _DATE else None
+            raise (err or LoadError("%s: column %s: %s" % (path, col, exc))) from None
         if arr.null_count:
             if typ == _STR:
                 arr = arr.fill_null("")
             else:
-                raise LoadError("%s: column %s has %d empty value(s)" % (path, col, arr.null_count))
+                err = _bad_int_cells(path, table, col) if typ != _DATE else None
+                raise err or LoadError("%s: column %s has %d empty value(s)"
+                                       % (path, col, arr.null_count))
         np_arr = arr.to_numpy()
         if typ == _STR:
             np_arr = np_arr.astype(object)

@@ -110,15 +110,20 @@ def check(data, rules):
         "(the resources of the minority kind are listed)", mixed)
 
     # plans, events, completeness
-    _check_plans(data, add, dem, gen)
+    _check_plans(data, add, dem, gen, rules["correction"]["max_bg_plan_wh_per_slot"])
     _check_events(data, add, g_ok, r_ok)
     _check_values(data, add, gen, limit_wh)
     return problems
 
 
-def _check_plans(data, add, dem, gen):
+def _check_plans(data, add, dem, gen, max_plan_wh):
     plans = data.bg_plans
     p_bg = plans["bg_id"].astype(str)
+    wh = np.asarray(plans["plan_wh"], np.int64)
+    bad = np.nonzero((wh < 0) | (wh > max_plan_wh))[0]
+    add("bad_plan_value", "bg_plans rows with plan_wh outside 0..%d Wh (a plan is an amount "
+        "in the BG's own direction)" % max_plan_wh,
+        ["%s@%s#%d: %d" % (p_bg[i], plans["date"][i], plans["slot"][i], wh[i]) for i in bad])
     known = np.array([b in data.bg_index for b in p_bg], bool)
     add("unknown_bg", "bg_plans rows naming a BG that does not exist",
         sorted(set(p_bg[~known].tolist())))
