@@ -129,7 +129,7 @@ def _run_db(args):
             _log("imported %d register reading(s) from %s" % (len(reads), args.reads))
         t0 = time.perf_counter()
         got = values.update(st, now, since_slot=since, backfill_s=backfill,
-                            profile_days=args.profile_days)
+                            profile_days=args.profile_days, deadline_s=args.deadline * 60)
         _log("completed %d device(s) in %.2f s" % (got["devices"], time.perf_counter() - t0))
         print("preliminary values issued: %d, confirmed: %d, confirmed revised: %d, slots "
               "without any value: %d, estimates held back (slot ended < 30 min ago): %d"
@@ -138,7 +138,9 @@ def _run_db(args):
         for dev, a, b, direction, text in got["problems"]:
             print("register readings of device %d, slots %d..%d (%s): %s"
                   % (dev, a, b, direction, text))
-        rep = values.timeliness(st, now, deadline_s=args.deadline * 60)
+        # the same window as the summary: its unfilled column sums to the summary's count
+        rep = values.timeliness(st, now, deadline_s=args.deadline * 60,
+                                day_from=got["since_slot"] // 48)
         print(values.format_timeliness(rep), end="")
         if args.report:
             with open(args.report, "w", encoding="utf-8") as f:

@@ -39,9 +39,9 @@ def report(store, now_unix, device_id=None, day_from=None, day_to=None,
 
     A slot is `due` once its deadline has passed at now_unix; due slots are on_time (stored
     within the deadline), late (stored after it) or missing; slots not yet due are
-    `pending`. Shares are of `due` and sum to 1. Days default to
-    the first through last day with data per device. max_delay_s is None on a day without
-    values.
+    `pending`. Shares are of `due` and sum to 1. Days default to the first day with data
+    per device through the last day with a due slot, so a device that stopped reporting keeps
+    showing up with its missing slots. max_delay_s is None on a day without values.
     """
     db = store.db
     # Highest slot whose deadline has passed: slot_end + deadline <= now.
@@ -65,13 +65,24 @@ def report(store, now_unix, device_id=None, day_from=None, day_to=None,
     per_dev = collections.defaultdict(dict)
     for dev, day, on_time, max_delay, n_due in db.execute(q, args):
         per_dev[u64(dev)][day] = (on_time, max_delay, n_due)
+    if day_from is not None:
+        # devices silent through the whole range still exist (they have values before it)
+        known = ([device_id] if device_id is not None else
+                 [u64(r[0]) for r in db.execute("SELECT DISTINCT device_id FROM slot_values")])
+        for dev in known:
+            per_dev.setdefault(dev, {})
     if device_id is not None and device_id not in per_dev:
         per_dev[device_id] = {}
+    last_day = last_due // SLOTS_PER_DAY
     out = []
     for dev in sorted(per_dev):
         days = per_dev[dev]
-        lo = day_from if day_from is not None else (min(days) if days else None)
-        hi = day_to if day_to is not None else (max(days) if days else None)
+        # from the device's first day with data (a device not started yet is not missing);
+        # a device with no data in the range starts at day_from
+        lo = min(days) if days else day_from
+        if day_from is not None and lo is not None:
+            lo = max(lo, day_from)
+        hi = day_to if day_to is not None else (max(max(days), last_day) if days else last_day)
         if lo is None or hi is None:
             continue
         for day in range(lo, hi + 1):

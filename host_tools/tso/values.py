@@ -203,20 +203,45 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
                     problems=problems)
 
 
+def unfilled_mask(est, last_due=None):
+    """Slots of the window with no value and no estimate, up to `last_due` (the last slot
+    whose preliminary deadline has passed), except the whole days before a device's first
+    measured value in the window: a device that had not started yet is not missing. A device
+    with no measured value in the window had values before it (it is in the store): every
+    slot of it counts. The timeliness report (collector.timeliness.report) counts the same
+    days per device, so its `unfilled` column sums to this."""
+    none = est.method == comp.METHOD_NONE
+    measured = est.method == comp.METHOD_MEASURED
+    n, width = none.shape
+    first = np.where(measured.any(axis=1), measured.argmax(axis=1), 0)
+    lead_end = (est.s0 + first) // SLOTS_PER_DAY * SLOTS_PER_DAY - est.s0  # whole days
+    cols = np.arange(width)[None, :]
+    mask = none & (cols >= lead_end[:, None])
+    if last_due is not None:
+        mask &= cols <= last_due - est.s0
+    return mask
+
+
 def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
-           profile_days=comp.PROFILE_DAYS, estimate_after_s=ESTIMATE_AFTER_S):
-    """Issue preliminary and confirmed values due at now_unix; returns a summary dict."""
+           profile_days=comp.PROFILE_DAYS, estimate_after_s=ESTIMATE_AFTER_S,
+           deadline_s=PRELIMINARY_DEADLINE_S):
+    """Issue preliminary and confirmed values due at now_unix; returns a summary dict
+    (`since_slot`: the window's first slot; `unfilled`: due slots of it without any value)."""
     ensure_schema(store)
     db = store.db
     s1 = last_ended_slot(now_unix)
     if since_slot is None:
         # the backfill window and two days before it: every slot crosses into the confirmed
-        # set inside this window when runs come every 30 minutes
+        # set inside this window when runs come every 30 minutes; never before the store's
+        # first day (nothing was measured earlier: those slots are not missing)
         since_slot = (last_ended_slot(now_unix - backfill_s) // SLOTS_PER_DAY - 2) \
             * SLOTS_PER_DAY
+        first = db.execute("SELECT min(slot) FROM slot_values").fetchone()[0]
+        if first is not None:
+            since_slot = max(since_slot, first // SLOTS_PER_DAY * SLOTS_PER_DAY)
     if since_slot > s1:
         return {"devices": 0, "preliminary": 0, "confirmed": 0, "revised": 0,
-                "unfilled": 0, "waiting": 0, "problems": []}
+                "unfilled": 0, "waiting": 0, "problems": [], "since_slot": since_slot}
     est = estimate(store, since_slot, s1, profile_days=profile_days)
     now = int(now_unix)
     ready = est.method != comp.METHOD_NONE
@@ -276,7 +301,9 @@ def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
         raise
     return {"devices": len(est.devices), "preliminary": int(new_pre.sum()),
             "confirmed": int(new_conf.sum()), "revised": int(better.sum()),
-            "unfilled": int((est.method == comp.METHOD_NONE).sum()),
+            "unfilled": int(unfilled_mask(
+                est, g_timeliness._last_due_slot(now_unix, deadline_s)).sum()),
+            "since_slot": est.s0,
             "waiting": int((~ready & (est.method != comp.METHOD_NONE)).sum()),
             "problems": est.problems}
 
@@ -305,14 +332,15 @@ DayReport = collections.namedtuple(
     "on_time_share late_share estimated_share preliminary_on_time_share")
 
 
-def timeliness(store, now_unix, deadline_s=PRELIMINARY_DEADLINE_S):
+def timeliness(store, now_unix, deadline_s=PRELIMINARY_DEADLINE_S, day_from=None):
     """Per JST day over all devices, of the due slots (deadline passed): values that reached
     the collector on time / late (collector.timeliness), slots never delivered that carry an
     estimated value / no value at all (on_time + late + estimated + unfilled = due), and how
-    many preliminary values were issued within the deadline of their slot's end."""
+    many preliminary values were issued within the deadline of their slot's end. Days from
+    `day_from` (default: each device's first day) through the last day with a due slot."""
     ensure_schema(store)
     per_day = collections.OrderedDict()
-    for r in g_timeliness.report(store, now_unix, deadline_s=deadline_s):
+    for r in g_timeliness.report(store, now_unix, deadline_s=deadline_s, day_from=day_from):
         acc = per_day.setdefault(r.date, [0, 0, 0])
         acc[0] += r.due
         acc[1] += r.on_time
@@ -321,10 +349,11 @@ def timeliness(store, now_unix, deadline_s=PRELIMINARY_DEADLINE_S):
     q = ("SELECT p.slot / %d, sum(v.slot IS NULL), "
          "sum(p.made_unix - (? + (p.slot + 1) * %d) <= ?) "
          "FROM value_sets p LEFT JOIN slot_values v ON v.device_id = p.device_id AND "
-         "v.slot = p.slot WHERE p.kind = %d AND p.slot <= ? GROUP BY 1"
+         "v.slot = p.slot WHERE p.kind = %d AND p.slot <= ? AND p.slot >= ? GROUP BY 1"
          % (SLOTS_PER_DAY, SLOT_SECONDS, PRELIMINARY))
     by_day = {}
-    for day, n_est, n_ok in store.db.execute(q, (EDGE_EPOCH_UNIX, deadline_s, last_due)):
+    lo = day_from * SLOTS_PER_DAY if day_from is not None else -(2**62)
+    for day, n_est, n_ok in store.db.execute(q, (EDGE_EPOCH_UNIX, deadline_s, last_due, lo)):
         by_day[g_timeliness.day_date(day).isoformat()] = (n_est or 0, n_ok or 0)
     out = []
     for date, (due, on_time, late) in per_day.items():

@@ -66,7 +66,9 @@ def test_complete_db_with_reads_report_and_export(tmp_path, capsys):
     assert [t["slot_of_day"][i] for i in sel] == [21, 22, 23, 24]
     lines = rep.read_text().splitlines()
     assert lines[0].startswith("date,due,on_time,late,estimated,unfilled")
-    assert lines[-1].startswith("2026-06-01,48,44,0,4,0,")
+    assert lines[-2].startswith("2026-06-01,48,44,0,4,0,")
+    # the device sent nothing after the day: the next day's due slots are listed, estimated
+    assert lines[-1].startswith("2026-06-02,2,0,0,2,0,")
     # bad inputs: exit 1 with a message
     reads.write_text("device_id,read_at,import_total_wh,export_total_wh\n5,%s,1,0\n"
                      % iso(FIRST)[:-6].replace("00:00", "00:10"))
@@ -122,3 +124,70 @@ def test_complete_data_set(tmp_path, capsys):
     assert got == sorted([(rid[4], "device", "profile"), (rid[7], "device", "bracketed"),
                           (rid[9], "receiving", "profile")])
     assert np.array_equal(done.device[:2], data.device[:2])
+
+
+def _store(path, spans):
+    st = store.Store(str(path))
+    rows = []
+    for dev, lo, hi in spans:
+        for s in range(lo, hi):
+            rows.append((dev, s, 100, 0, 0, 0, s,
+                         (EDGE_EPOCH_UNIX + (s + 1) * 1800 + 60) * 1000, 60000))
+    st.begin()
+    st.insert_values(rows)
+    st.commit()
+    st.close()
+
+
+def _complete(capsys, *argv):
+    assert smeter("complete", *argv) == 0
+    out = capsys.readouterr().out
+    summary, table = out.split("\n", 1)
+    unfilled = int(summary.split("slots without any value: ")[1].split(",")[0])
+    lines = table.splitlines()
+    assert lines[0].startswith("date,due,")
+    rep = {ln.split(",")[0]: [int(x) for x in ln.split(",")[1:7]] for ln in lines[1:]}
+    return unfilled, rep
+
+
+def test_without_since_the_window_starts_at_the_store_s_first_day(tmp_path, capsys):
+    # one day of data; the default window (backfill and two days before) would reach back
+    # before it, and those slots were counted "without any value" (384) while the table
+    # said 0 unfilled
+    db = tmp_path / "c.db"
+    _store(db, [(5, FIRST, FIRST + 48), (6, FIRST, FIRST + 48)])
+    unfilled, rep = _complete(capsys, "--db", db, "--now", iso(FIRST + 48 + 4))
+    assert min(rep) == "2026-06-01" and rep["2026-06-01"][:3] == [96, 96, 0]
+    assert rep["2026-06-02"][0] == 4  # slots 1-2 of both devices are due
+    assert unfilled == sum(r[4] for r in rep.values()) == 0
+
+
+def test_a_device_that_stops_reporting_shows_up_in_both_reports(tmp_path, capsys):
+    """Device 5 reports 05-30 .. 06-01 and stops; device 6 starts on 05-31 and goes on."""
+    from host_tools import collect_cmd
+    db = tmp_path / "c.db"
+    _store(db, [(5, FIRST - 96, FIRST + 48), (6, FIRST - 48, FIRST + 48 * 5)])
+    now = iso(FIRST + 48 * 5 + 4)  # 06-06 02:00: 06-05 wholly due
+    unfilled, rep = _complete(capsys, "--db", db, "--now", now, "--backfill", "1h",
+                              "--since", "2026-05-30")
+    assert min(rep) == "2026-05-30" and rep["2026-05-30"][:2] == [48, 48]  # 6 not started
+    # device 5 is silent from 06-02: estimated from its profile days, listed every day
+    assert rep["2026-06-02"] == [96, 48, 0, 48, 0, 0]  # due on_time late est unfilled pre_ok
+    assert rep["2026-06-05"][:5] == [96, 48, 0, 48, 0]
+    assert unfilled == sum(r[4] for r in rep.values())
+    # and without --since, over the default window only: the same agreement
+    unfilled, rep = _complete(capsys, "--db", db, "--now", now, "--backfill", "1h")
+    assert min(rep) == "2026-06-04" and rep["2026-06-05"][:5] == [96, 48, 0, 48, 0]
+    assert unfilled == sum(r[4] for r in rep.values())
+    # collect --timeliness lists device 5's silent days as missing
+    parser = argparse.ArgumentParser(prog="smeter")
+    collect_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["collect", "--db", str(db), "--timeliness", "--device", "5"])
+    when = datetime.datetime.fromisoformat(now).timestamp()
+    import unittest.mock
+    with unittest.mock.patch("time.time", return_value=when):
+        assert args.func(args) == 0
+    tl = capsys.readouterr().out.splitlines()
+    days5 = {ln.split(",")[1]: ln.split(",") for ln in tl[1:]}
+    assert sorted(days5)[0] == "2026-05-30" and sorted(days5)[-1] == "2026-06-06"
+    assert days5["2026-06-05"][2:6] == ["48", "0", "0", "48"]  # due on_time late missing
