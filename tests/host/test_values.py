@@ -103,7 +103,7 @@ def test_bracket_upgrades_a_confirmed_profile_estimate(st):
 def test_no_history_stays_unfilled_and_bad_reads_are_reported(st):
     put(st, [row(2, FIRST, 5), row(2, FIRST + 3, 5)])
     values.add_reads(st, [(2, FIRST, 100, 0), (2, FIRST + 4, 50, 0)])  # register went back
-    got = values.update(st, end_of(FIRST + 3) + 60, since_slot=FIRST)
+    got = values.update(st, end_of(FIRST + 3) + 60, since_slot=FIRST, deadline_s=0)
     assert got["unfilled"] == 2 and got["preliminary"] == 2
     assert got["problems"][0][:4] == (2, FIRST, FIRST + 4, "import")
 
@@ -141,8 +141,10 @@ def test_values_from_the_real_ingest_pipeline(st):
     for i, s in enumerate([FIRST, FIRST + 1, FIRST + 3]):
         clock[0] = end_of(s) + 300
         assert ing.process([(enc.encode(i + 1, [[s, 40, 2, 0]]), None)])
-    got = values.update(st, end_of(FIRST + 3) + 600, since_slot=FIRST)
+    got = values.update(st, end_of(FIRST + 3) + 600, since_slot=FIRST, deadline_s=0)
     assert got["preliminary"] == 3 and got["unfilled"] == 1  # no history for slot 2
+    # with the 60-minute deadline slot 2 (ended 40 min ago) is not due yet: not counted
+    assert values.update(st, end_of(FIRST + 3) + 600, since_slot=FIRST)["unfilled"] == 0
     pre = values.value_set(st, values.PRELIMINARY, 9)
     assert [(r.slot - FIRST, r.import_wh, r.export_wh) for r in pre] == [
         (0, 40, 2), (1, 40, 2), (3, 40, 2)]
