@@ -92,7 +92,7 @@ def run(args):
             _log("smeter settle: no market data: put market.parquet or market.csv in %s "
                  "(docs/settlement.md), pass --market FILE, or use --gen-market" % args.data)
             return 1
-        market = pricing.load_market(market_path)
+        market = pricing.load_market(market_path, prices_cfg.get("market_ranges"))
         results = correction.correct(data, rules, args.pattern)
         if not results:
             _log("smeter settle: no day carries BG plans; nothing to settle")

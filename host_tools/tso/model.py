@@ -265,13 +265,18 @@ def _row_label(table, i):
         rid = table.column("resource_id")[i].as_py()
         date = table.column("date")[i].as_py()
         return "%s@%s (%s)" % (rid, date, where)
+    if "date" in names and "slot" in names:
+        date, slot = table.column("date")[i].as_py(), table.column("slot")[i].as_py()
+        if "bg_id" in names:  # bg_plans, named as validation names them
+            return "%s@%s#%s (%s)" % (table.column("bg_id")[i].as_py(), date, slot, where)
+        return "%s/%s (%s)" % (date, slot, where)  # market data
     for key in ("bg_id", "group_id", "resource_id"):
         if key in names:
             return "%s %s (%s)" % (key, table.column(key)[i].as_py(), where)
     return where
 
 
-def _bad_int_cells(path, table, col):
+def int_cells_error(path, table, col):
     """LoadError naming the rows of `col` that are empty, NaN or not an integer."""
     arr = table.column(col)
     text = arr.cast(_STR) if not pa.types.is_string(arr.type) else arr
@@ -296,13 +301,13 @@ def _bad_int_cells(path, table, col):
                      % (path, col, len(bad), named, more))
 
 
-def _csv_int_cells(path, types):
+def csv_int_cells(path, types):
     """Re-read a CSV file as text and raise a LoadError naming its bad integer cells."""
     raw = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
         column_types={c: _STR for c in types}, strings_can_be_null=True, null_values=[""]))
     for col, typ in types.items():
         if typ == _INT and col in raw.column_names:
-            err = _bad_int_cells(path, raw, col)
+            err = int_cells_error(path, raw, col)
             if err is not None:
                 raise err
 
@@ -314,11 +319,11 @@ def _read_table(path, schema):
             table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
                 column_types=types, strings_can_be_null=False))
         except pa.ArrowInvalid:
-            _csv_int_cells(path, types)
+            csv_int_cells(path, types)
             raise
         if any(table.column(c).null_count for c, t in types.items()
                if t == _INT and c in table.column_names):
-            _csv_int_cells(path, types)  # empty or NaN-like cells read as null
+            csv_int_cells(path, types)  # empty or NaN-like cells read as null
     else:
         table = pq.read_table(path)
     missing = [c for c, _, req in schema if req and c not in table.column_names]
@@ -335,13 +340,13 @@ def _read_table(path, schema):
         try:
             arr = arr.cast(typ)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            err = _bad_int_cells(path, table, col) if typ != _STR and typ != _DATE else None
+            err = int_cells_error(path, table, col) if typ != _STR and typ != _DATE else None
             raise (err or LoadError("%s: column %s: %s" % (path, col, exc))) from None
         if arr.null_count:
             if typ == _STR:
                 arr = arr.fill_null("")
             else:
-                err = _bad_int_cells(path, table, col) if typ != _DATE else None
+                err = int_cells_error(path, table, col) if typ != _DATE else None
                 raise err or LoadError("%s: column %s has %d empty value(s)"
                                        % (path, col, arr.null_count))
         np_arr = arr.to_numpy()

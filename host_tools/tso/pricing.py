@@ -58,8 +58,9 @@ class Market:
                         else np.asarray(present, bool).reshape(shape))
 
     @classmethod
-    def from_columns(cls, cols):
-        """Long columns (MARKET_COLUMNS) -> Market; bad rows raise PriceError naming them."""
+    def from_columns(cls, cols, ranges=None):
+        """Long columns (MARKET_COLUMNS) -> Market; bad rows raise PriceError naming them.
+        ranges: {column: [lo, hi]} (prices.json market_ranges); values outside are refused."""
         dates = np.asarray(cols["date"]).astype("datetime64[D]")
         slot = np.asarray(cols["slot"], np.int64)
         bad = (slot < 1) | (slot > SLOTS)
@@ -67,6 +68,16 @@ class Market:
             raise PriceError("market: slot outside 1..48", [Problem(
                 "market_slot", "slot outside 1..48", ["%s/%d" % (d, s) for d, s in
                                                       zip(dates[bad], slot[bad])])])
+        problems = []
+        for name, (lo, hi) in sorted((ranges or {}).items()):
+            v = np.asarray(cols[name], np.int64)
+            out = (v < lo) | (v > hi)
+            if out.any():
+                problems.append(Problem("market_range", "%s outside %d..%d" % (name, lo, hi),
+                                        ["%s/%d: %d" % (d, s, x) for d, s, x in
+                                         zip(dates[out], slot[out], v[out])]))
+        if problems:
+            raise PriceError("market: values out of range", problems)
         days = np.unique(dates)
         d = np.searchsorted(days, dates)
         flat = d * SLOTS + slot - 1
@@ -98,13 +109,22 @@ def find_market(directory):
     return None
 
 
-def load_market(path):
-    """market.csv or market.parquet (docs/settlement.md) -> Market."""
+def load_market(path, ranges=None):
+    """market.csv or market.parquet (docs/settlement.md) -> Market. A cell that is empty, NaN
+    or not an integer is named by date and row; with `ranges` (prices.json market_ranges)
+    values outside their range are refused naming date/slot."""
+    from host_tools.tso.errors import LoadError
+    from host_tools.tso.model import csv_int_cells, int_cells_error
     try:
+        types = {c: pa.int64() for c in MARKET_COLUMNS[1:]}
+        types["date"] = pa.date32()
         if path.endswith(".csv"):
-            types = {c: pa.int64() for c in MARKET_COLUMNS[1:]}
-            types["date"] = pa.date32()
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+            try:
+                table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                    column_types=types))
+            except pa.ArrowInvalid:
+                csv_int_cells(path, types)
+                raise
         else:
             table = pq.read_table(path)
         missing = [c for c in MARKET_COLUMNS if c not in table.column_names]
@@ -113,12 +133,25 @@ def load_market(path):
         cols = {}
         for c in MARKET_COLUMNS:
             col = table.column(c)
-            if col.null_count:
-                raise PriceError("%s: column %s has %d empty value(s)" % (path, c, col.null_count))
-            cols[c] = col.cast(pa.date32() if c == "date" else pa.int64()).to_numpy()
+            typ = pa.date32() if c == "date" else pa.int64()
+            try:
+                col = col.cast(typ)
+            except pa.ArrowInvalid:
+                col = None  # fractions or NaN in a Parquet float column: named below
+            if c != "date" and (col is None or col.null_count):
+                if path.endswith(".csv"):
+                    csv_int_cells(path, types)  # empty or NaN-like cells read as null
+                err = int_cells_error(path, table, c)
+                if err is not None:
+                    raise err
+            if col is None or col.null_count:
+                raise PriceError("%s: column %s has empty or invalid value(s)" % (path, c))
+            cols[c] = col.to_numpy()
+    except LoadError as exc:
+        raise PriceError(str(exc)) from None
     except (pa.ArrowException, OSError, UnicodeError, ValueError) as exc:
         raise PriceError("%s: %s: %s" % (path, type(exc).__name__, exc)) from None
-    return Market.from_columns(cols)
+    return Market.from_columns(cols, ranges)
 
 
 def save_market(market, path):

@@ -84,7 +84,7 @@ def test_many_bad_cells_are_counted_and_the_first_ten_named(tmp_path):
         model.load(str(out))
     msg = str(e.value)
     assert "column plan_wh: 25 value(s)" in msg and "and 15 more" in msg
-    assert msg.count("bg_id ") == 10 and "(row 1)" in msg
+    assert msg.count("@") == 10 and "#1 (row 1): empty" in msg
 
 
 def test_cli_names_the_negative_plan(tmp_path, capsys):
@@ -117,3 +117,33 @@ def test_rule_numbers_outside_their_range_are_refused_by_name(over, key):
     with pytest.raises(ConfigError) as e:
         config.load_rules(None, over)
     assert key in str(e.value) and "\n" not in str(e.value)
+
+
+def _market_csv(tmp_path, rows):
+    path = tmp_path / "market.csv"
+    head = "date,slot,normal_price_sen,reserve_margin_bp,spot_price_sen\n"
+    path.write_text(head + "".join("2026-10-10,%d,%s,%s,%s\n" % r for r in rows))
+    return str(path)
+
+
+def test_market_cells_and_ranges_are_checked_and_named(tmp_path):
+    from host_tools.tso import pricing
+    from host_tools.tso.pricing import PriceError
+    ranges = pricing.load_prices()["market_ranges"]
+    good = [(s, 1000, 1500, 1100) for s in range(1, 49)]
+    assert pricing.load_market(_market_csv(tmp_path, good), ranges).normal_sen.shape == (1, 48)
+    for cell, shown in (("", "empty"), ("nan", "nan"), ("7.5", "7.5")):
+        rows = list(good)
+        rows[20] = (21, 1000, cell, 1100)
+        with pytest.raises(PriceError) as e:
+            pricing.load_market(_market_csv(tmp_path, rows), ranges)
+        assert "column reserve_margin_bp" in str(e.value)
+        assert "2026-10-10/21 (row 21): %s" % shown in str(e.value), str(e.value)
+    rows = list(good)
+    rows[3] = (4, -500, 1500, 1100)  # a negative normal price
+    rows[7] = (8, 1000, 1500, 10**9)
+    with pytest.raises(PriceError) as e:
+        pricing.load_market(_market_csv(tmp_path, rows), ranges)
+    got = {p.text.split(" ")[0]: p.offenders for p in e.value.problems}
+    assert got == {"normal_price_sen": ["2026-10-10/4: -500"],
+                   "spot_price_sen": ["2026-10-10/8: %d" % 10**9]}
