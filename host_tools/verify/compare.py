@@ -8,7 +8,11 @@ Definitions (docs/certification.md):
              - below min_energy_wh the tolerance applies to min_energy_wh: an absolute bound,
                because a relative error of a near-empty slot says nothing about accuracy
              - resolution_wh: one digit of the reported value (whole Wh, remainder carried)
-  a slot passes when |e| <= allowed in every compared direction.
+  guard      w = u_rel * |reference| + u_abs: the reference's expanded uncertainty (k=2), the
+             guard band of the decision rule (decision.py, ILAC-G8:09/2019); 0 for an exact
+             (computed or emulated) reference
+  decision   per direction, from |e| against allowed and w (decision.decide): pass,
+             conditional-pass, conditional-fail or fail; the slot takes the worst.
   day total  the same rule on the sums over the included slots.
 Slots are excluded from the comparison (listed with reasons) when the device flagged them,
 when the reference does not cover them fully, or when either side has no value. A slot
@@ -23,6 +27,7 @@ from edge.flags import names as flag_names
 from edge.slots import slot_iso, slot_of_day
 from host_tools.trace import parse_ts
 
+from . import decision as dec
 from .reference import SLOT_MS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -134,6 +139,8 @@ class Row:
         self.rel = {}
         self.allowed = {}
         self.ok = {}
+        self.guard = {}
+        self.decision = {}
         self.status = "pass"
         self.reasons = []
         self.flag_fail = False  # excluded, but carries a flag that fails the verdict
@@ -166,14 +173,17 @@ def allowed_wh(tol, ref, min_energy_wh, resolution_wh):
 
 
 def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=None,
-            fail_flags=("mismatch",), max_excluded=None):
+            fail_flags=("mismatch",), max_excluded=None, u_rel=Fraction(0), u_abs=Fraction(0)):
     """Compare device slots with reference slots ({slot: RefSlot}); returns a Result.
 
     directions: which of 'imp'/'exp' the reference measures (default: those it has).
     fail_flags: device flags that fail the verdict although their slot is excluded (the
     device says its own measurements disagree: a meter-accuracy sign, not missing data).
-    max_excluded: more excluded slots than this fail the verdict (None: no limit)."""
+    max_excluded: more excluded slots than this fail the verdict (None: no limit).
+    u_rel, u_abs: the reference's expanded uncertainty (fraction of the reading, Wh), the
+    guard band of the decision rule."""
     res = Result()
+    res.u_rel, res.u_abs = Fraction(u_rel), Fraction(u_abs)
     res.tol = tol
     res.min_energy_wh = Fraction(min_energy_wh)
     res.resolution_wh = Fraction(resolution_wh)
@@ -225,15 +235,22 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
                 row.rel[d] = e * 100 / rv if rv else None
                 row.allowed[d] = allowed_wh(tol, rv, res.min_energy_wh, res.resolution_wh)
                 row.ok[d] = abs(e) <= row.allowed[d]
+                row.guard[d] = res.u_rel * abs(rv) + res.u_abs
+                row.decision[d] = dec.decide(e, row.allowed[d], row.guard[d])
         if row.reasons:
             row.status = "excluded"
         else:
-            row.status = "pass" if all(row.ok[d] for d in directions) else "fail"
+            row.status = dec.worst(row.decision[d] for d in directions)
             for d in directions:
                 if not row.ok[d]:
                     row.reasons.append("%s error %s Wh (%s) exceeds the allowed %s Wh"
                                        % (DIR_NAME[d], wh(row.err[d], sign=True),
                                           rel_text(row.rel[d]), wh(row.allowed[d])))
+                elif row.decision[d] != dec.PASS:
+                    row.reasons.append("%s error %s Wh is within the allowed %s Wh but inside "
+                                       "the guard band %s Wh (reference uncertainty)"
+                                       % (DIR_NAME[d], wh(row.err[d], sign=True),
+                                          wh(row.allowed[d]), wh(row.guard[d])))
     rows.sort(key=lambda x: x.slot)
     res.rows = rows
     comp = res.compared
@@ -242,8 +259,10 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
         sr = sum((r.ref[d] for r in comp), Fraction(0))
         e = sd - sr
         al = allowed_wh(tol, sr, res.min_energy_wh, res.resolution_wh)
+        g = res.u_rel * abs(sr) + res.u_abs
         res.totals[d] = {"dev": sd, "ref": sr, "err": e, "rel": e * 100 / sr if sr else None,
-                         "allowed": al, "ok": abs(e) <= al}
+                         "allowed": al, "ok": abs(e) <= al, "guard": g,
+                         "decision": dec.decide(e, al, g)}
         for r in comp:
             u = abs(r.err[d]) / r.allowed[d]
             if res.worst is None or u > res.worst[2]:
@@ -266,7 +285,7 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
         reasons.append("%d slot(s) excluded, more than --max-excluded %d"
                        % (len(res.excluded), max_excluded))
     for r in comp:
-        if r.status == "fail":
+        if r.status in (dec.FAIL, dec.COND_FAIL):
             reasons.append("slot %d (%s): %s" % (r.slot_of_day, r.start, "; ".join(r.reasons)))
     for d in directions:
         t = res.totals[d]
@@ -274,7 +293,15 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
             reasons.append("day total %s error %s Wh exceeds the allowed %s Wh"
                            % (DIR_NAME[d], wh(t["err"], sign=True), wh(t["allowed"])))
     res.verdict_reasons = reasons
-    res.verdict = "pass" if not reasons else "fail"
+    if reasons:
+        res.verdict = dec.FAIL
+    else:  # no reason to fail: pass, or conditional pass where a slot sits in the guard band
+        res.verdict = dec.worst([r.status for r in comp] + [res.totals[d]["decision"]
+                                                            for d in directions] or [dec.PASS])
+        for r in comp:
+            if r.status == dec.COND_PASS:
+                res.verdict_reasons.append("slot %d (%s): %s" % (r.slot_of_day, r.start,
+                                                                "; ".join(r.reasons)))
     return res
 
 

@@ -59,10 +59,11 @@ class Samples:
 class RefSlot:
     """Reference of one absolute slot. imp/exp: Fraction Wh (None: no source covered it);
     cover_*: ms of the slot covered; notes: reasons the reference itself is doubtful."""
-    __slots__ = ("slot", "imp", "exp", "cover_imp", "cover_exp", "notes")
+    __slots__ = ("slot", "imp", "exp", "cover_imp", "cover_exp", "notes", "point")
 
     def __init__(self, slot):
         self.slot = slot
+        self.point = None  # the test-plan point the reference says it ran (slot CSV column)
         self.imp = None
         self.exp = None
         self.cover_imp = 0
@@ -93,6 +94,21 @@ def parse_decimal(text, what):
     if e >= 0:
         return v * 10 ** e, 0
     return v, -e
+
+
+def parse_exact(text, what):
+    """'12.5' or '45/4' -> exact Fraction (a rational N/D is how exact truths are written)."""
+    num, slash, den = text.partition("/")
+    if slash:
+        try:
+            n, d = int(num), int(den)
+        except ValueError:
+            raise ValueError("%s %r is not a rational N/D of integers" % (what, text))
+        if d <= 0:
+            raise ValueError("%s %r has a denominator <= 0" % (what, text))
+        return Fraction(n, d)
+    m, n = parse_decimal(text, what)
+    return Fraction(m, 10 ** n)
 
 
 class _Clock:
@@ -201,8 +217,10 @@ def is_slot_csv(path):
 
 def read_slot_csv(path):
     """A reference meter's 30-minute values: CSV with slot_start (ISO 8601, the slot's
-    start) and import_wh and/or export_wh (decimal Wh per slot; other columns ignored, so
-    `smeter replay` output of another meter works). -> ({slot: RefSlot}, directions)."""
+    start) and import_wh and/or export_wh (Wh per slot: a decimal, or an exact rational
+    N/D; other columns ignored, so `smeter replay` output of another meter works) and an
+    optional point column (the test-plan point run in that slot, e.g. written by
+    `smeter emulate --plan`). -> ({slot: RefSlot}, directions)."""
     try:
         return _read_slot_csv(path)
     except UnicodeDecodeError as e:
@@ -231,14 +249,15 @@ def _read_slot_csv(path):
                 if k in out:
                     raise ValueError("slot %r appears twice" % row[SLOT_HEADER])
                 r = out[k] = RefSlot(k)
+                if (row.get("point") or "").strip():
+                    r.point = row["point"].strip()
                 if (row.get("flags") or "").strip():
                     r.notes.append("reference meter flagged the slot: %s" % row["flags"].strip())
                 for c in cols:
                     text = (row[c] or "").strip()
                     if not text:
                         continue
-                    m, n = parse_decimal(text, c)
-                    v = Fraction(m, 10 ** n)
+                    v = parse_exact(text, c)
                     if c == "import_wh":
                         r.imp, r.cover_imp = v, SLOT_MS
                     else:
