@@ -73,6 +73,19 @@ def register(subparsers):
                    help="lifetime energy counters at start, in Wh (default %d; 'rollover' overrides)" % DEFAULT_INITIAL_WH)
     p.add_argument("--truth", metavar="FILE", help="write the ground truth (JSONL, or CSV if FILE ends in .csv)")
     p.add_argument("--duration", metavar="DUR", help="stop after this much simulated time (e.g. 24h)")
+    plan = p.add_argument_group("playing a test plan (a bench run rehearsed; docs/certification.md)")
+    plan.add_argument("--plan", metavar="NAME_OR_JSON",
+                      help="play hw/test_plans/NAME.json (or a path) instead of --profile")
+    plan.add_argument("--meter", metavar="METER.json",
+                      help="the meter declaration: rating and direction the plan's points refer to")
+    plan.add_argument("--plan-start", metavar="WHEN", default="first-read",
+                      help="when the first point starts: a slot start (ISO 8601 or @EDGE_S), or "
+                           "first-read: the first slot boundary at least 30 minutes after the meter "
+                           "is first read (the device under test is online) (default)")
+    plan.add_argument("--plan-truth", metavar="FILE",
+                      help="write the reference: per played plan slot, the exact energy that flowed")
+    plan.add_argument("--plan-fault", action="append", default=[], metavar="POINT=FAULT",
+                      help="meter fault during a point: gain:F, creep:W or dead (repeatable)")
     p.set_defaults(func=run)
     return p
 
@@ -98,9 +111,11 @@ async def _serve(args):
 
     quiet_pymodbus()
     clock, owner, start_ms = _clock(args)
-    em = Emulator(args.kind, clock, map_name=args.map_name, profile=args.profile, seed=args.seed,
-                  faults=args.faults, unit=args.unit, truth_path=args.truth, clock_owner=owner,
-                  initial_wh=args.initial_wh, start_ms=start_ms)
+    plan = _plan_profile(args)
+    em = Emulator(args.kind, clock, map_name=args.map_name, profile=plan or args.profile,
+                  seed=args.seed, faults=args.faults, unit=args.unit, truth_path=args.truth,
+                  clock_owner=owner, initial_wh=args.initial_wh, start_ms=start_ms)
+    plan_truth = _bind_plan(args, plan, em)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -108,6 +123,9 @@ async def _serve(args):
     ready = {"ready": True, "device": args.kind, "map": em.device.rmap["name"], "unit": args.unit,
              "profile": em.device.profile.describe(), "start_ms": em.device.start_ms,
              "speed": list(clock.speed), "clock_owner": owner}
+    if plan is not None:
+        ready["plan"] = {"name": plan.plan["name"], "start": plan.start_s, "end": plan.end_s(),
+                         "slots": sum(p["slots"] for p in plan.plan["points"])}
     if args.tcp:
         host, port = await em.start_tcp(*args.tcp)
         ready["tcp"] = [host, port]
@@ -127,8 +145,65 @@ async def _serve(args):
             await stop.wait()
     finally:
         await em.stop()
+        if plan_truth is not None:
+            plan_truth.close()
     print(json.dumps({"summary": em.summary()}), flush=True)
     return 0
+
+
+def _plan_profile(args):
+    """The PlanProfile for --plan (None without it); ValueError subclasses on bad input."""
+    plan_opts = (args.meter, args.plan_start != "first-read", args.plan_truth, args.plan_fault)
+    if not args.plan:
+        if any(plan_opts):
+            raise ValueError("--meter, --plan-start, --plan-truth and --plan-fault need --plan")
+        return None
+    if args.profile:
+        raise ValueError("--plan replaces --profile: give one of them")
+    if not args.meter:
+        raise ValueError("--plan needs --meter METER.json (the rating its points refer to)")
+    from host_tools.emulator.plan_play import PlanProfile, parse_fault
+    from host_tools.verify import declarations, plan as planmod
+    from host_tools.verify.compare import VerifyError
+
+    try:
+        plan = planmod.load(args.plan)
+        meter = declarations.load_meter(args.meter)
+    except VerifyError as e:
+        raise ValueError(str(e))
+    if meter.get("rated_power") is None:
+        raise ValueError("--meter %s: needs rated_power_w or rated_voltage_v and rated_current_a"
+                         % args.meter)
+    ids = [p["id"] for p in plan["points"]]
+    faults = [parse_fault(f, ids) for f in args.plan_fault]
+    return PlanProfile(plan, meter["rated_power"], meter.get("direction", "import"), faults)
+
+
+def _bind_plan(args, plan, em):
+    """Start the plan at --plan-start, or arm it to start after the meter's first read, and
+    open the --plan-truth writer; returns the writer or None."""
+    if plan is None:
+        return None
+    if args.plan_start != "first-read":
+        plan.bind(parse_start(args.plan_start) // 1000)
+    else:
+        served = em.server.on_read
+
+        def on_read(function, address, count):
+            if plan.start_s is None:  # the device under test is online: start at a boundary
+                plan.bind(((em.now_ms() // 1000 + 1800) // 1800 + 1) * 1800)
+                print(json.dumps({"plan_start": plan.start_s, "plan_end": plan.end_s()}),
+                      flush=True)
+            return served(function, address, count)
+
+        em.server.on_read = on_read
+    if not args.plan_truth:
+        return None
+    from host_tools.emulator.plan_play import PlanTruthWriter
+
+    w = PlanTruthWriter(args.plan_truth, plan)
+    em.device.on_row.append(w.on_row)
+    return w
 
 
 def run(args):

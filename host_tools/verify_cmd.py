@@ -421,14 +421,7 @@ def verify(args, report=None):
         run.reasons = ["point %s: %s: %s" % (p.id, p.decision, "; ".join(p.reasons))
                        for p in run.points if p.decision != dec.PASS]
     elif run.check == ACCURACY:
-        run.verdict = res.verdict
-        run.reasons = list(res.verdict_reasons)
-        n = len(res.rows)
-        if run.verdict in (dec.PASS, dec.COND_PASS) and n and \
-                len(res.compared) * 100 < args.min_coverage_pct * n:
-            run.verdict = dec.INCOMPLETE
-            run.reasons.append("coverage: %d of %d slots compared, %g %% required "
-                               "(--min-coverage-pct)" % (len(res.compared), n, args.min_coverage_pct))
+        run.verdict, run.reasons = slot_verdict(res, args.min_coverage_pct)
     else:
         run.consistency = consistency.check(run.samples, args.max_gap_s * 1000, tol, min_e,
                                             res_wh)
@@ -446,6 +439,18 @@ def verify(args, report=None):
         tol=tol, tol_text=tol_text, classes=classes, meter=meter, refm=refm, lab=lab, plan=plan,
         srcs=srcs, dev_is_slots=dev_is_slots, seconds=time.monotonic() - t0))
     return run
+
+
+def slot_verdict(res, min_coverage_pct):
+    """The accuracy verdict per slot: the comparison's, but INCOMPLETE (never a pass) when fewer
+    than min_coverage_pct of the slots were compared. -> (verdict, reasons)."""
+    verdict, reasons = res.verdict, list(res.verdict_reasons)
+    n = len(res.rows)
+    if verdict in (dec.PASS, dec.COND_PASS) and n and len(res.compared) * 100 < min_coverage_pct * n:
+        verdict = dec.INCOMPLETE
+        reasons.append("coverage: %d of %d slots compared, %g %% required (--min-coverage-pct)"
+                       % (len(res.compared), n, min_coverage_pct))
+    return verdict, reasons
 
 
 def exit_status(run, args):
@@ -474,7 +479,8 @@ def per_class(classes, args, compare, plan, sched, meter, u_rel, u_abs, points):
                 out.append((name, stage, cmp.pct(tol * 100), verdict,
                             {p.id: p.decision for p in pts}))
             else:
-                out.append((name, stage, cmp.pct(tol * 100), r.verdict, None))
+                out.append((name, stage, cmp.pct(tol * 100),
+                            slot_verdict(r, args.min_coverage_pct)[0], None))
     return out
 
 

@@ -10,7 +10,7 @@ import asyncio
 
 from host_tools.emulator.device import DEFAULT_INITIAL_WH, DEFAULT_MAP, Device, DeviceError, TruthWriter, load_map
 from host_tools.emulator.faults import EXCEPTION, corrupt_reply, parse_faults
-from host_tools.emulator.profiles import DEFAULT_PROFILE, make_profile
+from host_tools.emulator.profiles import DEFAULT_PROFILE, Profile, make_profile
 from host_tools.emulator.server import RegisterServer
 from host_tools.emulator.simclock import edge_ms_to_iso
 
@@ -25,7 +25,10 @@ class Emulator:
         self.clock_owner = clock_owner
         self.plan = parse_faults(faults)
         rmap = load_map(map_name or DEFAULT_MAP.get(kind, ""))
-        prof = make_profile(profile or DEFAULT_PROFILE.get(kind, "const"), seed)
+        if isinstance(profile, Profile):  # built by the caller (e.g. a test plan, plan_play.py)
+            prof = profile
+        else:
+            prof = make_profile(profile or DEFAULT_PROFILE.get(kind, "const"), seed)
         if not 1 <= unit <= 247:
             raise DeviceError("unit id must be 1..247")
         self.origin_ms = clock.origin_ms

@@ -88,6 +88,8 @@ def load(name_or_path):
             raise VerifyError("%s (%s): a no_load point has current_pct 0" % (w, pid))
         if p["kind"] != "no_load" and not (p["current"] > 0 and 0 < p["pf"] <= 1):
             raise VerifyError("%s (%s): needs current_pct > 0 and 0 < power_factor <= 1" % (w, pid))
+        p["min_registered"] = _frac(p.get("min_registered_pct", 0),
+                                    "%s (%s): min_registered_pct" % (w, pid)) / 100
         p["max_registered"] = _frac(p.get("max_registered_wh", 0),
                                     "%s (%s): max_registered_wh" % (w, pid))
     plan["path"] = path
@@ -216,10 +218,15 @@ def evaluate(plan, res, sched, direction, rated_power, tol, u_rel, u_abs):
             continue
         if p["kind"] == "starting":
             dead = [r for r in comp if r.dev[d] < 1]
-            pr.decision = dec.FAIL if dead else dec.PASS
+            low = pr.dev < p["min_registered"] * pr.ref
+            pr.decision = dec.FAIL if dead or low else dec.PASS
             for r in dead:
                 pr.reasons.append("registered nothing in slot %s at the starting current "
                                   "(reference %s Wh): the meter does not start" % (r.start, wh(r.ref[d])))
+            if low and not dead:
+                pr.reasons.append("registered %d Wh at the starting current, less than %s %% of "
+                                  "the reference %s Wh: the meter does not keep counting"
+                                  % (pr.dev, pct(p["min_registered"] * 100), wh(pr.ref)))
             continue
         if pr.ref < plan["min_energy_wh"]:
             pr.reasons.append("too short: reference energy %s Wh below the plan's minimum %s Wh "

@@ -5,6 +5,7 @@ import hashlib
 import html
 import importlib.util
 import io
+import json
 import os
 import re
 import shlex
@@ -21,6 +22,8 @@ from host_tools.verify import report
 from host_tools import verify_cmd
 
 SAMPLE = os.path.join(ROOT, "samples", "pv_day_1s.csv")
+DECL = os.path.join(ROOT, "samples", "declarations")
+REFM = ["--reference-meter", os.path.join(DECL, "reference_meter.json")]
 CHARGER = os.path.join(ROOT, "samples", "charger_evening_7s.csv")
 
 
@@ -133,32 +136,38 @@ def gain_pair(tmp_path_factory):
 
 def test_gain_error_fails_with_the_faulty_slot(gain_pair, capsys):
     ref_path, dev_path = gain_pair
-    rc = main(["verify", dev_path, "--reference", ref_path])
+    rc = main(["verify", dev_path, "--reference", ref_path] + REFM)
     out = capsys.readouterr().out
     assert rc == 1, out
-    assert out.startswith("smeter verify: FAIL")
+    assert out.startswith("smeter verify: ACCURACY FAIL")
     assert re.search(r"worst slot 26 \(2026-05-15T12:30:00\+09:00\) export: .*\(\+4\.9\d\d %\)", out)
     fails = [line for line in out.splitlines() if line.startswith("  FAIL")]
     assert len(fails) == 1 and fails[0].startswith("  FAIL: slot 26 "), out
     assert "8 slots: 8 compared, 0 excluded" in out
     # A wider declared tolerance accepts the same meter; the reference itself passes.
-    assert main(["verify", dev_path, "--reference", ref_path, "--tolerance", "6%", "-q"]) == 0
-    assert main(["verify", ref_path, "-q"]) == 0
+    assert main(["verify", dev_path, "--reference", ref_path, "--tolerance", "6%", "-q"]
+                + REFM) == 0
     capsys.readouterr()
+    # The reference trace on its own is only integration-checked: consistent, exit 3 (no
+    # accuracy verdict), 0 only when an integration check is all that was asked for.
+    assert main(["verify", ref_path, "-q"]) == 3
+    assert main(["verify", ref_path, "-q", "--integration-only"]) == 0
+    out = capsys.readouterr().out
+    assert "INTEGRATION CHECK CONSISTENT (no accuracy verdict" in out and "PASS" not in out
 
 
 def test_register_drift_fails_with_the_faulty_slot(tmp_path, capsys):
     ref_path, dev_path = load_generator().make(str(tmp_path), "drift", 29, "1.04", "12:00",
                                                "16:00", 10)
-    rc = main(["verify", dev_path, "--reference", ref_path])
+    rc = main(["verify", dev_path, "--reference", ref_path] + REFM)
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "worst slot 29 (2026-05-15T14:00:00+09:00) export" in out
-    assert "8 slots: 8 compared, 0 excluded;" in out  # 4 % stays under the 5 % mismatch check
+    assert "8 slots: 8 compared, 0 excluded" in out  # 4 % stays under the 5 % mismatch check
     assert [line for line in out.splitlines() if line.startswith("  FAIL")][0].startswith(
         "  FAIL: slot 29 ")
-    # The device's own value for the reference trace passes: registers and power agree.
-    assert main(["verify", ref_path, "-q"]) == 0
+    # The reference trace's registers and power agree: integration-consistent (exit 3).
+    assert main(["verify", ref_path, "-q"]) == 3
     capsys.readouterr()
 
 
@@ -167,13 +176,17 @@ def test_a_drift_the_device_flags_still_fails(tmp_path, capsys):
     `mismatch` and excluded, and the flag itself fails the verdict (--fail-on-flags)."""
     ref_path, dev_path = load_generator().make(str(tmp_path), "drift", 29, "1.08", "13:00",
                                                "15:00", 10)
-    rc = main(["verify", dev_path, "--reference", ref_path])
+    rc = main(["verify", dev_path, "--reference", ref_path] + REFM)
     out = capsys.readouterr().out
     assert rc == 1, out
     assert "excluded slot 29 (2026-05-15T14:00:00+09:00): device flag mismatch" in out
     assert "FAIL: slot 29 (2026-05-15T14:00:00+09:00): flagged mismatch by the device" in out
-    assert main(["verify", dev_path, "--reference", ref_path, "--fail-on-flags", "", "-q"]) == 0
-    assert main(["verify", dev_path, "--reference", ref_path, "--fail-on-flags", "bogus"]) == 2
+    assert main(["verify", dev_path, "--reference", ref_path, "--fail-on-flags", "", "-q",
+                 "--min-coverage-pct", "75"] + REFM) == 0
+    assert main(["verify", dev_path, "--reference", ref_path, "--fail-on-flags", "", "-q"]
+                + REFM) == 3  # 3 of 4 slots compared: below the 90 % coverage
+    assert main(["verify", dev_path, "--reference", ref_path, "--fail-on-flags", "bogus"]
+                + REFM) == 2
     capsys.readouterr()
 
 
@@ -181,9 +194,9 @@ def test_slot_csv_of_a_reference_meter(gain_pair, tmp_path, capsys):
     ref_path, dev_path = gain_pair
     slots = tmp_path / "ref_slots.csv"
     assert main(["replay", ref_path, "--out", str(slots), "-q"]) == 0
-    rc = main(["verify", dev_path, "--reference", str(slots)])
+    rc = main(["verify", dev_path, "--reference", str(slots)] + REFM)
     out = capsys.readouterr().out
-    assert rc == 1 and "worst slot 26 " in out and "slot values" in out
+    assert rc == 1 and "worst slot 26 " in out, out
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +214,8 @@ def gap_trace(gain_pair, tmp_path_factory):
 def test_flagged_slots_are_excluded_with_reasons(gap_trace, capsys):
     rc = main(["verify", gap_trace])
     out = capsys.readouterr().out
-    assert rc == 0, out
-    assert "7 compared, 1 excluded" in out
+    assert rc == 3, out
+    assert "7 compared with the values computed from the same trace, 1 excluded" in out
     excl = [ln for ln in out.splitlines() if ln.startswith("  excluded")]
     assert len(excl) == 1 and excl[0].startswith("  excluded slot 27 (2026-05-15T13:00:00+09:00)")
     assert "device flag partial" in excl[0] and "device flag missing" in excl[0]
@@ -211,29 +224,44 @@ def test_flagged_slots_are_excluded_with_reasons(gap_trace, capsys):
     assert "1 slot(s) excluded, more than --max-excluded 0" in capsys.readouterr().out
 
 
-def test_report_records_what_reproduces_it(gap_trace, tmp_path, capsys):
+def test_report_records_what_reproduces_it(gain_pair, gap_trace, tmp_path, capsys):
+    ref_path, _ = gain_pair
     rep = tmp_path / "rep"
-    assert main(["verify", gap_trace, "--class", "n5", "--stage", "in-use", "--report", str(rep),
-                 "--runtime", "cpython"]) == 0
+    assert main(["verify", gap_trace, "--reference", ref_path, "--class", "n5", "--stage",
+                 "in-use", "--report", str(rep), "--runtime", "cpython",
+                 "--min-coverage-pct", "80", "--meter", os.path.join(DECL, "meter_pv.json"),
+                 "--lab", os.path.join(DECL, "lab.json")] + REFM) == 0
     capsys.readouterr()
     page = (rep / "index.html").read_text()
     sha = hashlib.sha256(open(gap_trace, "rb").read()).hexdigest()
-    assert sha in page
-    assert "<code>0.1.0" in page  # package version
+    assert sha in page and hashlib.sha256(open(ref_path, "rb").read()).hexdigest() in page
+    assert ">0.1.0" in page  # package version
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                           text=True).stdout.strip()
     if head:  # a git checkout: the commit is recorded
         assert "0.1.0 (git %s" % head in page
+    assert verify_cmd.source_sha256() in page
     assert "CPython " in page and "class n5, in-use: 5 %" in page
-    assert "device flag partial" in page and ">PASS<" in page
-    cmdline = re.search(r"command line</th><td class=\"l\"><code>(.*?)</code>", page).group(1)
+    for text in ("EXAMPLE-CAL-2026-0001", "EXAMPLE-PV-0001", "A. Example", "50.0 : 1",
+                 "ILAC-G8:09/2019", "device flag partial"):
+        assert html.escape(text, quote=False) in page, text
+    assert 'id="verdict">ACCURACY PASS<' in page
+    cmdline = re.search(r"command line</th><td class=\"l\">(.*?)</td>", page).group(1)
     argv = shlex.split(html.unescape(cmdline))
     assert argv[:3] == ["smeter", "verify", gap_trace] and "--class" in argv and "n5" in argv
-    for name in ("power.png", "slots.png", "error.png"):
-        assert (rep / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert 'src="%s"' % name in page
+    # One self-contained file: charts inline, nothing fetched from beside it.
+    assert page.count('src="data:image/png;base64,') == 3
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    # The closing SHA-256 covers exactly the embedded report data, which is report.json.
+    data = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
+                     page).group(1)
+    assert re.search(r'id="data-sha256">([0-9a-f]{64})<', page).group(1) == \
+        hashlib.sha256(data.encode()).hexdigest()
+    assert (rep / "report.json").read_text() == data + "\n"
+    assert json.loads(data)["verdict"] == "pass"
     rows = list(csv.DictReader(io.StringIO((rep / "slots.csv").read_text())))
     assert [r["status"] for r in rows].count("excluded") == 1 and len(rows) == 8
+    assert not [p for p in os.listdir(rep) if p.endswith(".tmp")]
     # Running the recorded command again gives the same per-slot CSV.
     again = tmp_path / "again"
     argv[argv.index("--report") + 1] = str(again)
@@ -256,7 +284,7 @@ def test_usage_and_input_errors_exit_2(gain_pair, tmp_path, capsys):
     assert "bad trace" in capsys.readouterr().err
     assert main(["verify", str(tmp_path / "nope.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert main(["verify", ref_path, "--reference", str(tmp_path / "nope.csv")]) == 2
+    assert main(["verify", ref_path, "--reference", str(tmp_path / "nope.csv")] + REFM) == 2
     bad.write_bytes(b"ts,power_w\n2026-05-15T00:00:00+09:00,\xff\n")
     assert main(["verify", str(bad)]) == 2
     assert "bad.csv:2: not UTF-8 text" in capsys.readouterr().err
