@@ -170,3 +170,22 @@ def test_unwritable_report_is_a_usage_error(drift4, tmp_path, capsys):
     assert main(["verify", dev, "--reference", ref, "--report", str(blocker / "sub")] + REFM) == 2
     err = capsys.readouterr().err
     assert err.startswith("smeter verify: cannot write the report in") and "Traceback" not in err
+
+
+def test_micropython_shows_progress_and_gives_the_same_verdict(drift4, capsys):
+    from conftest import micropython_or_fail
+    micropython_or_fail()
+    ref, dev = drift4
+    docs = {}
+    for rt in ("cpython", "micropython"):
+        assert main(["verify", dev, "--reference", ref, "--json", "--runtime", rt] + REFM) == 1
+        cap = capsys.readouterr()
+        docs[rt] = json.loads(cap.out)
+        if rt == "micropython":
+            prog = [ln for ln in cap.err.splitlines() if "replaying in MicroPython" in ln]
+            assert len(prog) >= 5 and "100 %" in prog[-1], cap.err
+            assert "(4321 of 4321 samples" in prog[-1]
+    a, b = docs["cpython"], docs["micropython"]
+    for k in ("slots", "verdict", "reasons", "classes", "summary"):
+        assert a[k] == b[k], k
+    assert b["provenance"]["runtime"].startswith("MicroPython ")
