@@ -96,3 +96,14 @@ def test_report_prints_to_pdf(plan_report, tmp_path):
     data = pdf.read_bytes()
     assert data[:5] == b"%PDF-" and len(data) > 20000
     assert len(re.findall(rb"/Type\s*/Page\b", data)) >= 2  # the whole report, paged
+
+
+def test_missing_browser_skips_loudly_and_fails_under_ci(monkeypatch):
+    import test_verify_browser as me
+    monkeypatch.setattr(me.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="headless Chromium not found"):
+        chromium()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run this lane"):
+        chromium()

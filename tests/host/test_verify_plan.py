@@ -177,3 +177,33 @@ def test_bench_sample_regenerates_byte_for_byte(tmp_path):
     b = bench().make(str(tmp_path / "b"), faults=("I20-50Hz=gain:1.05",))
     for x, y in zip(a, b):
         assert open(x, "rb").read() == open(y, "rb").read()
+
+
+def test_a_barely_moving_start_fails(tmp_path, capsys):
+    """2 W instead of 25 W at the starting current: 1 Wh in the slot, so the meter 'registers',
+    but far less than half the reference: it does not keep counting."""
+    truth, dev = bench().make(str(tmp_path), faults=("start-50Hz=gain:0.1",))
+    rc, doc, pts = verify_json(capsys, dev, truth)
+    assert rc == 1 and pts["start-50Hz"]["device_wh"] == "1"
+    assert pts["start-50Hz"]["decision"] == "fail"
+    assert "less than 50 % of the reference 12.500 Wh" in pts["start-50Hz"]["reasons"][0]
+    assert {k for k, p in pts.items() if p["decision"] != "pass"} == {"start-50Hz"}
+
+
+def test_a_partly_covered_point_is_incomplete(tmp_path, capsys):
+    """A two-slot point with one slot flagged by the device: 1 of 2 compared, below the plan's
+    100 % coverage, so incomplete although the compared slot is right."""
+    d = json.load(open(os.path.join(ROOT, "hw", "test_plans", "jemic_basic.json")))
+    d["points"][0]["slots"] = 2
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(d))
+    truth, dev = bench().make(str(tmp_path), plan=str(plan))
+    lines = open(dev).read().splitlines()
+    lines = [ln + "partial" if "T09:30:00" in ln else ln for ln in lines]
+    open(dev, "w").write("\n".join(lines) + "\n")
+    rc = main(["verify", dev, "--reference", truth, "--meter", METER, "--plan", str(plan),
+               "--json"] + EMUREF)
+    pts = {p["id"]: p for p in json.loads(capsys.readouterr().out)["points"]}
+    assert rc == 3
+    assert pts["I100-50Hz"]["decision"] == "incomplete" and pts["I100-50Hz"]["slots_compared"] == 1
+    assert pts["I100-50Hz"]["reasons"][0].startswith("coverage: 1 of 2 planned slot(s) compared")
