@@ -27,12 +27,16 @@ REFM = ["--reference-meter", os.path.join(DECL, "reference_meter.json")]
 CHARGER = os.path.join(ROOT, "samples", "charger_evening_7s.csv")
 
 
-def load_generator():
-    spec = importlib.util.spec_from_file_location(
-        "make_meter_error", os.path.join(ROOT, "samples", "make_meter_error.py"))
+def load_sample(name):
+    """A script of samples/ (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "samples", name + ".py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def load_generator():
+    return load_sample("make_meter_error")
 
 
 def args_for(*argv):

@@ -1,7 +1,6 @@
 """Test plans: the shipped plan's data, the emulator playing it, and `smeter verify --plan`
 giving a verdict per point where a missing, short or off-condition point is never a pass."""
 import copy
-import importlib.util
 import json
 import os
 
@@ -13,6 +12,7 @@ from host_tools.emulator.plan_play import PlanProfile, parse_fault
 from host_tools.emulator.profiles import ProfileError
 from host_tools.verify import plan as planmod
 from host_tools.verify.compare import VerifyError
+from test_verify_cmd import load_sample
 
 DECL = os.path.join(ROOT, "samples", "declarations")
 EMUREF = ["--reference-meter", os.path.join(DECL, "emulator_reference.json")]
@@ -20,11 +20,7 @@ METER = os.path.join(DECL, "meter_bench.json")
 
 
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "make_bench_run", os.path.join(ROOT, "samples", "make_bench_run.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_sample("make_bench_run")
 
 
 def verify_json(capsys, dev, truth, *extra):
