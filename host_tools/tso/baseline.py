@@ -74,7 +74,7 @@ def like_days(days, target, excluded, cfg, limit=True):
     return out
 
 
-def high4of5(series, present, days, target, window, excluded, cfg, names=None):
+def high4of5(series, present, days, target, window, excluded, cfg, names=None, info=None):
     """ERAB "High 4 of 5" with same-day adjustment for resources × 48 slots.
 
     series: int64 (days, n, 48) values at the metering point; present: bool (days, n);
@@ -92,7 +92,9 @@ def high4of5(series, present, days, target, window, excluded, cfg, names=None):
     recent day; average them per slot; add the mean difference actual - baseline over the
     slots from `adjust_start_hours_before` to `adjust_end_hours_before` hours before the
     event start (on the event day; slots before 00:00 are not used; no cap). The result is
-    rounded once, half up.
+    rounded once, half up. `info`, a dict if given, gets "complete": bool (n,), True where
+    the resource found all its like days among the days passed (older days cannot change its
+    result).
     """
     n = series.shape[1]
     problems = []
@@ -108,6 +110,8 @@ def high4of5(series, present, days, target, window, excluded, cfg, names=None):
     init = valid & (np.cumsum(valid, axis=0) <= want)  # (K, n): the like days
     k0 = init.sum(axis=0)
     short = k0 < keep
+    if info is not None:
+        info["complete"] = np.zeros(n, bool)
     if short.any():
         problems.append(Problem("baseline_history", "fewer than %d like days before %s for "
                                 "High 4 of 5" % (keep, days[target]),
@@ -122,6 +126,8 @@ def high4of5(series, present, days, target, window, excluded, cfg, names=None):
                                            < cfg["low_day_ratio_pct"] * total[None, :])
     ok = valid & ~low
     used = ok & (np.cumsum(ok, axis=0) <= want)  # low days replaced by older candidates
+    if info is not None:
+        info["complete"] = used.sum(axis=0) == want
     missing = (used & ~present[cand]).any(axis=0)
     if missing.any():
         problems.append(Problem("baseline_history", "resources missing like-day values "

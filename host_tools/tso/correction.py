@@ -295,7 +295,6 @@ def prepare_day(data, day, rules, pattern, plan_basis=None):
             # once per group otherwise
             if method == "prev_day":
                 sel = [day - 1, day] if day > 0 else [day]
-                excluded = np.zeros(len(sel), bool)
             else:
                 # DR days (DR実施日): by default every day the resource was dispatched, by
                 # whichever group (ERAB guideline); "group": only this group's event days
@@ -309,20 +308,35 @@ def prepare_day(data, day, rules, pattern, plan_basis=None):
                 else:
                     dr = dr_days(data)[:, rows]
                 cand = bl.like_days(data.days, day, dr.all(axis=1), cfg, limit=False)
-                sel = sorted(cand) + [day]
-                excluded = dr[sel]
-            sel = np.asarray(sel, np.int64)
             # and only the slots it reads: the event, and for High 4 of 5 the adjustment
             # window before it (slicing from its first slot leaves the result unchanged)
             c0 = a if method == "prev_day" else max(0, a - 2 * cfg["adjust_start_hours_before"])
-            series = values[np.ix_(sel, rows, np.arange(c0, b))]
-            present = present_all[np.ix_(sel, rows)]
             if method == "prev_day":
+                sel = np.asarray(sel, np.int64)
+                series = values[np.ix_(sel, rows, np.arange(c0, b))]
+                present = present_all[np.ix_(sel, rows)]
                 base, probs = bl.prev_day(series, present, data.days[sel], len(sel) - 1,
                                           sub_names)
             else:
-                base, probs = bl.high4of5(series, present, data.days[sel], len(sel) - 1,
-                                          (a - c0, b - c0), excluded, cfg, sub_names)
+                # the most recent candidates first: the rest only if some resource needed
+                # older days (low days replaced, its own DR days); same result either way
+                first = max(cfg["like_days"], cfg["holiday_like_days"]) + 2
+
+                def h4(take, part):
+                    sel = np.asarray(sorted(cand[:take]) + [day], np.int64)
+                    info = {}
+                    got = bl.high4of5(values[np.ix_(sel, rows[part], np.arange(c0, b))],
+                                      present_all[np.ix_(sel, rows[part])], data.days[sel],
+                                      len(sel) - 1, (a - c0, b - c0), dr[sel][:, part], cfg,
+                                      sub_names[part], info)
+                    return got, info["complete"]
+
+                every = np.arange(len(rows))
+                (base, probs), complete = h4(min(first, len(cand)), every)
+                if first < len(cand) and (probs or not complete.all()):
+                    redo = every if probs else every[~complete]
+                    (part_base, probs), _ = h4(len(cand), redo)
+                    base[redo] = part_base
             base = base[:, a - c0:]
             problems.extend(probs)
             ge = is_device[rows]

@@ -276,3 +276,46 @@ def test_by_default_a_resource_s_dr_days_under_any_group_are_excluded():
     assert inp_r.baseline[0, 36] == -100  # R: 7, 3, 2, 1, 31
     assert inp_g.baseline[0, 36] == -82  # R: 7, 6, 3, 2, 1 (its DR day Mon6 = 10 counted)
     assert inp_r.baseline[1, 36] == inp_g.baseline[1, 36] == -82  # S: Mon6 is no DR day of S
+
+
+def test_correction_gathers_recent_days_first_and_matches_the_full_history():
+    # a month of data with low days and DR days of other groups: prepare_day reads the most
+    # recent candidate days first and older ones only when a resource needs them; the
+    # baselines must equal High 4 of 5 over the whole history
+    from host_tools.tso import correction, generate
+    from host_tools.tso.model import Table
+    rules = config.load_rules()
+    data = generate.generate(400, days=31, seed=4)
+    day = len(data.days) - 1
+    rng = np.random.default_rng(4)
+    for arr in (data.receiving, data.device):
+        d = rng.integers(0, day, 600)
+        r = rng.integers(0, arr.shape[1], 600)
+        arr[d, r, :] //= 50  # low days for the 25 % rule
+    ev = data.events
+    extra = {k: np.asarray(ev[k]) for k in ev.columns}
+    gids = np.asarray(data.groups["group_id"])
+    for k, g in enumerate(gids):  # earlier DR days, one per group, on different days
+        for col, v in (("group_id", g), ("date", data.days[day - 3 - 2 * k]),
+                       ("start_slot", 30), ("end_slot", 34)):
+            extra[col] = np.append(extra[col], np.asarray([v]).astype(extra[col].dtype))
+    data.events = Table(**extra)
+    data.__dict__.pop("_dr_days", None)
+    inp, _, _ = correction.prepare_day(data, day, rules, 2)
+    rows_of = data.group_rows()
+    checked = 0
+    today = data.events["date"].astype("datetime64[D]") == data.days[day]
+    for gid, start, end in zip(data.events["group_id"][today], data.events["start_slot"][today],
+                               data.events["end_slot"][today]):
+        if data.groups["baseline_method"][data.group_index[gid]] != "high4of5":
+            continue
+        rows = rows_of[gid]
+        src = "device" if data.is_device_point()[rows[0]] else "receiving"
+        full, probs = bl.high4of5(getattr(data, src)[:, rows],
+                                  getattr(data, src + "_present")[:, rows], data.days, day,
+                                  (start - 1, end), correction.dr_days(data)[:, rows],
+                                  rules["baseline"]["high4of5"])
+        assert probs == []
+        assert (inp.baseline[rows, start - 1:end] == full[:, start - 1:end]).all()
+        checked += len(rows)
+    assert checked > 0
