@@ -542,7 +542,7 @@ def document(run, args, ctx):
             "tur_below_minimum": bool(tur is not None and tur < Fraction(str(rule["min_tur"]))),
             "min_tur": rule["min_tur"]},
         "decision_rule": rule,
-        "meter": _decl(meter, declarations.METER_FIELDS),
+        "meter": _meter_decl(meter),
         "reference_meter": _decl(refm, declarations.REFERENCE_FIELDS),
         "lab": _decl(ctx["lab"], declarations.LAB_FIELDS),
         "plan": None if ctx["plan"] is None else {
@@ -583,6 +583,13 @@ def document(run, args, ctx):
                        "seconds": "%.1f" % ctx["seconds"]},
     }
     return doc
+
+
+def _meter_decl(meter):
+    out = _decl(meter, declarations.METER_FIELDS)
+    if out is not None and out["rated_power_w"] is None and meter.get("rated_power") is not None:
+        out["rated_power_w"] = "%s (rated voltage x rated current)" % meter["rated_power"]
+    return out
 
 
 def _decl(d, fields):

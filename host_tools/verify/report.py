@@ -403,14 +403,28 @@ def page(doc, pngs):
                    "computation from the device's own trace (%s), which proves the arithmetic, "
                    "not the measurement.</p>" % _e(", ".join(
                        "%s: %s" % kv for kv in sorted(doc["summary"]["reference_sources"].items()))))
-    out.append("<h2>Decision rule</h2>")
+    if integ:
+        c = doc["consistency"]
+        out.append("<h2>What was checked</h2>")
+        out.append(_kv([
+            ("edge core vs computed values", "%d slots compared, %d excluded" % (
+                doc["summary"]["compared"], doc["summary"]["excluded"])),
+            ("register vs power integral", "%d slot(s) checked (%s), %d disagreement(s)" % (
+                c["slots_checked"], ", ".join(c["directions"]) or "no register with power",
+                c["disagreements"])),
+            ("bound (not a verdict)", "%s: allowed = tolerance × max(|value|, E_min = %s Wh) "
+             "+ %s Wh per slot" % (doc["tolerance"]["text"], doc["tolerance"]["min_energy_wh"],
+                                   doc["tolerance"]["resolution_wh"]))]))
     r = doc["decision_rule"]
-    out.append(_kv([("rule", r["name"]), ("statement", r["statement"]), ("source", r["source"]),
+    if not integ:
+        out.append("<h2>Decision rule</h2>")
+        out.append(_kv([("rule", r["name"]), ("statement", r["statement"]), ("source", r["source"]),
                     ("tolerance", doc["tolerance"]["text"]),
-                    ("allowed error TL", "tolerance × max(|reference|, E_min = %s Wh) + %s Wh "
-                     "(one digit) per slot; tolerance × |reference| + one digit per plan point"
-                     % (doc["tolerance"]["min_energy_wh"], doc["tolerance"]["resolution_wh"])),
-                    ("class table checked", doc["tolerance"]["classes_checked"])]))
+                        ("allowed error TL", "tolerance × max(|reference|, E_min = %s Wh) + %s "
+                         "Wh (one digit) per slot; tolerance × |reference| + one digit per plan "
+                         "point" % (doc["tolerance"]["min_energy_wh"],
+                                    doc["tolerance"]["resolution_wh"])),
+                        ("class table checked", doc["tolerance"]["classes_checked"])]))
     if doc["plan"]:
         pl = doc["plan"]
         out.append("<h2>Test plan</h2>")
