@@ -65,7 +65,7 @@ def register(subparsers):
         "docs/certification.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("trace", metavar="TRACE.csv",
+    p.add_argument("trace", metavar="TRACE.csv", nargs="?",
                    help="the device's recorded trace, or its reported 30-minute values (slot CSV)")
     p.add_argument("--class", dest="cls", default="n3", choices=sorted(classes["classes"]),
                    help="declared accuracy class (精度階級) of the specified-metering scheme "
@@ -101,6 +101,12 @@ def register(subparsers):
     p.add_argument("--report", metavar="DIR", default=None,
                    help="write index.html (one self-contained file), report.json and slots.csv "
                    "into DIR")
+    p.add_argument("--sign-key", metavar="KEY.json", default=None,
+                   help="sign the report's data (ES256) with this key file {signer, key_hex}; "
+                   "needs --report")
+    p.add_argument("--check-report", metavar="INDEX.html", default=None,
+                   help="instead of verifying a trace: check a report page's data SHA-256 and "
+                   "signature (exit 0 intact, 1 changed)")
     p.add_argument("--json", action="store_true",
                    help="print the report data (verdict per point and slot) as JSON on stdout")
     p.add_argument("--min-energy-wh", type=float, default=comp["min_energy_wh"],
@@ -664,7 +670,45 @@ def summary(run):
     return out
 
 
+def check_report(path):
+    from host_tools.verify import signature
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        ok, lines = signature.check_page(text)
+    except (OSError, UnicodeDecodeError) as e:
+        print("smeter verify: --check-report %s: cannot read (%s)" % (path, e), file=sys.stderr)
+        return exit_codes.USAGE
+    except cmp.VerifyError as e:
+        print("smeter verify: --check-report %s: %s" % (path, e), file=sys.stderr)
+        return exit_codes.USAGE
+    print("smeter verify: report %s %s" % (path, "INTACT" if ok else "CHANGED"))
+    for ln in lines:
+        print("  " + ln)
+    return exit_codes.OK if ok else exit_codes.FAILED
+
+
 def run_cmd(args):
+    if args.check_report:
+        if args.trace:
+            print("smeter verify: --check-report takes no TRACE.csv", file=sys.stderr)
+            return exit_codes.USAGE
+        return check_report(args.check_report)
+    if not args.trace:
+        print("smeter verify: TRACE.csv is required (or --check-report INDEX.html)",
+              file=sys.stderr)
+        return exit_codes.USAGE
+    signing = None
+    if args.sign_key:
+        from host_tools.verify import signature
+        if not args.report:
+            print("smeter verify: --sign-key needs --report DIR", file=sys.stderr)
+            return exit_codes.USAGE
+        try:
+            signing = signature.load_key(args.sign_key)
+        except cmp.VerifyError as e:
+            print("smeter verify: %s" % e, file=sys.stderr)
+            return exit_codes.USAGE
     from host_tools.verify import output
     written = output.Written()
     report = progress if (args.runtime == "micropython" and not args.quiet) else None
@@ -688,7 +732,7 @@ def run_cmd(args):
         from host_tools.verify import report as rep
         try:
             os.makedirs(args.report, exist_ok=True)
-            path = rep.write_report(run, args.report, written)
+            path = rep.write_report(run, args.report, written, signing)
         except KeyboardInterrupt:
             print("smeter verify: interrupted while writing the report; %s"
                   % written.summary(), file=sys.stderr)

@@ -321,8 +321,9 @@ def _decl_rows(d, fields):
     return rows(d, fields)
 
 
-def page(doc, pngs):
-    """The HTML page (str) from the report document and {name: PNG bytes}."""
+def page(doc, pngs, signature=None):
+    """The HTML page (str) from the report document, {name: PNG bytes} and an optional
+    signature block (signature.sign)."""
     from .declarations import LAB_FIELDS, METER_FIELDS, REFERENCE_FIELDS
     integ = doc["check"] == "integration"
     v = doc["verdict"]
@@ -484,14 +485,23 @@ def page(doc, pngs):
     out.append('<script type="application/json" id="report-data">%s</script>' % data)
     out.append('<h2>Report data</h2><p>SHA-256 of the report data (the canonical JSON embedded '
                'in this page as <code>script#report-data</code>, also report.json):</p>'
-               '<p class="hash" id="data-sha256">%s</p></body></html>'
+               '<p class="hash" id="data-sha256">%s</p>'
                % hashlib.sha256(data.encode("ascii")).hexdigest())
+    if signature is not None:
+        out.append('<script type="application/json" id="report-signature">%s</script>'
+                   % canonical_json(signature))
+        out.append("<p>Signed by <b>%s</b> (ES256 over the report data; public key fingerprint "
+                   "<code>%s</code>; check with <code>smeter verify --check-report</code>):</p>"
+                   '<p class="hash">%s</p>' % (_e(signature["signer"]),
+                                               _e(signature["fingerprint"]),
+                                               _e(signature["signature"])))
+    out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def write_report(run, outdir, written=None):
+def write_report(run, outdir, written=None, signing=None):
     """Write slots.csv, report.json and index.html (last) into outdir, each atomically;
-    returns the HTML path."""
+    returns the HTML path. signing: (signer, private key) to sign the report data."""
     from .reference import read_samples
     paths = [os.path.join(outdir, n) for n in (CSV_NAME, JSON_NAME, HTML_NAME)]
     if written is not None:
@@ -504,4 +514,8 @@ def write_report(run, outdir, written=None):
     pngs = charts(run.res, power_series(samples, run.res.rows) if samples is not None else None,
                   power_series(run.ref_samples, run.res.rows)
                   if run.ref_samples is not None else None)
-    return write_atomic(paths[2], page(run.doc, pngs), written)
+    sig = None
+    if signing is not None:
+        from .signature import sign
+        sig = sign(canonical_json(run.doc), *signing)
+    return write_atomic(paths[2], page(run.doc, pngs, sig), written)
