@@ -7,6 +7,8 @@ cost). Decisions per datagram, in order (reasons are stable counter names):
 
   parse (wire.py)        oversized, too_short, malformed_cbor, non_canonical, bad_schema,
                          bad_tag_length, unsupported_version, unsupported_algorithm
+  anything unexpected    internal_error: an exception while deciding one datagram (before
+                         anything of it is written) rejects that datagram, not its batch
   key (keys.py)          unknown_key, key_not_valid
   MAC (wire.py)          bad_mac
   sequence window        a seq seen before (or below the window) whose bytes equal the stored
@@ -23,6 +25,7 @@ A refused frame never touches slot_values or frames; it is logged in `rejections
 raw bytes truncated to `max_raw`.
 """
 import collections
+import sqlite3
 import time
 
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
@@ -47,13 +50,14 @@ R_SEQ_BELOW_WINDOW = "seq_below_window"
 R_SLOT_IN_FUTURE = "slot_in_future"
 R_SLOT_TOO_OLD = "slot_too_old"
 R_SLOT_CONFLICT = "slot_conflict"
+R_INTERNAL = "internal_error"  # an unexpected exception while deciding one datagram
 
 # Every rejection reason the collector can count (docs/collector.md lists them).
 REASONS = (
     wire.R_OVERSIZED, wire.R_TOO_SHORT, wire.R_MALFORMED_CBOR, wire.R_NON_CANONICAL,
     wire.R_BAD_SCHEMA, wire.R_BAD_TAG_LENGTH, wire.R_UNSUPPORTED_VERSION,
     wire.R_UNSUPPORTED_ALGORITHM, "unknown_key", "key_not_valid", wire.R_BAD_MAC,
-    R_REPLAY, R_SEQ_BELOW_WINDOW, R_SLOT_IN_FUTURE,
+    R_REPLAY, R_SEQ_BELOW_WINDOW, R_SLOT_IN_FUTURE, R_INTERNAL,
 )
 
 
@@ -275,6 +279,7 @@ class Ingest:
         if type(data) is not bytes:
             data = bytes(data)
         pol = self.policy
+        decided = False  # True once this datagram's rows and window mark are being written
         try:
             pf = wire.parse_frame(data)
             dev = pf.device_id
@@ -295,12 +300,14 @@ class Ingest:
                     raise wire.WireReject(
                         R_REPLAY if state == replay_guard.SEEN else R_SEQ_BELOW_WINDOW,
                         "seq %d (window top %d)" % (seq, win.top), dev, seq)
+                decided = True
                 b.dup_frames += 1
             else:
                 recs = pf.records
                 if _EPOCH + (recs[-1][0] + 1) * _SLOT > b.latest_end:
                     raise wire.WireReject(R_SLOT_IN_FUTURE, "slot %d ends after now + %ds"
                                           % (recs[-1][0], pol.future_tolerance_s), dev, seq)
+                decided = True
                 win.mark(seq)
                 b.pending[(dev, seq)] = data
                 ds = s64(dev)
@@ -328,6 +335,15 @@ class Ingest:
                 b.accepted += 1
         except wire.WireReject as r:
             self._reject(b.rejections, b.counts, r.reason, r.detail, r.device_id, r.seq,
+                         data, addr, b.now_ms)
+            return
+        except sqlite3.Error:
+            raise  # the store failed: the batch is not stored, devices resend
+        except Exception as e:
+            if decided:  # half-written decision: fail the batch (windows rebuilt by verify)
+                raise
+            # Whatever a hostile datagram triggers before a decision costs that datagram only.
+            self._reject(b.rejections, b.counts, R_INTERNAL, type(e).__name__, None, None,
                          data, addr, b.now_ms)
             return
         _add_ack(b.acks, addr, dev, kid, entry.mac, seq)  # accepted or a retransmission

@@ -12,6 +12,13 @@ same strictness at half the cost; it is tested against the general path.) Core d
 encoding of a value once key order is fixed: every non-shortest head, indefinite length, tag,
 duplicate key or stray byte changes the re-encoding, so the comparison enforces RFC 8949
 section 4.2.1 and also yields the body length (where the MAC tag begins).
+
+Bounded work on hostile bytes: the input is at most MAX_FRAME bytes and cbor2 decodes it with
+every tag refused (no bignums, shared references (28/29), regular expressions (35), dates...:
+each would cost work out of proportion to its bytes), definite lengths only, no duplicate
+keys and at most MAX_DEPTH levels of nesting, so decoding and re-encoding are linear in the
+datagram's length. No message formats a received value with %r (a 1,790-byte bignum has more
+digits than Python's int-to-str limit); any exception from parsing is a rejection.
 """
 import hashlib
 import hmac
@@ -51,6 +58,39 @@ R_BAD_TAG_LENGTH = "bad_tag_length"
 R_UNSUPPORTED_VERSION = "unsupported_version"
 R_UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
 R_BAD_MAC = "bad_mac"
+
+# Nesting levels a frame or an ack needs: body map -> header or record array.
+MAX_DEPTH = 2
+
+
+class _TagRefused(Exception):
+    pass
+
+
+def _refuse_tag(decoder, tag=None):
+    raise _TagRefused("tags are not part of the frame schema")
+
+
+# cbor2 6.3.0's built-in semantic tags, found by decoding each tag number 0..69,999 (and
+# tests/host/test_collector_hostile.py checks every one of those again): each is replaced by
+# a refusal that runs before the tag's content is read; tag_hook refuses all other tags.
+_BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261,
+                 1004, 43000, 55799)
+_STRICT = {"semantic_decoders": {t: _refuse_tag for t in _BUILTIN_TAGS},
+           "tag_hook": _refuse_tag, "max_depth": MAX_DEPTH, "allow_indefinite": False,
+           "allow_duplicate_keys": False}
+
+
+def strict_loads(data):
+    """cbor2.loads with every tag refused, definite lengths, unique keys, bounded depth."""
+    return cbor2.loads(data, **_STRICT)
+
+
+def _describe(v):
+    """A received value for a message, never longer than a 64-bit number."""
+    if type(v) is int and -(1 << 64) < v < (1 << 64):
+        return "%d" % v
+    return "a value of type %s" % type(v).__name__
 
 
 class WireReject(Exception):
@@ -92,7 +132,7 @@ def _decode_body(data):
     if n < MIN_FRAME:
         raise WireReject(R_TOO_SHORT, "%d bytes" % n)
     try:
-        body = cbor2.loads(data)
+        body = strict_loads(data)
     except Exception as e:  # cbor2 raises several types; none may escape
         raise WireReject(R_MALFORMED_CBOR, type(e).__name__)
     if type(body) is not dict:
@@ -114,10 +154,10 @@ def _decode_body(data):
 
 def _header(body, allowed, m, n):
     if K_VERSION in body and body[K_VERSION] != VERSION:
-        raise WireReject(R_UNSUPPORTED_VERSION, "schema version %r" % (body[K_VERSION],))
+        raise WireReject(R_UNSUPPORTED_VERSION, "schema version " + _describe(body[K_VERSION]))
     for k in body:
         if k != K_VERSION and k not in allowed:
-            raise WireReject(R_BAD_SCHEMA, "unknown key %r" % (k,))
+            raise WireReject(R_BAD_SCHEMA, "unknown key " + _describe(k))
     hdr = body.get(K_HEADER)
     if type(hdr) is not list or not hdr or not _uint(hdr[0], U16):
         raise WireReject(R_BAD_SCHEMA, "missing or bad header")
@@ -193,7 +233,12 @@ def parse_frame(data):
     pf = _parse_short(data)
     if pf is not None:
         return pf
-    return _parse_general(data)
+    try:
+        return _parse_general(data)
+    except WireReject:
+        raise
+    except Exception as e:  # a parser bug must cost one datagram, never its batch
+        raise WireReject(R_MALFORMED_CBOR, "parser error " + type(e).__name__)
 
 
 def _parse_general(data):
