@@ -330,6 +330,14 @@ def _is_uint(v, limit):
     return type(v) is int and 0 <= v <= limit
 
 
+def _describe(v):
+    """A received value for a message: a number of at most 64 bits, else only its type
+    (CPython refuses to format ints over 4,300 digits; a bignum key once escaped as that)."""
+    if type(v) is int and -_U64 <= v <= _U64:
+        return "%d" % v
+    return "of type " + type(v).__name__
+
+
 def _parse(data, allowed, codec):
     """Decode the CBOR body: (map, body_len, header, kid). Structure only, no key."""
     t = type(data)
@@ -354,10 +362,10 @@ def _parse(data, allowed, codec):
     if K_VERSION in body:
         v = body[K_VERSION]
         if type(v) is not int or v != VERSION:
-            raise FrameError(UNSUPPORTED_VERSION, "schema version %r" % (v,))
+            raise FrameError(UNSUPPORTED_VERSION, "schema version " + _describe(v))
     for k in body:
         if k != K_VERSION and k not in allowed:
-            raise FrameError(MALFORMED, "unknown key %r" % (k,))
+            raise FrameError(MALFORMED, "unknown key " + _describe(k))
     hdr = body.get(K_HEADER)
     if type(hdr) is not list or not hdr or not _is_uint(hdr[0], _U16):
         raise FrameError(MALFORMED, "missing or bad header")
@@ -392,6 +400,17 @@ def _verify(data, end, device_id, kid, key_lookup):
         raise FrameError(BAD_MAC, "MAC mismatch for device %d" % device_id)
 
 
+def _parse_or_malformed(data, allowed, codec):
+    """_parse, raising FrameError and nothing else whatever the bytes: the agent loop
+    catches EdgeError around decode_ack, so by construction no datagram can escape it."""
+    try:
+        return _parse(data, allowed, codec)
+    except FrameError:
+        raise
+    except Exception as e:  # a decoder bug or MemoryError: one datagram, counted
+        raise FrameError(MALFORMED, "body not decodable", type(e).__name__)
+
+
 def decode_frame(data, key_lookup, codec=None):
     """Parse and verify a data frame; return a Frame or raise FrameError (kind = reason).
 
@@ -399,7 +418,7 @@ def decode_frame(data, key_lookup, codec=None):
     codec: optionally the cbor2 module (CPython collector): several times faster, and as
     strict, because the body must equal its canonical re-encoding.
     """
-    body, end, hdr, kid = _parse(data, (K_HEADER, K_RECORDS), codec)
+    body, end, hdr, kid = _parse_or_malformed(data, (K_HEADER, K_RECORDS), codec)
     if len(hdr) != 4:
         raise FrameError(MALFORMED, "data header needs 4 fields")
     dev, seq, status = hdr[1], hdr[2], hdr[3]
@@ -456,7 +475,7 @@ def encode_ack(key, device_id, kid, upto=None, seqs=()):
 
 def decode_ack(data, key_lookup, codec=None):
     """Parse and verify an ack; return an Ack or raise FrameError (codec as decode_frame)."""
-    body, end, hdr, kid = _parse(data, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS), codec)
+    body, end, hdr, kid = _parse_or_malformed(data, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS), codec)
     if len(hdr) != 2 or not _is_uint(hdr[1], _U64):
         raise FrameError(MALFORMED, "ack header needs [kid, device_id]")
     dev = hdr[1]

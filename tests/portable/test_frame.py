@@ -238,3 +238,49 @@ def test_fits_and_plan_split_a_week_backlog():
         total += count
     assert total == 336
     assert enc.fits(100, 7, recs, 336) == 0
+
+
+def _bignum_head(nbytes):
+    """CBOR tag 2 (positive bignum) of nbytes 0xff bytes: ~4,300 decimal digits at 1,790."""
+    return b"\xc2\x59" + bytes((nbytes >> 8, nbytes & 255)) + b"\xff" * nbytes
+
+
+def test_decode_raises_only_frame_error_on_hostile_bignums():
+    """Issue 10 item 6: a bignum version or key made decode_ack raise ValueError (CPython's
+    int-to-str limit in the message), which agent._on_udp (catching EdgeError) let through."""
+    big = _bignum_head(1790)
+    tail = bytes(8)
+    for data in (b"\xa1\x00" + big + tail,  # {0: bignum}: the version
+                 b"\xa2" + big + b"\x00\x01\x82\x01\x05" + tail,  # a bignum key
+                 b"\xa1\x01\x82\x01" + big + tail,  # bignum device id
+                 b"\xa2\x01\x82\x01\x05\x03" + big + tail):  # bignum upto
+        for ack in (True, False):
+            r = _reason(data, ack=ack)
+            assert r is not None and not r.startswith("UNEXPECTED"), (ack, r)
+
+
+def test_decode_ack_fuzz_raises_only_frame_error():
+    """Random and mutated acks (a portable LCG: same bytes on both runtimes): only FrameError."""
+    seed = [12345]
+
+    def rnd(n):
+        seed[0] = (seed[0] * 1103515245 + 12345) & 0x7FFFFFFF
+        return seed[0] % n
+
+    good = [bytes.fromhex(v["hex"]) for v in V["acks"]]
+    pieces = (_bignum_head(40), _bignum_head(1790), b"\xc3\x41\x01", b"\x9f", b"\xff", b"\xd8\x1c",
+              b"\xfb" + bytes(8), b"\x81" * 40, b"\x1b" + b"\xff" * 8, b"\x7f\x61a\xff")
+    for i in range(600):
+        b = bytearray(good[rnd(len(good))])
+        k = rnd(4)
+        if k == 0:
+            b[rnd(len(b))] = rnd(256)
+        elif k == 1:
+            b = b[: rnd(len(b))]
+        elif k == 2:
+            j = rnd(len(b))
+            b = b[:j] + pieces[rnd(len(pieces))] + b[j:]
+        else:
+            b = bytearray(rnd(256) for _ in range(rnd(40)))
+        r = _reason(bytes(b), ack=True)
+        assert r is None or r.startswith("frame_"), (bytes(b), r)
