@@ -68,8 +68,35 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def _worker_main(conn, sock, make_ingest, keyfile, index):
-    """One worker process: batches in over the pipe, per-batch counters back."""
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid):
+    """Make this (forked) worker die when the server process dies, however it dies (SIGKILL
+    included), so no orphan keeps the UDP socket and a restart can bind the port at once.
+    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL). Everywhere: the worker reads its pipe, whose
+    other end only the server holds (_worker_main closes the copies it inherited), so the
+    server's death is an EOF there. Returns False if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the pipe's EOF still ends the worker
+    return os.getppid() == parent_pid  # the parent may have died before prctl
+
+
+def _worker_main(conn, sock, make_ingest, keyfile, index, parent_pid=None, inherited=()):
+    """One worker process: batches in over the pipe, per-batch counters back.
+
+    inherited: the server's ends of the pipes (this worker's and earlier workers') that the
+    fork copied here; they are closed so that only the server keeps them open."""
+    for c in inherited:
+        c.close()
+    if parent_pid is not None and not _die_with_parent(parent_pid):
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -159,10 +186,13 @@ class CollectorServer:
 
     def _start_workers(self):
         ctx = multiprocessing.get_context("fork")
+        me = os.getpid()
         for i in range(self.nworkers):
             parent, child = ctx.Pipe()
+            inherited = [c for _, c in self.workers] + [parent]
             p = ctx.Process(target=_worker_main, args=(child, self.sock, self.ingest,
-                                                       self.keyfile, i), daemon=True)
+                                                       self.keyfile, i, me, inherited),
+                            daemon=True)
             p.start()
             child.close()
             self.workers.append((p, parent))

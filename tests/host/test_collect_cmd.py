@@ -255,3 +255,103 @@ def test_schema_1_store_is_migrated_on_start(tmp_path):
     st = store.Store(c.db, readonly=True)
     assert [(r.slot, r.import_wh) for r in st.slot_values(10)] == [(5, 7)]
     st.close()
+
+
+def _free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _blast_until_acked(sock, addr, frames, acked, timeout):
+    """Send every frame not yet acked, collect acks (device 10's seqs) until all are in."""
+    end = time.monotonic() + timeout
+    while len(acked) < len(frames) and time.monotonic() < end:
+        for seq, f in frames.items():
+            if seq not in acked:
+                sock.sendto(f, addr)
+        sock.settimeout(0.3)
+        try:
+            while True:
+                acked.update(fr.decode_ack(sock.recvfrom(4096)[0], lambda d, k: KEY10).seqs)
+        except (socket.timeout, ConnectionRefusedError):
+            pass
+    return acked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["main", "worker"])
+def test_sigkill_of_a_workers_collector_then_restart_at_once(tmp_path, victim):
+    """Issue 10 item 4: SIGKILL of the main process left its workers running with the UDP
+    socket, and a restart on the same port failed ("Address already in use"). Now the
+    workers die with it; a restart binds the port at once; nothing acked is lost."""
+    port = _free_udp_port()
+    cmd_extra = ["--listen", "127.0.0.1:%d" % port]
+    s = last_slot()
+    enc = fr.FrameEncoder(10, KEY10, 0)
+    frames = {seq: enc.encode(seq, [[s - 400 + seq, seq, 0, 0]]) for seq in range(1, 301)}
+    cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cli.bind(("127.0.0.1", 0))
+    addr = ("127.0.0.1", port)
+    db = str(tmp_path / "head.db")
+    keysf = str(tmp_path / "keys.json")
+    keys.write_keys(keysf, [(10, 0, KEY10)])
+
+    def launch():
+        p = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "collect", "--db", db,
+                              "--keys", keysf, "--workers", "2"] + cmd_extra,
+                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        line = p.stderr.readline()
+        assert "listening on 127.0.0.1:%d" % port in line, (line, p.stderr.read())
+        return p
+
+    p = launch()
+    acked = set()
+    try:
+        first = dict(list(frames.items())[:150])
+        _blast_until_acked(cli, addr, first, acked, 20)
+        assert len(acked) == 150
+        workers = _children(p.pid)
+        assert len(workers) == 2
+        for seq in range(151, 301):  # in flight at the kill
+            cli.sendto(frames[seq], addr)
+        if victim == "main":
+            os.kill(p.pid, signal.SIGKILL)
+            assert p.wait(timeout=15) == -signal.SIGKILL
+        else:
+            os.kill(workers[0], signal.SIGKILL)
+            assert p.wait(timeout=15) == 1  # the server stops when a worker dies
+        p.stderr.close()
+        t = time.monotonic()
+        p = launch()  # at once, on the same port
+        restart_s = time.monotonic() - t
+        assert not any(_alive(w) for w in workers)
+        # acks of the kill's last moment may still be in the client's socket
+        _blast_until_acked(cli, addr, frames, acked, 30)
+        assert acked == set(frames)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+        p.stderr.close()
+        cli.close()
+    st = store.Store(db, readonly=True)
+    rows = st.slot_values(10)
+    assert sorted(r.import_wh for r in rows) == sorted(frames)  # every frame stored once
+    assert st.count_frames() == len(frames)
+    st.close()
+    print("restart after SIGKILL of the %s: listening again after %.2f s" % (victim, restart_s))
