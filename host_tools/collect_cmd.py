@@ -54,6 +54,9 @@ def register(subparsers):
     p.add_argument("--workers", default="1", metavar="N",
                    help="worker processes verifying and storing in parallel, frames routed by "
                    "device id; 'auto' = one per CPU (default 1)")
+    p.add_argument("--recv-buffer", type=int, default=32 << 20, metavar="BYTES",
+                   help="UDP receive buffer to ask for (default 32 MiB); Linux caps it at "
+                   "net.core.rmem_max unless run as root (SO_RCVBUFFORCE)")
     p.add_argument("--clock", metavar="FILE",
                    help="read time from a simulated clock file (host_tools/emulator/simclock.py) "
                    "instead of the wall clock")
@@ -108,8 +111,8 @@ def run(args):
         print("smeter collect: --listen and --keys are required (or use --timeliness)",
               file=sys.stderr)
         return EXIT_USAGE
-    if args.window < 1 or args.stats_interval <= 0 or args.max_raw < 0:
-        print("smeter collect: --window, --stats-interval must be positive", file=sys.stderr)
+    if args.window < 1 or args.stats_interval <= 0 or args.max_raw < 0 or args.recv_buffer < 1:
+        print("smeter collect: --window, --stats-interval, --recv-buffer must be positive", file=sys.stderr)
         return EXIT_USAGE
     try:
         host, port = _hostport(args.listen)
@@ -146,7 +149,8 @@ def run(args):
         ing = make_ingest(st)
     try:
         srv = server.CollectorServer(ing, host, port, keyfile=keyfile,
-                                     stats_interval=args.stats_interval, workers=workers)
+                                     stats_interval=args.stats_interval, workers=workers,
+                                     recv_buffer=args.recv_buffer)
     except OSError as e:
         print("smeter collect: cannot listen on %s: %s" % (args.listen, e), file=sys.stderr)
         if st is not None:
@@ -154,10 +158,12 @@ def run(args):
         return EXIT_USAGE
 
     def ready(addr):
-        print("collect: listening on %s:%d (%d keys, db %s, %d worker%s, fast path in %s)"
+        print("collect: listening on %s:%d (%d keys, db %s, %d worker%s, fast path in %s, "
+              "receive buffer %d bytes)"
               % (addr[0], addr[1], len(keyfile.keyring), args.db, workers,
                  "" if workers == 1 else "s", "C" if ingest._fastpath is not None
-                 else "Python (_fastpath not built)"), file=sys.stderr, flush=True)
+                 else "Python (_fastpath not built)", srv.recv_buffer), file=sys.stderr,
+              flush=True)
 
     try:
         asyncio.run(srv.serve(ready))

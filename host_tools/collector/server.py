@@ -18,7 +18,50 @@ import socket
 import sys
 
 DEFAULT_MAX_BATCH = 4096
-RECV_SIZE = 4096  # a datagram longer than wire.MAX_FRAME is still read whole to reject it
+# Every datagram is read whole (the largest UDP payload fits), so a rejection row's raw_len
+# is the datagram's true length even far beyond wire.MAX_FRAME.
+RECV_SIZE = 65536
+# Requested socket receive buffer: absorbs ~30,000 small datagrams (each costs ~1 KB of
+# kernel memory) while a batch is verified and committed. Linux caps SO_RCVBUF at
+# net.core.rmem_max unless the process may use SO_RCVBUFFORCE (CAP_NET_ADMIN, e.g. root).
+DEFAULT_RECV_BUFFER = 32 << 20
+
+
+def set_recv_buffer(sock, size):
+    """Ask for a receive buffer of `size` bytes; returns what the kernel granted (Linux
+    reports twice the usable size, its bookkeeping included)."""
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    done = False
+    if force is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+            done = True
+        except OSError:  # not permitted: the plain option, capped by net.core.rmem_max
+            pass
+    if not done:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError:
+            pass
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def kernel_drops(sock):
+    """Datagrams the kernel dropped for this socket since it was created (receive buffer
+    full), or None where the platform does not say. Linux: the `drops` column of
+    /proc/net/udp (or udp6) on the socket's inode line."""
+    try:
+        ino = str(os.fstat(sock.fileno()).st_ino)
+        for name in ("/proc/net/udp", "/proc/net/udp6"):
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 13 and parts[9] == ino:
+                        return int(parts[12])
+    except (OSError, ValueError, StopIteration):
+        return None
+    return None
 
 
 _UINT_WIDTH = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
@@ -158,7 +201,8 @@ class CollectorServer:
     """ingest: an Ingest (workers == 1) or a callable building one inside each worker."""
 
     def __init__(self, ingest, host, port, keyfile=None, stats_interval=60.0,
-                 max_batch=DEFAULT_MAX_BATCH, err=None, workers=1):
+                 max_batch=DEFAULT_MAX_BATCH, err=None, workers=1,
+                 recv_buffer=DEFAULT_RECV_BUFFER):
         self.ingest = ingest
         self.keyfile = keyfile
         self.stats_interval = stats_interval
@@ -166,13 +210,12 @@ class CollectorServer:
         self.err = err or sys.stderr
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
                                   socket.SOCK_DGRAM)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        except OSError:
-            pass
+        self.recv_buffer = set_recv_buffer(self.sock, recv_buffer)
         self.sock.bind((host, port))
         self.sock.setblocking(False)
         self.address = self.sock.getsockname()
+        self._buf = bytearray(RECV_SIZE)
+        self._view = memoryview(self._buf)
         self._stop = None
         self.failed = False  # a worker died; the command exits non-zero
         self.workers = []
@@ -226,10 +269,13 @@ class CollectorServer:
 
     def _on_readable(self):
         batch = []
-        recv = self.sock.recvfrom
+        recv = self.sock.recvfrom_into
+        buf = self._buf
+        mv = self._view
         try:
             while len(batch) < self.max_batch:
-                batch.append(recv(RECV_SIZE))
+                n, addr = recv(buf)
+                batch.append((mv[:n].tobytes(), addr))
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as e:  # e.g. ICMP port unreachable reported on a later recv
@@ -265,8 +311,13 @@ class CollectorServer:
         if self.workers:
             from host_tools.collector.ingest import format_stats
 
-            return format_stats(self.stats, prefix)
-        return self.ingest.stats_line(prefix)
+            line = format_stats(self.stats, prefix)
+        else:
+            line = self.ingest.stats_line(prefix)
+        drops = kernel_drops(self.sock)
+        if drops is not None:  # counted by the kernel, not stored: it never saw their bytes
+            line += " kernel_drops=%d" % drops
+        return line
 
     def _tick(self):
         loop = asyncio.get_running_loop()
@@ -324,8 +375,8 @@ class CollectorServer:
                 for p, conn in self.workers:
                     loop.remove_reader(conn.fileno())
                 self._stop_workers()
-            self.sock.close()
             self.log(self.stats_line("collect: final"))
+            self.sock.close()
 
     def stop(self):
         if self._stop is not None:
