@@ -7,5 +7,9 @@ setup(
         Extension("host_tools.collector._fastpath", ["host_tools/collector/_fastpath.c"],
                   optional=True, extra_compile_args=["-O2", "-Wall", "-Wextra",
                                                      "-Wno-unused-parameter"]),
+        # optional, Linux: recvmmsg/sendmmsg for the server; plain socket calls without it
+        Extension("host_tools.collector._batchio", ["host_tools/collector/_batchio.c"],
+                  optional=True, extra_compile_args=["-O2", "-Wall", "-Wextra",
+                                                     "-Wno-unused-parameter"]),
     ],
 )

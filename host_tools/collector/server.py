@@ -17,6 +17,11 @@ import signal
 import socket
 import sys
 
+try:  # recvmmsg/sendmmsg (setup.py, Linux); one system call per datagram without it
+    from host_tools.collector import _batchio
+except ImportError:
+    _batchio = None
+
 DEFAULT_MAX_BATCH = 4096
 # Every datagram is read whole (the largest UDP payload fits), so a rejection row's raw_len
 # is the datagram's true length even far beyond wire.MAX_FRAME.
@@ -100,11 +105,42 @@ def route(data, n):
 
 
 def _send_acks(sock, replies, log):
+    if _batchio is not None:
+        failed = _batchio.send_batch(sock.fileno(), replies)
+        if not failed:
+            return
+        retry = []
+        for i, err in failed:
+            if err:
+                log("collect: ack to %s failed: %s" % (replies[i][0], os.strerror(err)))
+            else:  # an address _batchio does not convert: the socket module does
+                retry.append(replies[i])
+        replies = retry
     for addr, ack in replies:
         try:
             sock.sendto(ack, addr)
         except OSError as e:
             log("collect: ack to %s failed: %s" % (addr, e))
+
+
+def recv_all(sock, max_n, buf):
+    """Every datagram waiting on the non-blocking sock, at most max_n, each read whole:
+    [(bytes, addr)]. buf: a bytearray of RECV_SIZE for the one-by-one fallback."""
+    if _batchio is not None:
+        return _batchio.recv_batch(sock.fileno(), max_n)
+    batch = []
+    recv = sock.recvfrom_into
+    mv = memoryview(buf)
+    try:
+        while len(batch) < max_n:
+            n, addr = recv(buf)
+            batch.append((mv[:n].tobytes(), addr))
+    except (BlockingIOError, InterruptedError):
+        pass
+    except OSError:  # e.g. an ICMP error about an earlier ack: keep what was read
+        if not batch:
+            raise
+    return batch
 
 
 def _log(msg):
@@ -215,7 +251,6 @@ class CollectorServer:
         self.sock.setblocking(False)
         self.address = self.sock.getsockname()
         self._buf = bytearray(RECV_SIZE)
-        self._view = memoryview(self._buf)
         self._stop = None
         self.failed = False  # a worker died; the command exits non-zero
         self.workers = []
@@ -268,18 +303,11 @@ class CollectorServer:
     # ------------------------------------------------------------------ datagrams
 
     def _on_readable(self):
-        batch = []
-        recv = self.sock.recvfrom_into
-        buf = self._buf
-        mv = self._view
         try:
-            while len(batch) < self.max_batch:
-                n, addr = recv(buf)
-                batch.append((mv[:n].tobytes(), addr))
-        except (BlockingIOError, InterruptedError):
-            pass
+            batch = recv_all(self.sock, self.max_batch, self._buf)
         except OSError as e:  # e.g. ICMP port unreachable reported on a later recv
             self.log("collect: recv error %s" % e)
+            return
         if not batch:
             return
         if not self.workers:

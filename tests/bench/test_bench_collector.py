@@ -318,3 +318,136 @@ def test_bench_server_subprocess(benchmark, encoders, tmp_path, workers):
     st = store.Store(str(tmp_path / "srv.db"), readonly=True)
     assert st.count_frames() == st.count_values() and st.count_frames() % per_round == 0
     st.close()
+
+
+def bare_sqlite_rows(tmp_path, frame_rows, value_rows, per_txn):
+    """The same rows written by the plainest SQLite code, in the same run: the collector's
+    schema and pragmas (store.Store creates them), then executemany of one INSERT per table,
+    one transaction per `per_txn` frames. Returns frames stored per second."""
+    st = store.Store(str(tmp_path / "bare.db"))
+    db = st.db
+    t = time.perf_counter()
+    for i in range(0, len(frame_rows), per_txn):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO frames VALUES (?,?,?,?,?,?,?,?)", frame_rows[i : i + per_txn])
+        db.executemany("INSERT OR IGNORE INTO slot_values VALUES (?,?,?,?,?,?,?,?,?)",
+                       value_rows[i : i + per_txn])
+        db.execute("COMMIT")
+    dt = time.perf_counter() - t
+    assert db.execute("SELECT count(*) FROM slot_values").fetchone()[0] == len(value_rows)
+    st.close()
+    return len(frame_rows) / dt
+
+
+def _paced_sender(sock, addr, frames, rate):
+    """Child process: send frames at `rate` per second (None: as fast as possible)."""
+    t0 = time.perf_counter()
+    send = sock.sendto
+    if rate is None:
+        for f in frames:
+            send(f, addr)
+        return
+    step = max(1, rate // 1000)  # a burst every millisecond
+    for i in range(0, len(frames), step):
+        due = t0 + i / rate
+        while time.perf_counter() < due:
+            pass
+        for f in frames[i : i + step]:
+            send(f, addr)
+
+
+@pytest.mark.parametrize("offered", [None, 50000], ids=["flat-out", "50k-per-s"])
+def test_bench_udp_end_to_end_vs_sqlite(benchmark, encoders, tmp_path, offered):
+    """`smeter collect` over real UDP from a separate sending process, every frame acked, as
+    frames stored per second and as a ratio to bare SQLite inserts of the same rows measured
+    in the same run (bare_sqlite_rows). Frames the kernel dropped (its count is on the
+    collector's final line) are resent, as devices do, and their time counts."""
+    import multiprocessing
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    n = 60000 if not benchmark.disabled else 6000
+    frames = []
+    for k in range(n // DEVICES):
+        frames += make_batch(encoders, k)
+    keyfile = str(tmp_path / "keys.json")
+    keys.write_keys(keyfile, [(d, 0, KEY) for d in range(DEVICES)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host_tools.cli", "collect", "--db", str(tmp_path / "e2e.db"),
+         "--listen", "127.0.0.1:0", "--keys", keyfile, "--stats-interval", "3600",
+         "--future-tolerance", "999999999", "--backfill-days", "99999"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    result = {}
+    try:
+        line = proc.stderr.readline()
+        port = int(re.search(r"listening on [\d.]+:(\d+)", line).group(1))
+        addr = ("127.0.0.1", port)
+        cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        cli.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+        cli.bind(("127.0.0.1", 0))
+        by_key = {(i % DEVICES, i // DEVICES): f for i, f in enumerate(frames)}
+
+        def run():
+            acked = set()
+            ctx = multiprocessing.get_context("fork")
+            t0 = time.perf_counter()
+            todo = frames
+            t_last = t0
+            resent = 0
+            cli.settimeout(0.5)
+            while todo:
+                # devices resend what was not acked; paced like the first sending
+                sender = ctx.Process(target=_paced_sender, args=(cli, addr, todo, offered))
+                sender.start()
+                while True:
+                    try:
+                        data = cli.recv(4096)
+                    except socket.timeout:
+                        if not sender.is_alive():
+                            break
+                        continue
+                    kid, dev, upto, seqs, m = wire.parse_ack(data)
+                    for s in seqs:
+                        acked.add((dev, s))
+                    t_last = time.perf_counter()
+                    if len(acked) == n:
+                        break
+                sender.join()
+                todo = [f for k, f in by_key.items() if k not in acked]
+                resent += len(todo)
+            result.update(seconds=t_last - t0, resent=resent)
+            return len(acked)
+
+        assert benchmark.pedantic(run, rounds=1, iterations=1) == n
+        cli.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 0, out
+    final = out.strip().splitlines()[-1]
+    drops = re.search(r"kernel_drops=(\d+)", final)
+    batches = int(re.search(r"batches=(\d+)", final).group(1))
+    # the bare-SQLite baseline: the very rows the collector stored, same run
+    st = store.Store(str(tmp_path / "e2e.db"), readonly=True)
+    frame_rows = st.db.execute("SELECT * FROM frames ORDER BY rowid").fetchall()
+    value_rows = st.db.execute("SELECT * FROM slot_values ORDER BY arrived_ms").fetchall()
+    st.close()
+    assert len(frame_rows) == len(value_rows) == n
+    per_txn = max(1, n // batches)
+    bare = bare_sqlite_rows(tmp_path, frame_rows, value_rows, per_txn)
+    rate = n / result["seconds"]
+    ratio = rate / bare
+    benchmark.extra_info.update(frames=n, offered_per_s=offered, stored_per_s=round(rate),
+                                bare_sqlite_per_s=round(bare), ratio_to_bare_sqlite=round(ratio, 3),
+                                kernel_drops=int(drops.group(1)) if drops else None,
+                                resent=result["resent"], batches=batches)
+    print("\nUDP end to end, %d frames offered %s: %.0f stored/s = %.2f x bare SQLite inserts of"
+          " the same rows (%.0f frames/s, %d per transaction as the collector's batches); kernel"
+          " drops %s, resent %d, %d batches"
+          % (n, "as fast as possible" if offered is None else "at %d/s" % offered, rate, ratio,
+             bare, per_txn, drops.group(1) if drops else "not reported", result["resent"],
+             batches))

@@ -41,3 +41,75 @@ def test_recv_buffer_is_what_the_kernel_granted():
     # root (SO_RCVBUFFORCE) gets the size asked for, others at most rmem_max (Linux: doubled)
     assert granted >= 2 * min(8 << 20, cap)
     s.close()
+
+
+def _pair(family, host):
+    a = socket.socket(family, socket.SOCK_DGRAM)
+    b = socket.socket(family, socket.SOCK_DGRAM)
+    for s in (a, b):
+        server.set_recv_buffer(s, 4 << 20)
+        s.bind((host, 0))
+        s.setblocking(False)
+    return a, b
+
+
+@pytest.mark.skipif(server._batchio is None, reason="_batchio not built (Linux, setup.py)")
+@pytest.mark.parametrize("family,host", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+def test_batch_io_matches_the_socket_module(family, host):
+    """recvmmsg/sendmmsg give the bytes and addresses recvfrom and sendto give, and read
+    every datagram whole (raw_len of a rejection is the true length)."""
+    try:
+        rx, tx = _pair(family, host)
+    except OSError as e:
+        pytest.skip("no %s loopback: %s" % (host, e))
+    sizes = [0, 1, 31, 2048, 4097, 65507 if family == socket.AF_INET else 65527] + [40] * 200
+    sent = [bytes([i & 255]) * n for i, n in enumerate(sizes)]
+    for d in sent:
+        tx.sendto(d, rx.getsockname())
+    got = server._batchio.recv_batch(rx.fileno(), 10000)
+    assert [d for d, a in got] == sent
+    assert {a for d, a in got} == {tx.getsockname()}
+    assert server._batchio.recv_batch(rx.fileno(), 10) == []
+    # max_n is respected; the rest stays queued
+    for d in sent[:100]:
+        tx.sendto(d, rx.getsockname())
+    assert len(server._batchio.recv_batch(rx.fileno(), 70)) == 70
+    assert len(server._batchio.recv_batch(rx.fileno(), 70)) == 30
+    # acks out: to the address the datagram came from, in order
+    replies = [(tx.getsockname(), b"ack%d" % i) for i in range(150)]
+    assert server._batchio.send_batch(rx.fileno(), replies) == []
+    back = []
+    while True:
+        try:
+            back.append(tx.recvfrom(100))
+        except BlockingIOError:
+            break
+    assert back == [(d, rx.getsockname()) for a, d in replies]
+    rx.close()
+    tx.close()
+
+
+@pytest.mark.skipif(server._batchio is None, reason="_batchio not built (Linux, setup.py)")
+def test_send_acks_falls_back_and_logs_failures():
+    rx, tx = _pair(socket.AF_INET, "127.0.0.1")
+    logged = []
+    replies = [(("not-an-address.invalid", 9), b"x"), (tx.getsockname(), b"ok"),
+               (("localhost", tx.getsockname()[1]), b"by name")]
+    server._send_acks(rx, replies, logged.append)  # the bad tuple is tried by sendto, logged
+    assert len(logged) == 1 and "not-an-address" in logged[0]
+    assert sorted(tx.recv(100) for _ in range(2)) == [b"by name", b"ok"]
+    rx.close()
+    tx.close()
+
+
+def test_recv_all_without_batch_io(monkeypatch):
+    """The one-by-one fallback reads the same datagrams whole."""
+    monkeypatch.setattr(server, "_batchio", None)
+    rx, tx = _pair(socket.AF_INET, "127.0.0.1")
+    sent = [bytes(n) for n in (1, 4097, 65507)]
+    for d in sent:
+        tx.sendto(d, rx.getsockname())
+    got = server.recv_all(rx, 100, bytearray(server.RECV_SIZE))
+    assert [d for d, a in got] == sent
+    rx.close()
+    tx.close()
