@@ -330,6 +330,7 @@ def test_structured_fuzz_sample(tmp_path):
 
 
 @pytest.mark.fuzz
+@pytest.mark.timeout(3600)
 def test_structured_fuzz_full(tmp_path, request):
     if "fuzz" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("full fuzz runs only when selected: pytest -m fuzz " + __file__)
