@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from agent_stack import _free_udp_port
 from conftest import ROOT
 from edge import frame as fr
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
@@ -255,14 +256,6 @@ def test_schema_1_store_is_migrated_on_start(tmp_path):
     st = store.Store(c.db, readonly=True)
     assert [(r.slot, r.import_wh) for r in st.slot_values(10)] == [(5, 7)]
     st.close()
-
-
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _children(pid):
