@@ -264,16 +264,18 @@ class Drain(threading.Thread):
         fd = self.sock.fileno()
         buf = bytearray(RECV_SIZE)
         q = self.queue
+        poller = select.poll()  # not select(): it fails on descriptors above 1023
+        poller.register(fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
         while True:
-            r = select.select([fd, self._stop_r], [], [])[0]
-            if self._stop_r in r:
+            if any(f == self._stop_r for f, ev in poller.poll()):
                 return
             while len(q) < self.limit:
                 try:
                     batch = recv_all(self.sock, 4096, buf)
-                except OSError as e:
+                except OSError as e:  # e.g. an ICMP error about an earlier ack
                     self.log("collect: recv error %s" % e)
-                    continue
+                    break
                 if not batch:
                     break
                 q.extend(batch)
