@@ -292,16 +292,15 @@ def run_structured_fuzz(tmp_path, n, seed):
     for mode in MODES:
         ing, st = collector(tmp_path, "fz-%s.db" % mode, mode)
         seq = 1000
-        worst = (0.0, None)
+        once = []  # datagrams that took over 100 us once (a GC pass or preemption, or real)
         for i in range(0, n, 200):
             part = data[i : i + 200]
             for d in part:  # each datagram's CPU, one at a time (nothing stored)
                 if mode is None:
                     t = time.process_time()
                     ing._general(ingest.Batch(ing, NOW), d, None)
-                    t = time.process_time() - t
-                    if t > worst[0]:
-                        worst = (t, d)
+                    if time.process_time() - t > 1e-4:
+                        once.append(d)
             seq += 1
             good = genuine(seq)
             batch = [(f, ("127.0.0.1", 1)) for f in good] + [(d, ("127.0.0.1", 2)) for d in part]
@@ -315,10 +314,12 @@ def run_structured_fuzz(tmp_path, n, seed):
         reasons = dict(st.db.execute("SELECT reason, count(*) FROM rejections GROUP BY reason"))
         assert set(reasons) <= set(ingest.REASONS), reasons
         results[mode] = (s["accepted"], s["rejected"], reasons)
-        if mode is None:
+        if mode is None:  # those measured again: the median of 5 runs is their cost
+            worst = max([(cpu_per_datagram(ing, d, 5), d) for d in once] or [(0.0, b"")])
             assert worst[0] < CEILING_S, (worst[0], worst[1][:80].hex())
-            print("fuzz %d hostile datagrams, seed %d: worst %.1f us CPU; %s"
-                  % (n, seed, worst[0] * 1e6, reasons))
+            print("fuzz %d hostile datagrams, seed %d: %d took > 100 us once; their worst"
+                  " median of 5 runs %.1f us CPU; %s"
+                  % (n, seed, len(once), worst[0] * 1e6, reasons))
         st.close()
     got = [r for r in results.values()]
     assert all(r == got[0] for r in got), results  # C loop, Python loop and general agree
