@@ -30,7 +30,7 @@ from edge.frame import (
     FrameEncoder,
     decode_ack,
 )
-from edge.integrator import STATE_LEN, Integrator
+from edge.integrator import REC_LEN, STATE_LEN, Integrator
 from edge.mac import HmacSha256
 from edge.modbus_pdu import REPLY
 from edge.modbus_rtu import RtuClient, gap_ms_for_baud
@@ -103,7 +103,7 @@ class Agent:
         self.interval = dev["poll_interval_s"]
         self.words = [0] * self.rmap.count
         self.reading = new_reading()
-        self.rec = [0] * 6
+        self.rec = [0] * REC_LEN
         ig = cfg["integrator"]
         self.integ = Integrator(
             max_power_w=ig["max_power_w"], power_exp=ig["power_exp"],

