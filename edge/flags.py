@@ -17,6 +17,11 @@ A slot is never silently wrong: anything that makes its value doubtful sets a bi
               placement is unknown (a long gap, a restart, a register not read at the
               boundary): the energy total is exact, its split across slots is estimated
 Bit values are part of the wire format (docs/integrator.md); never renumber them.
+
+Bits 8..12 carry the slot's attribution bound (docs/integrator.md "Attribution bound") as
+a 5-bit code: code c < 31 means |value - true energy| <= bound_wh(c) Wh, on a scale of
+two steps per octave (1, 2, 3, 4, 6, 8, 12, ... 49152 Wh); 31 means no bound is known.
+A bound is rounded up to its code, never down. Bit 7 and bits 13..15 are reserved.
 """
 from edge.compat import const
 PARTIAL = const(1)
@@ -27,12 +32,43 @@ MISMATCH = const(16)
 INVALID = const(32)
 ESTIMATED = const(64)
 ALL = const(127)
+BOUND_SHIFT = const(8)
+BOUND_MASK = const(0x1F00)
+BOUND_UNKNOWN = const(31)
 
 NAMES = ("partial", "missing", "reset", "clock_step", "mismatch", "invalid", "estimated")
 
 
+def bound_wh(code):
+    """Upper end of bound code 0..30 in Wh; -1 for 31 (unknown)."""
+    if code >= BOUND_UNKNOWN:
+        return -1
+    if code == 0:
+        return 1
+    j = code + 1
+    return (2 | (j & 1)) << ((j - 2) >> 1)
+
+
+def bound_code(wh):
+    """The smallest code whose bound_wh() is >= wh; 31 for an unknown (negative) or a
+    bound above the scale."""
+    if wh < 0:
+        return BOUND_UNKNOWN
+    c = 0
+    while c < BOUND_UNKNOWN and bound_wh(c) < wh:
+        c += 1
+    return c
+
+
+def flag_bound(flags):
+    """The attribution bound in Wh carried in flags bits 8..12; -1 if unknown."""
+    return bound_wh((flags & BOUND_MASK) >> BOUND_SHIFT)
+
+
 def names(flags):
-    """Bits -> 'partial|clock_step' (empty string if none); unknown bits as 'bitN'."""
+    """Bits -> 'partial|clock_step' (empty string if none); unknown bits as 'bitN'.
+    The bound code (bits 8..12) is not a flag: read it with flag_bound()."""
+    flags &= ~BOUND_MASK
     out = []
     i = 0
     while flags >> i:

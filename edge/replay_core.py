@@ -129,6 +129,7 @@ def run(inp, out):
                 a = [int(x) for x in f[1:]]
             except ValueError:
                 raise ReplayError("non-integer field in config record", n)
+            gc.collect()  # long-lived state below the line garbage: less fragmentation
             try:
                 it = Integrator(a[0], a[1], a[2], a[3], a[4], a[5], a[6])
             except EdgeError as e:
