@@ -21,7 +21,7 @@ from edge.backoff import ticks_add, ticks_diff
 from edge.compat import const
 from edge.config import wisun_driver_config
 from edge.errors import EdgeError
-from edge.flags import INVALID
+from edge.flags import BOUND_SHIFT, ESTIMATED, INVALID, bound_code
 from edge.frame import (
     ST_CLOCK_UNSYNCED,
     ST_METER_ERROR,
@@ -30,7 +30,7 @@ from edge.frame import (
     FrameEncoder,
     decode_ack,
 )
-from edge.integrator import REC_LEN, STATE_LEN, Integrator
+from edge.integrator import REC_BOUND, REC_LEN, STATE_LEN, Integrator
 from edge.mac import HmacSha256
 from edge.modbus_pdu import REPLY
 from edge.modbus_rtu import RtuClient, gap_ms_for_baud
@@ -63,6 +63,7 @@ _GAP_FLAGS = const(3)  # edge.flags MISSING | PARTIAL: a slot with no data at al
 _MAX_GAP_FILL = const(96)  # missing-slot records written per gap (two days)
 _FRAME_FIXED = const(40)  # frame bytes besides records (header, seq, status, tag), generous
 _REC_MAX = const(12)  # worst record size (docs/frames.md)
+_BOUNDARY_RETRIES = const(3)  # immediate retries of a failed boundary poll
 
 
 _PROFILE_KEYS = ("id", "max_payload", "payload_modes", "ropt", "erxudp_fields", "event_side",
@@ -101,6 +102,7 @@ class Agent:
             self.req = bytearray(8)
         self.unit = dev["unit"]
         self.interval = dev["poll_interval_s"]
+        self.boundary_retry_s = dev["boundary_retry_s"]
         self.words = [0] * self.rmap.count
         self.reading = new_reading()
         self.rec = [0] * REC_LEN
@@ -108,7 +110,8 @@ class Agent:
         self.integ = Integrator(
             max_power_w=ig["max_power_w"], power_exp=ig["power_exp"],
             max_gap_s=ig["max_gap_s"], missing_ms=ig["missing_ms"],
-            reg_margin_pct=ig["reg_margin_pct"])
+            reg_margin_pct=ig["reg_margin_pct"], est_bp=ig["estimate_bp"],
+            est_min_wh=ig["estimate_min_wh"], est_res_wh=ig["estimate_res_wh"])
         self.storage = storage
         self.save_every = ig["save_every_s"]
         self._saved_at = t
@@ -145,6 +148,9 @@ class Agent:
         self.next_poll = -1  # edge second of the next poll; -1: at once
         self._st = 0  # time stamp of the outstanding poll
         self._sms = 0
+        self._stk = 0  # its tick, for the round trip when the caller gives no metering ms
+        self._rb_slot = -1  # slot whose start boundary's poll was retried, and how often
+        self._rb_n = 0
         self.last_slot = self.queue.tail
         self._meter_error = False
         self._storage_error = False
@@ -167,29 +173,60 @@ class Agent:
         is many simulated seconds)."""
         self._st = t
         self._sms = tms
-        iv = self.interval
-        # On the interval grid, so polls meet slot boundaries; but never less than half an
-        # interval after this one: a late poll followed at once by an on-time one would make
-        # the elapsed time between readings tiny and a normal delta look implausible.
-        nxt = (t // iv + 1) * iv
-        if nxt - t < (iv + 1) // 2:
-            nxt += iv
-        self.next_poll = nxt
+        self._stk = now_ms
+        self.next_poll = self._next_poll_after(t)
         self.log.counters["polls"] += 1
         self.modbus.request(self.req, self.unit, self.rmap.function, self.rmap.start,
                             self.rmap.count, self.words, 0, now_ms)
         return self.req  # 12 (TCP) or 8 (RTU) bytes, exactly the request
 
+    def _next_poll_after(self, t):
+        """On the interval grid, and always at the next slot boundary (the reading that
+        closes a slot is taken there, whatever the interval: docs/agent.md "Boundary
+        polls"); but never less than half an interval after this poll unless it is that
+        boundary: a late poll followed at once by an on-time one would make the elapsed
+        time between readings tiny and a normal delta look implausible."""
+        iv = self.interval
+        nxt = (t // iv + 1) * iv
+        if nxt - t < (iv + 1) // 2:
+            nxt += iv
+        b = (t // 1800 + 1) * 1800
+        return b if b < nxt else nxt
+
+    def _retry_boundary(self, t):
+        """A poll taken within boundary_retry_s after a slot boundary failed: poll again at
+        once (the next regular poll may be a whole interval later), while the window lasts."""
+        st = self._st
+        if st % 1800 >= self.boundary_retry_s or t - st >= self.boundary_retry_s:
+            return
+        if st // 1800 != self._rb_slot:
+            self._rb_slot = st // 1800
+            self._rb_n = 0
+        if self._rb_n < _BOUNDARY_RETRIES:  # a few, not a reconnect storm
+            self._rb_n += 1
+            self.next_poll = t
+            self.log.count("boundary_retries")
+
     def modbus_busy(self):
         return self.modbus.busy()
 
-    def modbus_feed(self, data, n, now_ms, t):
-        """Bytes from the device link; a complete reply is decoded and integrated."""
+    def modbus_feed(self, data, n, now_ms, t, tms=-1):
+        """Bytes from the device link; a complete reply is decoded and integrated.
+
+        tms: the metering clock's ms at t (give it where the metering clock does not run at
+        the tick rate, e.g. accelerated simulated time); the reading's time uncertainty is
+        the round trip from the request, on the metering clock when tms is given."""
         try:
             if self.modbus.feed(data, now_ms, n) == REPLY:
                 decode(self.rmap, self.words, 0, self.reading)
                 self.log.counters["polls_ok"] += 1
-                if self.integ.feed(self.reading, self._st, self._sms, self.rec):
+                if tms >= 0:
+                    unc = (t - self._st) * 1000 + tms - self._sms
+                else:
+                    unc = ticks_diff(now_ms, self._stk)
+                if unc < 0:
+                    unc = 0
+                if self.integ.feed(self.reading, self._st, self._sms, self.rec, unc):
                     self._closed(t)
                 elif self.save_every and self._st - self._saved_at >= self.save_every:
                     self._save_state(t)
@@ -229,6 +266,7 @@ class Agent:
     def _meter_fault(self, kind, t):
         self._meter_error = True
         self.log.fault(kind, t)
+        self._retry_boundary(t)
 
     # ---- slots ---------------------------------------------------------------------
     def advance(self, t):
@@ -245,6 +283,10 @@ class Agent:
         imp = rec[1]
         exp = rec[2]
         fl = rec[3]
+        if fl & ESTIMATED:
+            # The bound travels only with an estimate (an exact slot's is within the
+            # configured share by definition): exact slots' frames keep their size.
+            fl |= bound_code(rec[REC_BOUND]) << BOUND_SHIFT
         if imp < 0 or exp < 0:
             imp = imp if imp > 0 else 0
             exp = exp if exp > 0 else 0

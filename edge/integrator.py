@@ -308,7 +308,14 @@ class Integrator:
             if (op >= 0 or not st[_HAVE] or st[_LAST] < 0 or slot < f
                     or not (pres & HAS_IMPORT and st[_RI + _G_OK]
                             or pres & HAS_EXPORT and st[_RE + _G_OK])):
-                self._open(slot)  # _X_EB is _BIG: nothing is known before this reading
+                # What the slot misses before this first reading: <= P (a + unc) + r.
+                x = 0
+                if pres & HAS_IMPORT:
+                    x = _P10[r[R_IMP_EXP] + 3]
+                if pres & HAS_EXPORT:
+                    x += _P10[r[R_EXP_EXP] + 3]
+                t[_X_EB] = self._eb(0, 0, 0, x, 1, _BIG, (s - slot * _U_SLOT) * 1000 + ms + unc, -1, 0)
+                self._open(slot)
                 st[_FLAGS] |= bad
                 self._rebase(r, pres, p, s, ms, 1)
                 return 0
@@ -507,7 +514,7 @@ class Integrator:
                      st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
         b = self._eb(q, st[_SP_U0], st[_SP_U1], st[_SP_R], 0,
                      st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
-        self._bound_out(out, a, b, st[_SP_FL])
+        self._bound_out(out, a, b, st[_SP_R], st[_SP_FL])
         out[REC_PW_IMPORT] = _NONE
         out[REC_PW_EXPORT] = _NONE
         st[_LAST] = k
@@ -571,7 +578,12 @@ class Integrator:
         out[REC_SLOT] = st[_OPEN]
         out[REC_IMPORT] = imp
         out[REC_EXPORT] = exp
-        self._bound_out(out, st[_EB], self._t[_X_EB], fl)
+        r = 0
+        if used & 2 and st[_RI + _G_OK]:
+            r = _P10[st[_RI + _G_EXP] + 3]
+        if used & 4 and st[_RE + _G_OK]:
+            r += _P10[st[_RE + _G_EXP] + 3]
+        self._bound_out(out, st[_EB], self._t[_X_EB], r, fl)
         out[REC_PW_IMPORT] = pi
         out[REC_PW_EXPORT] = pe
         st[_LAST] = st[_OPEN]
@@ -579,12 +591,14 @@ class Integrator:
         return 1
 
     # ---- attribution bound (docs/integrator.md "Attribution bound") -------------------
-    def _bound_out(self, out, a, b, fl):
-        """REC_BOUND from the bounds at the slot's two boundaries (mWh), plus < 1 Wh of
-        flooring; and the flagging rule into REC_FLAGS (imp/exp already in out)."""
+    def _bound_out(self, out, a, b, r, fl):
+        """REC_BOUND from the bounds at the slot's two boundaries (mWh), the counters'
+        resolution r (once: the truncations at both ends partly cancel, see
+        docs/integrator.md) and < 1 Wh of flooring; then the flagging rule into REC_FLAGS
+        (imp/exp already in out)."""
         w = _NONE
-        if a < _BIG and b < _BIG:
-            w = (a + b + 999) // 1000 + 1
+        if a < _BIG and b < _BIG and r < _BIG and not fl & RESET:  # a dropped delta: no bound
+            w = (a + b + r + 999) // 1000 + 1
         out[REC_BOUND] = w
         bp = self._est_bp
         if bp:
@@ -599,37 +613,53 @@ class Integrator:
         out[REC_FLAGS] = fl
 
     def _eb(self, b, u0, u1, r, side, i, ie, e, ee):
-        """mWh bound on the error of the cumulative energy interpolated at a boundary b ms
-        before a reading, from register deltas i, e (mWh, -1 absent, _BIG unknown) over
-        intervals ie, ee ms ending at that reading; sample times uncertain by u0 (the
-        base) and u1 (the reading); counter resolution r mWh. With m the distance to the
-        nearer reading (side 1: to the earlier one, for energy from before the boundary
-        that lands after it) and P = max_power_w: min(P (m + u0 + u1), deltas + P u0) + r.
-        _BIG when unknown (side 0 without a delta: power samples bound nothing between
-        them); side 1 gives 0 when no interval starts before the boundary."""
-        m = -1
-        d = 0
+        """mWh bound on the time-attribution error at a boundary b ms before a reading,
+        from register deltas i, e (mWh, -1 absent, _BIG unknown) over intervals ie, ee ms
+        ending at that reading; sample times uncertain by u0 (the base) and u1 (the
+        reading); counter resolution r mWh (the slot adds it once: _bound_out).
+
+        side 0, an interval split at the boundary: per direction, with m the distance to
+        the nearer reading and P = max_power_w, min(P (m + u0 + u1), delta + r + P u0),
+        summed over directions (errors of opposite sign in the two directions add up).
+        _BIG without a delta: power samples bound nothing between them.
+        side 1, energy from before the boundary that lands after it: min(P a, deltas + r),
+        a the distance to the earliest base before it; 0 if none lies before it."""
+        if side:
+            m = -1
+            if i >= 0:
+                m = ie - b
+            if e >= 0 and ee - b > m:
+                m = ee - b
+            if m < 0:
+                return 0
+            a = _BIG
+            if m <= _BND_MS:
+                a = self._muldiv(self.max_power_w, m, 3600) + 1
+            if i < _BIG and e < _BIG:
+                m = (i if i > 0 else 0) + (e if e > 0 else 0) + r
+                if m < a:
+                    a = m
+            return a
+        if i < 0 and e < 0:
+            return _BIG
+        a = 0
         if i >= 0:
-            m = ie - b if side or ie - b < b else b
-            d = i
-        if e >= 0:
-            x = ee - b if side or ee - b < b else b
-            if x > m:
-                m = x
-            d = d + e if d < _BIG and e < _BIG else _BIG
-        if m < 0:
-            return 0 if side else _BIG
-        m += u0 + u1
-        a = _BIG
+            a = self._e1(b, u0, u1, r, i, ie)
+        if e >= 0 and a < _BIG:
+            a += self._e1(b, u0, u1, r, e, ee)
+        return a if a < _BIG else _BIG
+
+    def _e1(self, b, u0, u1, r, dl, el):
+        m = (el - b if el - b < b else b) + u0 + u1
         p = self.max_power_w
+        a = _BIG
         if m <= _BND_MS:
             a = self._muldiv(p, m, 3600) + 1
-        if d < _BIG and u0 <= _BND_MS:
-            d += self._muldiv(p, u0, 3600) + 1
-            if d < a:
-                a = d
-        a += r
-        return a if a < _BIG else _BIG
+        if dl < _BIG and u0 <= _BND_MS:
+            dl += r + self._muldiv(p, u0, 3600) + 1
+            if dl < a:
+                a = dl
+        return a
 
     def _bt(self, b, side):
         """_eb() for the deltas prepared in scratch by this feed."""
@@ -869,7 +899,11 @@ class Integrator:
             el = dts * 1000 + ms - st[g + _G_MS]
         if el <= 0:
             return 0
-        dlt = self._rdelta(g, hi, lo, e, el)
+        # Plausible over the longest the interval may have been (the sample times'
+        # uncertainty), so an uncertain stamp never turns real energy into a `reset`.
+        u = el + t[_X_U] + (st[_RIU] if g == _RI else st[_REU])
+        w = self.max_spread_s * 1000
+        dlt = self._rdelta(g, hi, lo, e, u if u < w else (el if el > w else w))
         if dlt < 0:
             st[_FLAGS] |= RESET
             t[_X_RST] = RESET
