@@ -316,7 +316,7 @@ class Runner:
                     break
                 s, ms = c.now()
                 if n:
-                    a.modbus_feed(buf, n, ticks(), s)
+                    a.modbus_feed(buf, n, ticks(), s, ms)
                 else:
                     a.modbus_check(ticks(), s)
 

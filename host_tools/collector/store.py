@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS seals (
     detail     TEXT,
     PRIMARY KEY (device_id, day, first_slot, n_slots)
 ) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS slot_quality AS
+    SELECT device_id, slot, import_wh, export_wh, flags,
+           (flags & 64) != 0 AS estimated,
+           CASE WHEN (flags & 64) = 0 THEN NULL
+                WHEN (flags >> 8) & 31 = 31 THEN -1
+                WHEN (flags >> 8) & 31 = 0 THEN 1
+                ELSE (2 | ((((flags >> 8) & 31) + 1) & 1)) << ((((flags >> 8) & 31) - 1) >> 1)
+           END AS bound_wh
+    FROM slot_values;
 """
 
 # Schema 1 -> 2: the same columns, re-clustered (see SCHEMA); frames keep arrival order.

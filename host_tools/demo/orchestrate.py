@@ -114,7 +114,8 @@ class Run:
 
     def __init__(self, out_dir=None, devices=("inverter", "charger"), runtime="micropython",
                  speed=1440, hours=24, faults=None, seed=1, start="2026-06-21", poll_s=30,
-                 profiles=None, heap="512K", data_heap=None):
+                 profiles=None, heap="512K", data_heap=None, rule=None):
+        from host_tools.accuracy_rule import load_rule
         from host_tools.demo.faults import FaultPlan
 
         if hours <= 0 or hours * 3600 % SLOT_S:
@@ -138,6 +139,7 @@ class Run:
         self.heap = heap
         self.data_heap = data_heap
         self.profiles = profiles or {}
+        self.rule = rule or load_rule()  # when a value is flagged estimated (issue 16)
         self.devices = [Device(self, k, i) for i, k in enumerate(devices)]
         self.clock_path = os.path.join(self.dir, "clock")
         self.db = os.path.join(self.dir, "collector.db")
@@ -293,7 +295,9 @@ class Run:
             # its limit: the end freeze steps the devices' clock up to _LEAD_MS x speed ahead
             # of an agent's stamps (docs/demo.md#agent-settings).
             "integrator": {"max_power_w": d.max_power_w, "max_gap_s": 1800, "missing_ms": 600000,
-                           "reg_margin_pct": 1000},
+                           "reg_margin_pct": 1000, "estimate_bp": self.rule["estimate_bp"],
+                           "estimate_min_wh": self.rule["estimate_min_wh"],
+                           "estimate_res_wh": self.rule["estimate_res_wh"]},
             "wisun": {"module": "bp35a1", "serial": d.wisun_link,
                       "rbid": "00112233445566778899AABBCCDDEEFF", "pwd": "0123456789AB",
                       "channel": 33, "pan_id": 34952,

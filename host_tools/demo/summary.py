@@ -9,7 +9,8 @@ import json
 import sqlite3
 from fractions import Fraction
 
-from edge.flags import MISSING, names
+from edge.flags import ESTIMATED, MISSING, flag_bound, names
+from host_tools.accuracy_rule import threshold_wh
 
 SLOT_S = 1800
 DEADLINE_S = 3600  # preliminary value (速報値) within 60 minutes of the slot's end (seed 000)
@@ -82,8 +83,9 @@ def _delta(truth, first, last, direction):
     return total
 
 
-def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflicts=()):
+def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflicts=(), rule=None):
     truth, header = read_truth_slots(truth_path)
+    acc = Accuracy(rule)
     stored = read_stored(db, device_id)
     last_slot = first_slot + n_slots - 1
     rows = []
@@ -117,9 +119,12 @@ def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflic
             max_delay_ms = max(max_delay_ms, delay)
             if flags & MISSING:
                 flagged += 1
+            if flags & ESTIMATED:
+                row["bound_wh"] = flag_bound(flags)
             if t:
                 err = (imp - ti) + (exp - te)
                 row["error_wh"] = float(err)
+                acc.add(imp, exp, flags, ti, te)
                 err_max = max(err_max, abs(err))
                 if flags & MISSING and err < 0:
                     flagged_deficit += -err
@@ -156,8 +161,56 @@ def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflic
         "max_slot_error_wh": _num(err_max),
         "max_delivery_minutes": round(max_delay_ms / 60000.0, 1),
         "import_wh": s_imp, "export_wh": s_exp,
+        "accuracy": acc.result(),
         "slots": rows,
     }
+
+
+class Accuracy:
+    """Per-slot accuracy against the truth (issue 16). A slot's error is |import - truth| +
+    |export - truth| (what the attribution bound bounds); a value is unflagged when it is
+    flagged neither `estimated` nor `missing`; its allowed error is the estimate rule's
+    threshold (host_tools/accuracy_rule.py) on its truth energy."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.n = self.est = self.outside = self.bound_missing = self.bound_broken = 0
+        self.worst = None  # (share, slot error Wh, energy Wh)
+
+    def add(self, imp, exp, flags, ti, te):
+        self.n += 1
+        err = abs(imp - ti) + abs(exp - te)
+        energy = ti + te
+        if flags & ESTIMATED:
+            self.est += 1
+            b = flag_bound(flags)
+            if b < 0:
+                self.bound_missing += 1
+            elif err > b:
+                self.bound_broken += 1
+            return
+        if flags & MISSING:
+            return
+        share = err / max(energy, 1)
+        if self.worst is None or share > self.worst[0]:
+            self.worst = (share, err, energy)
+        if self.rule is not None and err > threshold_wh(self.rule, max(energy, 0)):
+            self.outside += 1
+
+    def result(self):
+        w = self.worst
+        return {
+            "slots_checked": self.n,
+            "slots_estimated": self.est,
+            "estimated_share_pct": round(100.0 * self.est / self.n, 1) if self.n else 0.0,
+            "max_unflagged_error_pct": round(100.0 * float(w[0]), 3) if w else 0.0,
+            "max_unflagged_error_wh": round(float(w[1]), 3) if w else 0.0,
+            "max_unflagged_error_of_wh": round(float(w[2]), 1) if w else 0.0,
+            "unflagged_outside_share": self.outside,
+            "estimated_without_bound": self.bound_missing,
+            "estimated_outside_bound": self.bound_broken,
+            "rule": self.rule.get("basis") if self.rule else None,
+        }
 
 
 def _conflict_wh(detail):
@@ -186,7 +239,8 @@ def summarize(run):
     first = run.start_s // SLOT_S
     n = run.run_s // SLOT_S
     devs = [device_summary(d.kind, d.device_id, d.truth, run.db, first, n,
-                           conflicts.get(d.device_id, ())) for d in run.devices]
+                           conflicts.get(d.device_id, ()), getattr(run, "rule", None))
+            for d in run.devices]
     for d, s in zip(run.devices, devs):
         s["agent_kills"] = sum(1 for k in d.killed if k[0] == "sigkill")
         s["agent_exits"] = sum(1 for k in d.killed if k[0] == "exited")
@@ -293,6 +347,12 @@ def format_text(summary):
                    "max delivery %.1f min" % (d["slots_stored"], d["slots_expected"], d["slots_missing"],
                                               d["slots_flagged_missing"], d["slots_late"],
                                               d["max_delivery_minutes"]))
+        a = d["accuracy"]
+        out.append(" accuracy: largest unflagged slot error %.2f %% (%.1f Wh of %.0f Wh), %d unflagged "
+                   "outside the estimate rule; %d of %d slots estimated (%.1f %%), %d outside their bound" % (
+                       a["max_unflagged_error_pct"], a["max_unflagged_error_wh"], a["max_unflagged_error_of_wh"],
+                       a["unflagged_outside_share"], a["slots_estimated"], a["slots_checked"],
+                       a["estimated_share_pct"], a["estimated_outside_bound"]))
         out.append(" wh_lost: %s  wh_duplicated: %s  agent kills: %d  agent faults: %s  device faults: %s" % (
             d["wh_lost"], d["wh_duplicated"], d.get("agent_kills", 0), _kv(d.get("agent_faults", {})),
             _kv(d.get("emulator_faults", {}))))

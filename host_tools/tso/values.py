@@ -21,6 +21,7 @@ import datetime
 import numpy as np
 
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS, SLOTS_PER_DAY
+from edge.flags import ESTIMATED
 from host_tools.collector import timeliness as g_timeliness
 from host_tools.collector.store import s64, slot_range, u64
 from host_tools.tso import completion as comp
@@ -125,6 +126,7 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
     imp = np.zeros(shape, np.int64)
     exp = np.zeros(shape, np.int64)
     present = np.zeros(shape, bool)
+    dev_est = np.zeros(shape, bool)  # measured, but the device flagged it `estimated`
     keys = np.array([s64(d) for d in devices], np.int64)
     order = np.argsort(keys)
     skeys = keys[order]
@@ -135,7 +137,8 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
 
     if n:
         rows = _join_rows(db, "_cv_devs", [(int(k),) for k in keys],
-                          "SELECT v.device_id, v.slot, v.import_wh, v.export_wh FROM slot_values v "
+                          "SELECT v.device_id, v.slot, v.import_wh, v.export_wh, v.flags & %d "
+                          "FROM slot_values v " % ESTIMATED +
                           "CROSS JOIN _cv_devs d ON d.id = v.device_id WHERE v.slot >= ? AND "
                           "v.slot <= ?", (s0, s1))
         if rows:
@@ -145,6 +148,7 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
             imp[dev[ok], cols[ok]] = a[ok, 2]
             exp[dev[ok], cols[ok]] = a[ok, 3]
             present[dev[ok], cols[ok]] = True
+            dev_est[dev[ok], cols[ok]] = a[ok, 4] != 0
     # profile: the same slot on earlier days, fetched for the missing slots only
     mr, mc = np.nonzero(~present)
     psum = np.zeros((len(mr), 2), np.int64)
@@ -200,7 +204,7 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
     method[bracketed] = comp.METHOD_BRACKETED
     method[profiled] = comp.METHOD_PROFILE
     return Estimate(devices=devices, s0=s0, s1=s1, import_wh=vi, export_wh=ve, method=method,
-                    problems=problems)
+                    device_estimated=dev_est & present, problems=problems)
 
 
 def unfilled_mask(est, last_due=None):
@@ -284,7 +288,8 @@ def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
         meth = est.method[r, c]
         return list(zip(keys[r].tolist(), (est.s0 + c).tolist(),
                         est.import_wh[r, c].tolist(), est.export_wh[r, c].tolist(),
-                        meth.tolist(), (meth != comp.METHOD_MEASURED).astype(int).tolist()))
+                        meth.tolist(), ((meth != comp.METHOD_MEASURED)
+                                        | est.device_estimated[r, c]).astype(int).tolist()))
 
     insert = "INSERT OR IGNORE INTO value_sets VALUES (?,?,%d,?,?,?,?,%d,0)"  # races: no-op
     db.execute("BEGIN IMMEDIATE")

@@ -138,3 +138,19 @@ def test_multi_row_inserts_count_and_keep_every_row(tmp_path, n):
     with pytest.raises(sqlite3.IntegrityError):  # (device_id, seq) stays unique
         st.insert_frames(frames[-1:] * 2 if n else [(1, 1, 8, 0, 1, 0, "p", b"")] * 2)
     st.close()
+
+
+def test_slot_quality_view_decodes_the_bound_code_like_edge_flags(tmp_path):
+    from edge.flags import BOUND_SHIFT, ESTIMATED, bound_code, flag_bound
+
+    s = store.Store(str(tmp_path / "q.db"))
+    rows = []
+    for i, c in enumerate(range(32)):
+        rows.append((1, 100 + i, 10, 0, ESTIMATED | 1 | c << BOUND_SHIFT, 0, i, 0, 0))
+    rows.append((1, 200, 10, 0, 3, 0, 99, 0, 0))  # not estimated: no bound carried
+    s.db.executemany("INSERT INTO slot_values VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    got = dict(s.db.execute("SELECT slot, bound_wh FROM slot_quality WHERE device_id = 1"))
+    for r in rows[:-1]:
+        assert got[r[1]] == flag_bound(r[4]), r
+    assert got[200] is None
+    assert bound_code(got[105]) == 5

@@ -190,3 +190,18 @@ def test_default_window_is_backfill_plus_two_days(st):
     rows = values.value_set(st, values.PRELIMINARY, 1)
     assert min(r.slot for r in rows) == FIRST - 3 * 48 and got["preliminary"] == 4 * 48
     assert got["confirmed"] == 3 * 48
+
+
+def test_a_value_the_device_flagged_estimated_is_measured_but_estimated(st):
+    from edge.flags import BOUND_SHIFT, ESTIMATED
+
+    exact = row(1, FIRST, 500)
+    est = (1, FIRST + 1, 480, 0, ESTIMATED | 6 << BOUND_SHIFT, 0, FIRST + 1,
+           end_of(FIRST + 1) * 1000 + 600000, 600000)
+    put(st, [exact, est])
+    values.update(st, end_of(FIRST + 1) + 1200, since_slot=FIRST)
+    pre = {r.slot: r for r in values.value_set(st, values.PRELIMINARY, 1)}
+    assert (pre[FIRST].method, pre[FIRST].estimated) == (comp.METHOD_MEASURED, 0)
+    assert (pre[FIRST + 1].method, pre[FIRST + 1].estimated) == (comp.METHOD_MEASURED, 1)
+    assert st.db.execute("SELECT bound_wh FROM slot_quality WHERE slot = ?",
+                         (FIRST + 1,)).fetchone()[0] == 12
