@@ -618,9 +618,10 @@ class Integrator:
         ending at that reading; sample times uncertain by u0 (the base) and u1 (the
         reading); counter resolution r mWh (the slot adds it once: _bound_out).
 
-        side 0, an interval split at the boundary: per direction, with m the distance to
-        the nearer reading and P = max_power_w, min(P (m + u0 + u1), delta + r + P u0),
-        summed over directions (errors of opposite sign in the two directions add up).
+        side 0, an interval split at the boundary: per direction (_e1), with P =
+        max_power_w, the smaller of P x the time to either reading (plus the sample-time
+        uncertainty that side carries) and the delta itself; summed over directions
+        (errors of opposite sign in the two directions add up).
         _BIG without a delta: power samples bound nothing between them.
         side 1, energy from before the boundary that lands after it: min(P a, deltas + r),
         a the distance to the earliest base before it; 0 if none lies before it."""
@@ -650,16 +651,25 @@ class Integrator:
         return a if a < _BIG else _BIG
 
     def _e1(self, b, u0, u1, r, dl, el):
-        m = (el - b if el - b < b else b) + u0 + u1
+        """One direction's side-0 bound: the reading after the boundary (b ms, its sample
+        up to u1 later) gives P (b + u1); the base before it (el - b ms before, its sample
+        up to u0 later, so possibly past the boundary) gives P (el - b + u0 + u1); and the
+        boundary lies between the two samples unless the base's sample may be past it, so
+        the delta caps it, plus P times that overlap."""
+        a = el - b
+        m = a + u0 + u1
+        if b + u1 < m:
+            m = b + u1
         p = self.max_power_w
-        a = _BIG
+        x = _BIG
         if m <= _BND_MS:
-            a = self._muldiv(p, m, 3600) + 1
-        if dl < _BIG and u0 <= _BND_MS:
-            dl += r + self._muldiv(p, u0, 3600) + 1
-            if dl < a:
-                a = dl
-        return a
+            x = self._muldiv(p, m, 3600) + 1
+        if dl < _BIG:
+            a = u0 - a if u0 > a else 0
+            dl += r + (self._muldiv(p, a, 3600) + 1 if a else 0)
+            if dl < x:
+                x = dl
+        return x
 
     def _bt(self, b, side):
         """_eb() for the deltas prepared in scratch by this feed."""
