@@ -37,11 +37,12 @@ def figures(summary, rule):
             err = abs(r["import_wh"] - ti) + abs(r["export_wh"] - te)
             if r["flags"] & ESTIMATED:
                 est += 1
-                b = flag_bound(r["flags"])
-                if b < 0 or (r["flags"] >> 8) & 31 == 0 and b == 1 and err > 1:
-                    bound_missing += 1 if b < 0 or (r["flags"] >> 8) == 0 else 0
-                if b >= 0 and err > b and (r["flags"] >> 8):
-                    bound_broken += 1
+                if r["flags"] >> 8:  # a bound code (before issue 16 there is none)
+                    b = flag_bound(r["flags"])
+                    if b < 0:
+                        bound_missing += 1
+                    elif err > b:
+                        bound_broken += 1
                 continue
             if r["flags"] & MISSING:
                 continue
@@ -57,7 +58,6 @@ def figures(summary, rule):
             "unflagged_outside_rule": outside, "estimated_without_bound_code": bound_missing,
             "estimated_outside_bound": bound_broken, "wh_lost": d["wh_lost"],
             "wh_duplicated": d["wh_duplicated"],
-            "polls": None,
         }
     return out
 
