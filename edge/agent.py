@@ -21,7 +21,7 @@ from edge.backoff import ticks_add, ticks_diff
 from edge.compat import const
 from edge.config import wisun_driver_config
 from edge.errors import EdgeError
-from edge.flags import BOUND_SHIFT, ESTIMATED, INVALID, bound_code
+from edge.flags import BOUND_SHIFT, BOUND_UNKNOWN, ESTIMATED, INVALID, bound_code
 from edge.frame import (
     ST_CLOCK_UNSYNCED,
     ST_METER_ERROR,
@@ -283,7 +283,10 @@ class Agent:
         imp = rec[1]
         exp = rec[2]
         fl = rec[3]
-        if fl & ESTIMATED:
+        if not self.clock_synced:
+            # Its boundaries are where an unsynchronised clock put them: no bound.
+            fl |= ESTIMATED | BOUND_UNKNOWN << BOUND_SHIFT
+        elif fl & ESTIMATED:
             # The bound travels only with an estimate (an exact slot's is within the
             # configured share by definition): exact slots' frames keep their size.
             fl |= bound_code(rec[REC_BOUND]) << BOUND_SHIFT

@@ -175,3 +175,52 @@ def test_link_faults_wait_for_the_next_poll_and_a_clock_step_back_does_not_stall
     assert not a.modbus_busy() and not a.poll_due(T0 + 15) and a.poll_due(T0 + 20)
     a.next_poll = T0 + 3600
     assert a.poll_due(T0 + 30)  # the clock stepped back an hour: polling goes on
+
+
+def _flags_of(rig, s):
+    return rig.col.slots[s][2]
+
+
+def test_polls_meet_every_slot_boundary_whatever_the_interval():
+    from edge.flags import ESTIMATED
+
+    cfg = config()
+    cfg["device"]["poll_interval_s"] = 7  # does not divide 1800
+    rig = Rig(factory(MemStorage(), cfg), Inverter(3600), T0)
+    rig.run(3 * 1800 + 60, 2000)
+    s0 = slot_of(T0)
+    for s in range(s0, s0 + 3):
+        assert rig.col.slots[s][:2] == (0, 1800), (s, rig.col.slots[s])
+        assert not _flags_of(rig, s) & ESTIMATED, (s, rig.col.slots[s])
+
+
+def test_a_failed_boundary_poll_is_retried_at_once():
+    from edge.flags import ESTIMATED
+
+    cfg = config()
+    cfg["device"]["poll_interval_s"] = 30
+    inv = Inverter(3600)
+    rig = Rig(factory(MemStorage(), cfg), inv, T0)
+    rig.run(1800)  # up to the boundary T0 + 1800
+    inv.fail = "timeout"
+    rig.run(1)  # the boundary poll gets no reply
+    inv.fail = None
+    rig.run(1800 + 60)
+    s0 = slot_of(T0)
+    # the retry one second later bounds the boundary to 20 kW x 1 s: inside the rule (the
+    # next regular poll, 30 s later, would not be)
+    assert rig.col.slots[s0][:2] == (0, 1800) and not _flags_of(rig, s0) & ESTIMATED
+    assert rig.agent.log.counters.get("boundary_retries") == 1
+
+
+def test_slots_closed_while_the_clock_is_unsynced_are_flagged():
+    from edge.flags import BOUND_UNKNOWN, ESTIMATED, flag_bound
+
+    cfg = config()
+    cfg["clock_synced"] = False
+    rig = Rig(factory(MemStorage(), cfg), Inverter(3600), T0)
+    rig.run(2 * 1800 + 60, 2000)
+    s0 = slot_of(T0)
+    for s in (s0, s0 + 1):
+        fl = _flags_of(rig, s)
+        assert fl & ESTIMATED and (fl >> 8) & 31 == BOUND_UNKNOWN and flag_bound(fl) == -1
