@@ -4,7 +4,7 @@ tests/host/test_integrator_props.py.
 The heap is for compiling edge/integrator.py from source (~80 KB peak); a board runs it
 frozen, and the replay runs it precompiled in 32 KB.
 """
-# mp-heap: 128K
+# mp-heap: 192K
 from edge.compat import IS_MICROPYTHON, heap_lock, heap_unlock
 from edge.flags import CLOCK_STEP, ESTIMATED, INVALID, MISMATCH, MISSING, PARTIAL, RESET
 from edge.integrator import REC_LEN, STATE_LEN, Integrator, IntegratorError
