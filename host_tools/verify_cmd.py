@@ -76,7 +76,7 @@ def register(subparsers):
                    help="tolerance in %% of the reference, e.g. 2%%; overrides --class/--stage")
     p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
                    help="interpreter the edge core runs in")
-    p.add_argument("--heap", default="32K", help="MicroPython heap (-X heapsize)")
+    p.add_argument("--heap", default=replay_cmd.MP_HEAP, help="MicroPython heap (-X heapsize)")
     p.add_argument("--reference", metavar="TRACE_OR_CSV", default=None,
                    help="a separate reference meter's readings: a trace (same format) or a "
                    "per-slot CSV with slot_start and import_wh/export_wh (decimal or N/D), "

@@ -76,7 +76,7 @@ def test_sample_gives_48_clean_slots_matching_the_registers(sample_cpython):
     assert "48 slots" in err and "export %.3f kWh" % (exp / 1000) in err
 
 
-def test_sample_is_byte_identical_on_micropython_at_32k(sample_cpython, sample_micropython):
+def test_sample_is_byte_identical_on_micropython_at_the_default_heap(sample_cpython, sample_micropython):
     mp_bytes, err = sample_micropython
     assert mp_bytes == sample_cpython[0].encode()
     assert "on micropython" in err

@@ -78,8 +78,6 @@ def test_runtimes_agree_byte_for_byte(mpy_dir, text, max_gap_s):
     finally:
         os.unlink(f.name)
     cp = replay_cpython(lines)
-    # 33K: pathological traces (clock steps, resets) need ~1 KB more than a normal day,
-    # which replays in the 32K default (tests/host/test_replay_cmd.py).
-    mp = replay_micropython(lines, "33K", mpy_dir=mpy_dir)
+    mp = replay_micropython(lines, mpy_dir=mpy_dir)
     assert cp == mp
     assert cp.startswith("slot_start,slot,import_wh,export_wh,flags\n")
