@@ -6,8 +6,9 @@ import sqlite3
 import sys
 import time
 
-EXIT_FAILED = 1  # a worker process died
-EXIT_USAGE = 2
+from host_tools import cli_args
+from host_tools.exit_codes import ENVIRONMENT, OK, USAGE
+
 
 DESCRIPTION = """\
 Receive authenticated device frames over UDP, verify them (HMAC, key validity, replay
@@ -23,13 +24,6 @@ preliminary-value deadline (速報値, 60 minutes after slot end), late or missi
 """
 
 
-def _hostport(text):
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ValueError("expected HOST:PORT, got %r" % text)
-    return host.strip("[]"), int(port)
-
-
 def register(subparsers):
     p = subparsers.add_parser(
         "collect",
@@ -38,23 +32,23 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--db", required=True, metavar="FILE", help="SQLite database (created if absent)")
-    p.add_argument("--listen", metavar="HOST:PORT", help="UDP address to listen on (port 0: any "
+    p.add_argument("--listen", metavar="HOST:PORT", type=cli_args.hostport, help="UDP address to listen on (port 0: any "
                    "free port; the bound address is printed on stderr as 'collect: listening on')")
     p.add_argument("--keys", metavar="FILE", help="device keys file (docs/keys-format.md)")
-    p.add_argument("--window", type=int, default=1024, metavar="N",
+    p.add_argument("--window", type=cli_args.positive_int, default=1024, metavar="N",
                    help="anti-replay window: sequence numbers remembered per device (default 1024)")
-    p.add_argument("--stats-interval", type=float, default=60.0, metavar="S",
+    p.add_argument("--stats-interval", type=cli_args.positive_float, default=60.0, metavar="S",
                    help="seconds between stats lines on stderr (default 60)")
-    p.add_argument("--future-tolerance", type=int, default=300, metavar="S",
+    p.add_argument("--future-tolerance", type=cli_args.nonnegative_int, default=300, metavar="S",
                    help="accept slots ending at most S seconds after the collector's clock (default 300)")
-    p.add_argument("--backfill-days", type=float, default=35.0, metavar="D",
+    p.add_argument("--backfill-days", type=cli_args.nonnegative_float, default=35.0, metavar="D",
                    help="store slots that ended at most D days ago (default 35)")
-    p.add_argument("--max-raw", type=int, default=512, metavar="BYTES",
+    p.add_argument("--max-raw", type=cli_args.nonnegative_int, default=512, metavar="BYTES",
                    help="raw bytes kept per rejection row (default 512)")
     p.add_argument("--workers", default="1", metavar="N",
                    help="worker processes verifying and storing in parallel, frames routed by "
                    "device id; 'auto' = one per CPU (default 1)")
-    p.add_argument("--recv-buffer", type=int, default=32 << 20, metavar="BYTES",
+    p.add_argument("--recv-buffer", type=cli_args.positive_int, default=32 << 20, metavar="BYTES",
                    help="UDP receive buffer to ask for (default 32 MiB); Linux caps it at "
                    "net.core.rmem_max unless run as root (SO_RCVBUFFORCE)")
     p.add_argument("--clock", metavar="FILE",
@@ -63,7 +57,9 @@ def register(subparsers):
     p.add_argument("--timeliness", action="store_true",
                    help="print the delivery-delay report of --db as CSV and exit")
     p.add_argument("--device", type=int, metavar="ID", help="--timeliness: one device only")
-    p.add_argument("--deadline", type=int, default=None, metavar="S",
+    p.add_argument("--json", action="store_true",
+                   help="--timeliness: print the report as a JSON array of objects instead of CSV")
+    p.add_argument("--deadline", type=cli_args.positive_int, default=None, metavar="S",
                    help="--timeliness: deadline after slot end in seconds (default 3600, seed 000)")
     p.set_defaults(func=run)
 
@@ -84,17 +80,28 @@ def _report(args, now):
 
     if not os.path.exists(args.db):
         print("smeter collect: no database %s" % args.db, file=sys.stderr)
-        return EXIT_USAGE
-    st = store_mod.Store(args.db, readonly=True)
+        return USAGE
     try:
-        kw = {}
-        if args.deadline is not None:
-            kw["deadline_s"] = args.deadline
-        rows = timeliness.report(st, now(), device_id=args.device, **kw)
-    finally:
-        st.close()
-    sys.stdout.write(timeliness.format_csv(rows))
-    return 0
+        st = store_mod.Store(args.db, readonly=True)
+        try:
+            kw = {}
+            if args.deadline is not None:
+                kw["deadline_s"] = args.deadline
+            rows = timeliness.report(st, now(), device_id=args.device, **kw)
+        finally:
+            st.close()
+    except sqlite3.Error as e:
+        print("smeter collect: %s: not a collector database (%s)" % (args.db, e), file=sys.stderr)
+        return USAGE
+    if args.json:
+        import json
+
+        text = timeliness.format_csv(rows).splitlines()
+        head = text[0].split(",")
+        sys.stdout.write(json.dumps([dict(zip(head, r)) for r in rows], indent=1) + "\n")
+    else:
+        sys.stdout.write(timeliness.format_csv(rows))
+    return OK
 
 
 def run(args):
@@ -104,27 +111,24 @@ def run(args):
         now = _clock(args.clock)
     except (OSError, ValueError) as e:
         print("smeter collect: clock file: %s" % e, file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE
     if args.timeliness:
         return _report(args, now)
     if not args.listen or not args.keys:
         print("smeter collect: --listen and --keys are required (or use --timeliness)",
               file=sys.stderr)
-        return EXIT_USAGE
-    if args.window < 1 or args.stats_interval <= 0 or args.max_raw < 0 or args.recv_buffer < 1:
-        print("smeter collect: --window, --stats-interval, --recv-buffer must be positive", file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE
+    host, port = args.listen
     try:
-        host, port = _hostport(args.listen)
         keyfile = keys.KeyFile(args.keys)
     except (ValueError, OSError, keys.KeyFileError) as e:
         print("smeter collect: %s" % e, file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE
     try:
         workers = server.worker_count(args.workers)
     except ValueError as e:
         print("smeter collect: %s" % e, file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE
     policy = ingest.Policy(window=args.window, future_tolerance_s=args.future_tolerance,
                            backfill_s=int(args.backfill_days * 86400), max_raw=args.max_raw)
     log = lambda m: print("collect: " + m, file=sys.stderr, flush=True)  # noqa: E731
@@ -138,7 +142,7 @@ def run(args):
         st = store.Store(args.db)
     except sqlite3.Error as e:
         print("smeter collect: cannot open %s: %s" % (args.db, e), file=sys.stderr)
-        return EXIT_USAGE
+        return USAGE
     if st.migrated_from is not None:
         log("migrated the store from schema %d to %d" % (st.migrated_from, store.SCHEMA_VERSION))
     if workers > 1:
@@ -152,10 +156,11 @@ def run(args):
                                      stats_interval=args.stats_interval, workers=workers,
                                      recv_buffer=args.recv_buffer)
     except OSError as e:
-        print("smeter collect: cannot listen on %s: %s" % (args.listen, e), file=sys.stderr)
+        print("smeter collect: cannot listen on %s:%d: %s" % (host, port, e.strerror or e),
+              file=sys.stderr)
         if st is not None:
             st.close()
-        return EXIT_USAGE
+        return ENVIRONMENT
 
     def ready(addr):
         print("collect: listening on %s:%d (%d keys, db %s, %d worker%s, fast path in %s, "
@@ -170,4 +175,4 @@ def run(args):
     finally:
         if st is not None:
             st.close()
-    return EXIT_FAILED if srv.failed else 0
+    return ENVIRONMENT if srv.failed else OK  # a worker process died

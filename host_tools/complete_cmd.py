@@ -1,12 +1,15 @@
 """`smeter complete`: missing-data completion (欠測補完), preliminary and confirmed values."""
 import argparse
 import datetime
+import json
 import os
 import shutil
-import sys
 import time
 
 import numpy as np
+
+from host_tools import atomic_output, cli_args, cli_log
+from host_tools.exit_codes import OK, USAGE
 
 HELP = """\
 Missing-data completion (欠測補完) and value sets, in one of two modes.
@@ -17,7 +20,8 @@ older than the backfill window; an estimated confirmed value is replaced when th
 arrives by backfill (or a bracketed estimate becomes possible). Run it every 30 minutes, e.g.
 from cron, so preliminaries are out within 60 minutes of slot end. Cumulative register
 readings (--reads) make a gap's total exact; only its split over the slots is estimated.
-Prints a per-day timeliness report: on time, late, estimated, unfilled.
+Prints a per-day timeliness report (CSV, or with --json one JSON object with the counts and
+the report) on stdout: on time, late, estimated, unfilled; progress and counts on stderr.
 
 --data DIR --out DIR2 (a TSO data set): missing (day, resource) rows of the receiving and
 device values are completed from DIR/day_totals.* if present (bracketed) or from the
@@ -35,7 +39,7 @@ def register(subparsers):
     p.add_argument("--out", metavar="PATH",
                    help="--db: write both value sets to FILE (.csv or .parquet); "
                         "--data: directory for the completed data set (required)")
-    p.add_argument("--now", metavar="TIME",
+    p.add_argument("--now", metavar="TIME", type=cli_args.unix_time,
                    help="the time to act at: ISO 8601 with offset, or unix seconds "
                         "(default: the system clock)")
     p.add_argument("--since", metavar="DATE",
@@ -43,19 +47,23 @@ def register(subparsers):
     p.add_argument("--backfill", default="72h", metavar="AGE",
                    help="backfill window before values are confirmed, e.g. 72h, 3d "
                         "(default 72h; no figure in the seeds, see docs/completion.md)")
-    p.add_argument("--deadline", default=60, type=int, metavar="MIN",
+    p.add_argument("--deadline", default=60, type=cli_args.positive_int, metavar="MIN",
                    help="preliminary deadline after slot end in minutes (default 60, seed 000)")
     p.add_argument("--reads", metavar="CSV",
                    help="import register readings first: device_id,read_at,import_total_wh,"
                         "export_total_wh (read_at ISO 8601 on a 30-minute boundary)")
-    p.add_argument("--report", metavar="CSV", help="write the timeliness report as CSV")
-    p.add_argument("--profile-days", type=int, default=7, metavar="N",
+    p.add_argument("--report", metavar="CSV", type=cli_args.output_file,
+                   help="write the timeliness report as CSV")
+    p.add_argument("--profile-days", type=cli_args.positive_int, default=7, metavar="N",
                    help="days of history for profile estimates (default 7)")
+    p.add_argument("--json", action="store_true",
+                   help="--db: print the counts and the timeliness report as one JSON object "
+                        "on stdout instead of CSV")
     p.set_defaults(func=run)
 
 
-def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
+_log = cli_log.info  # progress and "wrote" lines on stderr, silenced by -q
+_err = cli_log.error  # always printed
 
 
 def _parse_time(text):
@@ -96,12 +104,14 @@ def _read_reads(path):
 
 def run(args):
     try:
+        if args.out:  # before any work: an unwritable --out must not cost the run
+            (atomic_output.check_dir if args.data else atomic_output.check_file)(args.out)
         if args.data:
             return _run_data(args)
         return _run_db(args)
-    except (OSError, ValueError) as exc:
-        _log("smeter complete: %s" % exc)
-        return 1
+    except (OSError, ValueError, atomic_output.OutputError) as exc:
+        _err("smeter complete: %s" % exc)
+        return USAGE
 
 
 def _run_db(args):
@@ -113,7 +123,7 @@ def _run_db(args):
         raise ValueError("%s: output must end in .csv or .parquet" % args.out)
     if not os.path.exists(args.db):
         raise ValueError("no such database: %s" % args.db)
-    now = _parse_time(args.now) if args.now else time.time()
+    now = args.now if args.now is not None else time.time()
     backfill = _parse_window(args.backfill)
     since = None
     if args.since:
@@ -131,27 +141,35 @@ def _run_db(args):
         got = values.update(st, now, since_slot=since, backfill_s=backfill,
                             profile_days=args.profile_days, deadline_s=args.deadline * 60)
         _log("completed %d device(s) in %.2f s" % (got["devices"], time.perf_counter() - t0))
-        print("preliminary values issued: %d, confirmed: %d, confirmed revised: %d, slots "
-              "without any value: %d, estimates held back (slot ended < 30 min ago): %d"
-              % (got["preliminary"], got["confirmed"], got["revised"], got["unfilled"],
-                 got["waiting"]))
+        _log("preliminary values issued: %d, confirmed: %d, confirmed revised: %d, slots "
+             "without any value: %d, estimates held back (slot ended < 30 min ago): %d"
+             % (got["preliminary"], got["confirmed"], got["revised"], got["unfilled"],
+                got["waiting"]))
         for dev, a, b, direction, text in got["problems"]:
-            print("register readings of device %d, slots %d..%d (%s): %s"
-                  % (dev, a, b, direction, text))
+            _log("register readings of device %d, slots %d..%d (%s): %s"
+                 % (dev, a, b, direction, text))
         # the same window as the summary: its unfilled column sums to the summary's count
         rep = values.timeliness(st, now, deadline_s=args.deadline * 60,
                                 day_from=got["since_slot"] // 48)
-        print(values.format_timeliness(rep), end="")
+        if args.json:
+            print(json.dumps({
+                "counts": {k: got[k] for k in ("devices", "preliminary", "confirmed", "revised",
+                                               "unfilled", "waiting")},
+                "register_problems": [dict(zip(("device_id", "first_slot", "last_slot",
+                                                "direction", "problem"), p))
+                                      for p in got["problems"]],
+                "timeliness": [r._asdict() for r in rep]}, indent=1))
+        else:
+            print(values.format_timeliness(rep), end="")
         if args.report:
-            with open(args.report, "w", encoding="utf-8") as f:
-                f.write(values.format_timeliness(rep))
+            atomic_output.write_text(args.report, values.format_timeliness(rep))
             _log("wrote %s" % args.report)
         if args.out:
             _write_sets(st, args.out)
             _log("wrote %s" % args.out)
     finally:
         st.close()
-    return 0
+    return OK
 
 
 def _write_sets(st, path):
@@ -173,10 +191,11 @@ def _write_sets(st, path):
                 cols[k].append(getattr(r, k))
     cols["device_id"] = pa.array(cols["device_id"], pa.uint64())
     table = pa.table(cols)
-    if path.endswith(".parquet"):
-        pq.write_table(table, path)
-    else:
-        pacsv.write_csv(table, path)
+    with atomic_output.atomic_path(path) as tmp:
+        if path.endswith(".parquet"):
+            pq.write_table(table, tmp)
+        else:
+            pacsv.write_csv(table, tmp)
 
 
 def _run_data(args):
@@ -211,26 +230,29 @@ def _run_data(args):
         rows["series"].append(np.full(len(d), series))
         rows["method"].append(c.method[d, r].astype(str))
         unfilled = int((~c.present & applies[None, :]).sum())
-        print("%s: %d row(s) measured, %d bracketed, %d from the profile, %d unfilled" % (
+        _log("%s: %d row(s) measured, %d bracketed, %d from the profile, %d unfilled" % (
             series, int(present.sum()), int((c.method[est] == comp.METHOD_BRACKETED).sum()),
             int((c.method[est] == comp.METHOD_PROFILE).sum()), unfilled))
         setattr(data, series, c.values)
         setattr(data, series + "_present", c.present)
     _log("completed in %.2f s" % (time.perf_counter() - t0))
-    data.save(args.out)
-    for name in ("market.parquet", "market.csv"):
-        if os.path.exists(os.path.join(args.data, name)):
-            shutil.copy(os.path.join(args.data, name), os.path.join(args.out, name))
     table = {k: (np.concatenate(v) if v else np.empty(0, object)) for k, v in rows.items()}
-    pq.write_table(pa.table({"resource_id": pa.array(table["resource_id"], pa.string()),
-                             "date": pa.array(table["date"].astype("datetime64[D]"),
-                                              pa.date32()),
-                             "series": pa.array(table["series"], pa.string()),
-                             "method": pa.array(table["method"], pa.string())}),
-                   os.path.join(args.out, "completion.parquet"))
+    # the whole data set appears at once: never a completed receiving table beside an old
+    # completion.parquet from another run
+    with atomic_output.atomic_dir(args.out, owned=model.TABLE_FILES) as tmp:
+        data.save(tmp)
+        for name in ("market.parquet", "market.csv"):
+            if os.path.exists(os.path.join(args.data, name)):
+                shutil.copy(os.path.join(args.data, name), os.path.join(tmp, name))
+        pq.write_table(pa.table({"resource_id": pa.array(table["resource_id"], pa.string()),
+                                 "date": pa.array(table["date"].astype("datetime64[D]"),
+                                                  pa.date32()),
+                                 "series": pa.array(table["series"], pa.string()),
+                                 "method": pa.array(table["method"], pa.string())}),
+                       os.path.join(tmp, "completion.parquet"))
     _log("wrote %s (completion.parquet lists %d estimated row(s))"
          % (args.out, len(table["method"])))
-    return 0
+    return OK
 
 
 def _day_totals(data, directory):

@@ -1,11 +1,13 @@
 """`smeter correct`: imbalance correction for device-point adjustment (patterns 1/2/3)."""
-import sys
 import time
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
+from host_tools import atomic_output, cli_args, cli_log
+from host_tools.exit_codes import INCOMPLETE, OK, USAGE
 
 HELP = """\
 Correct each balancing group's imbalance for adjustment delivered at device points
@@ -29,10 +31,10 @@ def register(subparsers):
                    help="data set directory (tables as .parquet or .csv, see docs/tso-data.md)")
     p.add_argument("--pattern", required=True, type=int, choices=(1, 2, 3),
                    help="correction pattern of seed 000")
-    p.add_argument("--out", metavar="FILE",
+    p.add_argument("--out", metavar="FILE", type=cli_args.output_file,
                    help="write per-slot, per-BG plan/actual/correction/imbalance; "
                         ".csv or .parquet by extension")
-    p.add_argument("--pairs-out", metavar="FILE",
+    p.add_argument("--pairs-out", metavar="FILE", type=cli_args.output_file,
                    help="also write per-slot, per-(demand BG, generation BG) delivered "
                         "adjustment and its demand/generation shares")
     p.add_argument("--plan-basis", choices=("sending", "generation"),
@@ -40,19 +42,22 @@ def register(subparsers):
                         "(発端); default per pattern from the rules file")
     p.add_argument("--config", metavar="FILE",
                    help="JSON overriding hw/tso/rules.json (limits, plan basis, baseline)")
+    p.add_argument("--json", action="store_true",
+                   help="print the per-day, per-BG totals as one JSON object instead of a table")
     p.set_defaults(func=run)
 
 
-def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
+_log = cli_log.info  # progress and "wrote" lines on stderr, silenced by -q
+_err = cli_log.error  # always printed
 
 
 def _write(cols, path):
     table = pa.table({k: pa.array(v) for k, v in cols.items()})
-    if path.endswith(".parquet"):
-        pq.write_table(table, path)
-    else:
-        pacsv.write_csv(table, path)
+    with atomic_output.atomic_path(path) as tmp:
+        if path.endswith(".parquet"):
+            pq.write_table(table, tmp)
+        else:
+            pacsv.write_csv(table, tmp)
 
 
 def _check_ext(path):
@@ -105,23 +110,51 @@ def run(args):
         _log("smeter correct: %s" % exc)
         return 2
     except LoadError as exc:
-        _log("smeter correct: %s" % exc)
-        return 1
+        _err("smeter correct: %s" % exc)
+        return USAGE
     except TsoError as exc:
-        _log("smeter correct: %s" % exc.kind)
+        _err("smeter correct: %s" % exc.kind)
         for p in exc.problems or [exc]:
-            _log("  " + str(p))
-        return 2
+            _err("  " + str(p))
+        return USAGE
     except (OSError, ValueError) as exc:
-        _log("smeter correct: %s" % exc)
-        return 1
+        _err("smeter correct: %s" % exc)
+        return USAGE
     if not results:
-        _log("smeter correct: no day carries BG plans; nothing to correct")
-        return 1
+        _err("smeter correct: no day carries BG plans; nothing to correct")
+        return INCOMPLETE
     bg = data.bgs["bg_id"].astype(str)
     kind = data.bgs["kind"].astype(str)
-    print("pattern %d, plan basis %s" % (args.pattern, args.plan_basis
-                                        or config.plan_basis(rules, args.pattern)))
+    basis = args.plan_basis or config.plan_basis(rules, args.pattern)
+    if args.json:
+        import json
+
+        print(json.dumps({"pattern": args.pattern, "plan_basis": basis, "days": [{
+            "date": str(r.day), "delivered_wh": int(r.delivered.sum()),
+            "bgs": [{"bg": bg[i], "kind": kind[i], "plan_wh": int(r.plan[i].sum()),
+                     "actual_wh": int(r.actual[i].sum()),
+                     "correction_wh": int(r.correction[i].sum()),
+                     "imbalance_wh": int(r.imbalance[i].sum()),
+                     "sum_abs_uncorrected_wh": int(np.abs(r.actual[i] - r.plan[i]).sum()),
+                     "sum_abs_imbalance_wh": int(np.abs(r.imbalance[i]).sum())}
+                    for i in range(len(bg))]} for r in results]}, indent=1))
+    else:
+        _print_table(args.pattern, basis, bg, kind, results)
+    try:
+        if args.out:
+            _write(correction.result_columns(data, results), args.out)
+            _log("wrote %s" % args.out)
+        if args.pairs_out:
+            _write(pair_columns(data, results), args.pairs_out)
+            _log("wrote %s" % args.pairs_out)
+    except OSError as exc:  # checked before the work; the disk filled up or the dir went away
+        _err("smeter correct: %s" % exc)
+        return USAGE
+    return OK
+
+
+def _print_table(pattern, basis, bg, kind, results):
+    print("pattern %d, plan basis %s" % (pattern, basis))
     for r in results:
         print("%s  delivered adjustment %d Wh (sending end)" % (r.day, r.delivered.sum()))
         print("  %-10s %-10s %14s %14s %14s %14s %16s %16s" % (
@@ -132,10 +165,3 @@ def run(args):
                 bg[i], kind[i], r.plan[i].sum(), r.actual[i].sum(), r.correction[i].sum(),
                 r.imbalance[i].sum(), np.abs(r.actual[i] - r.plan[i]).sum(),
                 np.abs(r.imbalance[i]).sum()))
-    if args.out:
-        _write(correction.result_columns(data, results), args.out)
-        _log("wrote %s" % args.out)
-    if args.pairs_out:
-        _write(pair_columns(data, results), args.pairs_out)
-        _log("wrote %s" % args.pairs_out)
-    return 0

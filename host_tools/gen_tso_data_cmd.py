@@ -4,23 +4,33 @@ import os
 import sys
 import time
 
+from host_tools import atomic_output, cli_args, cli_log
+from host_tools.exit_codes import OK, USAGE
+
 HELP = """\
 Write a synthetic, reproducible TSO data set: resources (PV inverters, batteries and EV
 chargers at device points 機器点, demand sites at receiving points 受電点), balancing
 groups, list patterns of at most 100,000 resources, groups, receiving-point and
 device-point values for every 30-minute slot of every day, events and BG plans on the
-last day. `smeter correct --data DIR` reads it. Formats: docs/tso-data.md."""
+last day. `smeter correct --data DIR` reads it. Progress goes to stderr; the data set
+appears in DIR only when complete (docs/commands/conventions.md#outputs).
+Formats: docs/tso-data.md."""
+
+MAX_RESOURCES = 10_000_000  # ~100 GB of values at 8 days: beyond any machine this runs on
+MAX_DAYS = 366
 
 
 def register(subparsers):
     p = subparsers.add_parser("gen-tso-data", help="write a synthetic TSO data set",
                               description=HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--resources", type=int, required=True, metavar="N",
-                   help="number of resources (sites), e.g. 100000")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--resources", type=cli_args.int_range(1, MAX_RESOURCES), required=True,
+                   metavar="N", help="number of resources (sites), e.g. 100000")
+    p.add_argument("--out", required=True, metavar="DIR", type=cli_args.output_dir,
+                   help="output directory (created; its data-set files are replaced, "
+                        "other files left alone)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--days", type=int, default=8,
+    p.add_argument("--days", type=cli_args.int_range(2, MAX_DAYS), default=8,
                    help="days of values, the last one dispatched (default 8: five "
                         "weekdays of history for High 4 of 5)")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet",
@@ -29,23 +39,37 @@ def register(subparsers):
 
 
 def run(args):
+    from host_tools.tso import model
     from host_tools.tso.generate import generate
-    if args.resources < 1 or args.days < 2:
-        print("smeter gen-tso-data: need --resources >= 1 and --days >= 2", file=sys.stderr)
-        return 1
-    t0 = time.perf_counter()
-    data = generate(args.resources, days=args.days, seed=args.seed)
-    t1 = time.perf_counter()
-    print("generated %d resources x %d days x 48 slots in %.2f s"
-          % (args.resources, args.days, t1 - t0), file=sys.stderr, flush=True)
-    data.save(args.out, args.format)
-    # Market data (normal price, reserve margin, spot) beside it, so `smeter settle --data DIR`
-    # runs on the same directory; synthetic, from the same seed.
     from host_tools.tso.market_data import generate_market
     from host_tools.tso.pricing import save_market
 
-    save_market(generate_market(data.plan_days(), seed=args.seed),
-                os.path.join(args.out, "market." + args.format))
-    print("wrote %s (%s, with synthetic market data) in %.2f s"
-          % (args.out, args.format, time.perf_counter() - t1), file=sys.stderr)
-    return 0
+    t0 = time.perf_counter()
+    cli_log.info("gen-tso-data: generating %d resources x %d days x 48 slots ..."
+                 % (args.resources, args.days))
+    data = generate(args.resources, days=args.days, seed=args.seed)
+    t1 = time.perf_counter()
+    cli_log.info("generated %d resources x %d days x 48 slots in %.2f s"
+                 % (args.resources, args.days, t1 - t0))
+
+    def progress(name, i, n):
+        cli_log.info("gen-tso-data: writing %s (%d/%d, %.1f s)" % (name, i, n + 1,
+                                                                 time.perf_counter() - t1))
+    try:
+        with atomic_output.atomic_dir(args.out, owned=model.TABLE_FILES) as tmp:
+            data.save(tmp, args.format, progress=progress)
+            # Market data (normal price, reserve margin, spot) beside it, so `smeter settle
+            # --data DIR` runs on the same directory; synthetic, from the same seed.
+            progress("market", 7 + len(model.WIDE) + 1, 7 + len(model.WIDE))
+            save_market(generate_market(data.plan_days(), seed=args.seed),
+                        os.path.join(tmp, "market." + args.format))
+    except KeyboardInterrupt:
+        print("smeter gen-tso-data: interrupted; nothing written to %s (its previous "
+              "contents, if any, are unchanged)" % args.out, file=sys.stderr)
+        raise
+    except (OSError, atomic_output.OutputError) as exc:
+        print("smeter gen-tso-data: %s" % exc, file=sys.stderr)
+        return USAGE
+    cli_log.info("wrote %s (%s, with synthetic market data) in %.2f s"
+                 % (args.out, args.format, time.perf_counter() - t1))
+    return OK

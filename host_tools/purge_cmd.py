@@ -1,9 +1,11 @@
 """`smeter purge`: delete values older than the retention period (データ保存期間), loudly."""
 import argparse
-import datetime
 import os
 import sys
 import time
+
+from host_tools import cli_args
+from host_tools.exit_codes import OK, USAGE
 
 HELP = """\
 Delete everything in the collector store older than the retention period: slot values,
@@ -21,7 +23,7 @@ def register(subparsers):
     p.add_argument("--older-than", default="3y", metavar="AGE",
                    help="retention period: Ny years, Nm months or Nd days (default 3y)")
     p.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
-    p.add_argument("--now", metavar="TIME",
+    p.add_argument("--now", metavar="TIME", type=cli_args.unix_time,
                    help="reference time, ISO 8601 with offset or unix seconds (default: now)")
     p.set_defaults(func=run)
 
@@ -32,21 +34,14 @@ def run(args):
     from host_tools.tso import values
     try:
         age = values.parse_age(args.older_than)
-        now = time.time()
-        if args.now:
-            try:
-                now = float(args.now)
-            except ValueError:
-                t = datetime.datetime.fromisoformat(args.now)
-                if t.tzinfo is None:
-                    raise ValueError("--now needs a UTC offset, e.g. +09:00")
-                now = t.timestamp()
+        now = time.time() if args.now is None else args.now
         if not os.path.exists(args.db):
             raise ValueError("no such database: %s" % args.db)
         st = cstore.Store(args.db)
     except (ValueError, sqlite3.DatabaseError) as exc:
-        print("smeter purge: %s" % exc, file=sys.stderr)
-        return 1
+        print("smeter purge: %s%s" % ("" if str(exc).startswith(args.db) or "database:" in str(exc)
+                                      else args.db + ": ", exc), file=sys.stderr)
+        return USAGE
     try:
         cut, counts = values.purge(st, now, age, dry_run=args.dry_run)
     finally:
@@ -56,4 +51,4 @@ def run(args):
     for table, n in counts.items():
         print("  %-15s %10d row(s)" % (table, n))
     print("  %-15s %10d row(s)" % ("total", sum(counts.values())))
-    return 0
+    return OK

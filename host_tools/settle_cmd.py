@@ -1,9 +1,11 @@
 """`smeter settle`: imbalance prices and charges per BG and slot, negawatt fees per resource."""
 import argparse
 import os
-import sys
 
 import numpy as np
+
+from host_tools import atomic_output, cli_args, cli_log
+from host_tools.exit_codes import INCOMPLETE, OK, USAGE
 
 HELP = """\
 Settle a corrected data set: imbalance price per 30-minute slot (インバランス料金単価) and
@@ -29,7 +31,7 @@ def register(subparsers):
                    help="data set directory (docs/tso-data.md), e.g. from smeter gen-tso-data")
     p.add_argument("--pattern", type=int, choices=(1, 2, 3), default=2,
                    help="correction pattern used before settling (default 2)")
-    p.add_argument("--out", metavar="FILE",
+    p.add_argument("--out", metavar="FILE", type=cli_args.output_file,
                    help="write the table (.csv or .parquet): per date, BG and slot, "
                         "slot 0 = day total")
     p.add_argument("--market", metavar="FILE",
@@ -43,13 +45,16 @@ def register(subparsers):
     p.add_argument("--negawatt", metavar="TARIFF", nargs="?", const="default",
                    help="also compute negawatt fees per resource with this tariff of "
                         "prices.json (no value: its default_tariff)")
-    p.add_argument("--negawatt-out", metavar="FILE",
+    p.add_argument("--negawatt-out", metavar="FILE", type=cli_args.output_file,
                    help="write per resource and day: negawatt Wh, unit price, fee (sen)")
+    p.add_argument("--json", action="store_true",
+                   help="print the per-day prices and per-BG charges as one JSON object "
+                        "instead of a table")
     p.set_defaults(func=run)
 
 
-def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
+_log = cli_log.info  # progress and "wrote" lines on stderr, silenced by -q
+_err = cli_log.error  # always printed
 
 
 def _write(cols, path):
@@ -57,10 +62,11 @@ def _write(cols, path):
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
     table = pa.table({k: (v if isinstance(v, pa.Array) else pa.array(v)) for k, v in cols.items()})
-    if path.endswith(".parquet"):
-        pq.write_table(table, path)
-    else:
-        pacsv.write_csv(table, path)
+    with atomic_output.atomic_path(path) as tmp:
+        if path.endswith(".parquet"):
+            pq.write_table(table, tmp)
+        else:
+            pacsv.write_csv(table, tmp)
 
 
 def _yen(sen):
@@ -75,8 +81,8 @@ def run(args):
     from host_tools.tso.market_data import generate_market
     for path in (args.out, args.negawatt_out):
         if path and not (path.endswith(".csv") or path.endswith(".parquet")):
-            _log("smeter settle: %s: output must end in .csv or .parquet" % path)
-            return 1
+            _err("smeter settle: %s: output must end in .csv or .parquet" % path)
+            return USAGE
     try:
         rules = config.load_rules(args.config)
         prices_cfg = pricing.load_prices(args.prices)
@@ -89,63 +95,47 @@ def run(args):
             pricing.save_market(generate_market(data.plan_days(), seed=args.seed), market_path)
             _log("wrote synthetic market data %s (seed %d)" % (market_path, args.seed))
         if market_path is None:
-            _log("smeter settle: no market data: put market.parquet or market.csv in %s "
+            _err("smeter settle: no market data: put market.parquet or market.csv in %s "
                  "(docs/settlement.md), pass --market FILE, or use --gen-market" % args.data)
-            return 1
+            return USAGE
         market = pricing.load_market(market_path, prices_cfg.get("market_ranges"))
         results = correction.correct(data, rules, args.pattern)
         if not results:
-            _log("smeter settle: no day carries BG plans; nothing to settle")
-            return 1
+            _err("smeter settle: no day carries BG plans; nothing to settle")
+            return INCOMPLETE
         prices = pricing.imbalance_prices(market, [r.day for r in results], prices_cfg)
         fee = None
         if args.negawatt:
             tariff = (prices_cfg["negawatt"]["default_tariff"] if args.negawatt == "default"
                       else args.negawatt)
             if tariff not in prices_cfg["negawatt"]["tariffs"]:
-                _log("smeter settle: unknown negawatt tariff %r (have: %s)" % (
+                _err("smeter settle: unknown negawatt tariff %r (have: %s)" % (
                     tariff, ", ".join(sorted(prices_cfg["negawatt"]["tariffs"]))))
-                return 1
+                return USAGE
             fee = lambda day: pricing.negawatt_fee(prices_cfg, tariff, day)  # noqa: E731
         settled = settlement.settle(data, results, prices, rules, args.pattern, fee)
         _log("settled %d day(s) of %d resources in %.2f s" % (
             len(settled), len(data.resources), time.perf_counter() - t0))
     except ConfigError as exc:
-        _log("smeter settle: %s" % exc)
-        return 2
+        _err("smeter settle: %s" % exc)
+        return USAGE
     except LoadError as exc:
-        _log("smeter settle: %s" % exc)
-        return 1
+        _err("smeter settle: %s" % exc)
+        return USAGE
     except TsoError as exc:
-        _log("smeter settle: %s" % exc.kind)
+        _err("smeter settle: %s" % exc.kind)
         for p in exc.problems or [exc]:
-            _log("  " + str(p))
-        return 2
+            _err("  " + str(p))
+        return USAGE
     except (OSError, ValueError, KeyError) as exc:
-        _log("smeter settle: %s: %s" % (type(exc).__name__, exc))
-        return 1
+        _err("smeter settle: %s: %s" % (type(exc).__name__, exc))
+        return USAGE
     bg = data.bgs["bg_id"].astype(str)
     kind = data.bgs["kind"].astype(str)
-    print("pattern %d; charge > 0: BG pays the TSO (shortfall), < 0: BG receives (surplus)"
-          % args.pattern)
-    for j, ds in enumerate(settled):
-        hi = int(np.argmax(prices.price[j]))
-        print("%s  price %s..%s yen/kWh (max at slot %d, margin %.2f %%, adder %s), cap %s%s"
-              % (ds.day, _yen(prices.price[j].min()), _yen(prices.price[j].max()), hi + 1,
-                 prices.margin_bp[j, hi] / 100.0, _yen(prices.adder[j, hi]),
-                 _yen(prices.cap[j].max()), " (lowered by the spot-price rule)"
-                 if prices.lowered[j] else ""))
-        print("  %-10s %-10s %16s %18s" % ("bg", "kind", "shortfall_wh", "charge_yen"))
-        for i in range(len(bg)):
-            print("  %-10s %-10s %16d %18s" % (bg[i], kind[i], ds.day_shortfall_wh[i],
-                                                _yen(int(ds.day_charge_sen[i]))))
-        print("  %-21s %16d %18s" % ("total", ds.day_shortfall_wh.sum(),
-                                     _yen(int(ds.day_charge_sen.sum()))))
-        if fee is not None:
-            paid = ds.negawatt_fee_sen > 0
-            print("  negawatt: %d resource(s), %d Wh, unit %s yen/kWh, fees %s yen" % (
-                int(paid.sum()), int(ds.negawatt_wh.sum()), _yen(ds.negawatt_unit_sen),
-                _yen(int(ds.negawatt_fee_sen.sum()))))
+    if args.json:
+        print(json_report(args.pattern, bg, kind, settled, prices, fee is not None))
+    else:
+        _print_table(args.pattern, bg, kind, settled, prices, fee is not None)
     try:
         if args.out:
             _write(settlement.table_columns(data, settled), args.out)
@@ -162,7 +152,58 @@ def run(args):
                 cols["fee_sen"].append(ds.negawatt_fee_sen)
             _write({k: np.concatenate(v) for k, v in cols.items()}, args.negawatt_out)
             _log("wrote %s" % args.negawatt_out)
-    except OSError as exc:
-        _log("smeter settle: %s" % exc)
-        return 1
-    return 0
+    except OSError as exc:  # checked before the work; the disk filled up or the dir went away
+        _err("smeter settle: %s" % exc)
+        return USAGE
+    return OK
+
+
+def _print_table(pattern, bg, kind, settled, prices, negawatt):
+    print("pattern %d; charge > 0: BG pays the TSO (shortfall), < 0: BG receives (surplus)"
+          % pattern)
+    for j, ds in enumerate(settled):
+        hi = int(np.argmax(prices.price[j]))
+        print("%s  price %s..%s yen/kWh (max at slot %d, margin %.2f %%, adder %s), cap %s%s"
+              % (ds.day, _yen(prices.price[j].min()), _yen(prices.price[j].max()), hi + 1,
+                 prices.margin_bp[j, hi] / 100.0, _yen(prices.adder[j, hi]),
+                 _yen(prices.cap[j].max()), " (lowered by the spot-price rule)"
+                 if prices.lowered[j] else ""))
+        print("  %-10s %-10s %16s %18s" % ("bg", "kind", "shortfall_wh", "charge_yen"))
+        for i in range(len(bg)):
+            print("  %-10s %-10s %16d %18s" % (bg[i], kind[i], ds.day_shortfall_wh[i],
+                                                _yen(int(ds.day_charge_sen[i]))))
+        print("  %-21s %16d %18s" % ("total", ds.day_shortfall_wh.sum(),
+                                     _yen(int(ds.day_charge_sen.sum()))))
+        if negawatt:
+            paid = ds.negawatt_fee_sen > 0
+            print("  negawatt: %d resource(s), %d Wh, unit %s yen/kWh, fees %s yen" % (
+                int(paid.sum()), int(ds.negawatt_wh.sum()), _yen(ds.negawatt_unit_sen),
+                _yen(int(ds.negawatt_fee_sen.sum()))))
+
+
+def json_report(pattern, bg, kind, settled, prices, negawatt):
+    """The printed table as JSON: amounts in sen (integers, exact) and yen (strings)."""
+    import json
+
+    days = []
+    for j, ds in enumerate(settled):
+        hi = int(np.argmax(prices.price[j]))
+        day = {"date": str(ds.day), "price_min_sen": int(prices.price[j].min()),
+               "price_max_sen": int(prices.price[j].max()), "price_max_slot": hi + 1,
+               "margin_pct_at_max": prices.margin_bp[j, hi] / 100.0,
+               "adder_sen_at_max": int(prices.adder[j, hi]), "cap_sen": int(prices.cap[j].max()),
+               "cap_lowered_by_spot_rule": bool(prices.lowered[j]),
+               "bgs": [{"bg": bg[i], "kind": kind[i], "shortfall_wh": int(ds.day_shortfall_wh[i]),
+                        "charge_sen": int(ds.day_charge_sen[i]),
+                        "charge_yen": _yen(int(ds.day_charge_sen[i]))} for i in range(len(bg))],
+               "total": {"shortfall_wh": int(ds.day_shortfall_wh.sum()),
+                         "charge_sen": int(ds.day_charge_sen.sum()),
+                         "charge_yen": _yen(int(ds.day_charge_sen.sum()))}}
+        if negawatt:
+            day["negawatt"] = {"resources_paid": int((ds.negawatt_fee_sen > 0).sum()),
+                               "wh": int(ds.negawatt_wh.sum()),
+                               "unit_sen_per_kwh": int(ds.negawatt_unit_sen),
+                               "fees_sen": int(ds.negawatt_fee_sen.sum())}
+        days.append(day)
+    return json.dumps({"pattern": pattern, "sign": "charge > 0: BG pays the TSO (shortfall), "
+                       "< 0: BG receives (surplus)", "days": days}, indent=1)

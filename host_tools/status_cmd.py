@@ -5,6 +5,8 @@ import os
 import sys
 import time
 
+from host_tools.exit_codes import OK, USAGE
+
 DESCRIPTION = """\
 Print the status an agent keeps in its status file (config field status.file, relative to
 data_dir; the agent rewrites it atomically every half second of real time while it runs):
@@ -41,7 +43,12 @@ def status_path(config_path):
 
 def read_status(path):
     with open(path) as f:
-        return json.load(f)
+        st = json.load(f)
+    if not isinstance(st, dict):
+        raise TypeError("a JSON %s, not an object" % type(st).__name__)
+    if "counters" not in st:
+        raise KeyError("counters")
+    return st
 
 
 def format_status(st, now_ms=None):
@@ -79,13 +86,15 @@ def run(args):
             path = status_path(args.config)
             if path is None:
                 print("smeter status: %s sets no status.file" % args.config, file=sys.stderr)
-                return 2
+                return USAGE
         st = read_status(path)
+        text = json.dumps(st, indent=1, sort_keys=True) if args.json else format_status(st)
     except (OSError, ValueError) as e:
         print("smeter status: cannot read status: %s" % e, file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(st, indent=1, sort_keys=True))
-    else:
-        print(format_status(st))
-    return 0
+        return USAGE
+    except (KeyError, TypeError, AttributeError) as e:
+        print("smeter status: %s: not an agent status file (%s)" % (
+            path, "no field %s" % e if isinstance(e, KeyError) else e), file=sys.stderr)
+        return USAGE
+    print(text)
+    return OK

@@ -59,6 +59,10 @@ WIDE = ("receiving", "device", "device_plans")
 WIDE_SCHEMA = (("resource_id", _STR, True), ("date", _DATE, True)) + tuple(
     (c, _INT, True) for c in SLOT_COLUMNS)
 OPTIONAL = ("device", "device_plans", "events", "list_patterns")
+# Every file a written data set may hold (tables, market data, a completion's record): what
+# a writer replacing an output directory owns (host_tools/atomic_output.atomic_dir).
+TABLE_FILES = tuple(n + ext for n in tuple(SCHEMAS) + WIDE + ("market", "completion")
+                    for ext in (".parquet", ".csv"))
 
 
 class Table:
@@ -187,9 +191,18 @@ class TsoData:
         return np.unique(self.bg_plans["date"].astype("datetime64[D]"))
 
     # -- saving -------------------------------------------------------------------------
-    def save(self, directory, fmt="parquet"):
-        """Write every table as DIR/<name>.<fmt> (fmt 'parquet' or 'csv')."""
+    def save(self, directory, fmt="parquet", progress=None):
+        """Write every table as DIR/<name>.<fmt> (fmt 'parquet' or 'csv'); progress(name, i, n)
+        is called before each table (the wide value tables of 100,000 resources take seconds)."""
         os.makedirs(directory, exist_ok=True)
+        step = [0]
+
+        def put(table, name):
+            step[0] += 1
+            if progress is not None:
+                progress(name, step[0], 7 + len(WIDE))
+            _write(table, directory, name, fmt)
+
         for name, attr in (("balancing_groups", "bgs"), ("resources", "resources"),
                            ("list_patterns", "list_patterns"), ("groups", "groups"),
                            ("members", "members"), ("bg_plans", "bg_plans"),
@@ -201,7 +214,7 @@ class TsoData:
                 if typ == _DATE:
                     values = values.astype("datetime64[D]")
                 cols[col] = pa.array(values, type=typ)
-            _write(pa.table(cols), directory, name, fmt)
+            put(pa.table(cols), name)
         for name in WIDE:
             values = getattr(self, name)
             present = getattr(self, name + "_present")
@@ -215,7 +228,7 @@ class TsoData:
                 block = block.astype(np.int32)  # half the file; loaded back as int64
             for s, col in enumerate(SLOT_COLUMNS):
                 cols[col] = pa.array(block[:, s])
-            _write(pa.table(cols), directory, name, fmt)
+            put(pa.table(cols), name)
 
 
 def _empty(name):
