@@ -85,6 +85,24 @@ def int_range(lo, hi):
     return check
 
 
+def byte_size(minimum=1, maximum=1 << 30):
+    """'32K', '1M' or bytes, within minimum..maximum; the text is kept (passed on as given)."""
+    def check(text):
+        t = text.strip().upper()
+        mult = {"K": 1024, "M": 1024 * 1024}.get(t[-1:], 1)
+        digits = t[:-1] if mult > 1 else t
+        if not digits.isdigit():
+            raise _Bad("expected a size like 32K, 1M or 4096, got %r" % text)
+        n = int(digits) * mult
+        if n < minimum:
+            raise _Bad("size %s is below the minimum %dK" % (text, minimum // 1024))
+        if n > maximum:
+            raise _Bad("size %s is above the maximum %dM" % (text, maximum // (1024 * 1024)))
+        return text.strip()
+    check.__name__ = "size"
+    return check
+
+
 def unix_time(text):
     """Unix seconds or ISO 8601 with a UTC offset -> float seconds, within years 1970..9999."""
     import datetime
