@@ -71,4 +71,4 @@ def test_status_reads_the_agents_file(tmp_path, capsys):
     capsys.readouterr()
     assert main(["status", "--file", str(data / "status.json"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == st
-    assert main(["status", "--file", str(data / "nope.json")]) == 1
+    assert main(["status", "--file", str(data / "nope.json")]) == 2

@@ -102,7 +102,7 @@ def test_settle_command_end_to_end(tmp_path, capsys):
     data = tmp_path / "data"
     assert smeter("gen-tso-data", "--resources", 300, "--out", data, "--seed", 3) == 0
     (data / "market.parquet").unlink()  # a data set that came without market data
-    assert smeter("settle", "--data", data) == 1
+    assert smeter("settle", "--data", data) == 2
     assert "no market data" in capsys.readouterr().err
     out = tmp_path / "settle.csv"
     neg = tmp_path / "neg.csv"
@@ -121,8 +121,8 @@ def test_settle_command_end_to_end(tmp_path, capsys):
     assert all(p is None for p, s in zip(table["price_sen_per_kwh"], slot) if s == 0)
     nt = pacsv.read_csv(str(neg)).to_pydict()
     assert len(nt["resource_id"]) == 300 and set(nt["unit_sen_per_kwh"]) == {1609}
-    assert smeter("settle", "--data", data, "--negawatt", "nowhere") == 1
-    assert smeter("settle", "--data", data, "--out", tmp_path / "x.txt") == 1
+    assert smeter("settle", "--data", data, "--negawatt", "nowhere") == 2
+    assert smeter("settle", "--data", data, "--out", tmp_path / "x.txt") == 2
 
 
 def test_settle_command_reports_missing_prices(tmp_path, capsys):

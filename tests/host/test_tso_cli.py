@@ -67,14 +67,14 @@ def test_pattern_3_rejects_reverse_flow_sites_by_name(tmp_path, capsys):
 
 
 def test_bad_inputs_give_clear_errors(tmp_path, capsys):
-    assert smeter("correct", "--data", tmp_path / "none", "--pattern", 1) == 1
+    assert smeter("correct", "--data", tmp_path / "none", "--pattern", 1) == 2  # USAGE
     assert "no such data directory" in capsys.readouterr().err
     smeter("gen-tso-data", "--resources", 50, "--out", tmp_path / "d")
     assert smeter("correct", "--data", tmp_path / "d", "--pattern", 1,
-                  "--out", tmp_path / "x.txt") == 1
+                  "--out", tmp_path / "x.txt") == 2
     assert ".csv or .parquet" in capsys.readouterr().err
     (tmp_path / "d" / "bg_plans.parquet").unlink()
-    assert smeter("correct", "--data", tmp_path / "d", "--pattern", 1) == 1
+    assert smeter("correct", "--data", tmp_path / "d", "--pattern", 1) == 2
     assert "missing table bg_plans" in capsys.readouterr().err
 
 

@@ -57,7 +57,8 @@ def test_complete_db_with_reads_report_and_export(tmp_path, capsys):
                   "--report", rep, "--backfill", "1h", "--since", "2026-05-30") == 0
     cap = capsys.readouterr()
     # 3 days + the next day's slots 1-3 (estimated: ended >= 30 min ago); slot 4 just ended
-    assert "preliminary values issued: 147, confirmed: 146" in cap.out
+    assert "preliminary values issued: 147, confirmed: 146" in cap.err  # prose: stderr
+    assert cap.out.startswith("date,due,on_time")  # stdout: the CSV report alone
     t = pacsv.read_csv(str(out)).to_pydict()
     sel = [i for i, (s, m) in enumerate(zip(t["set"], t["method"])) if s == "confirmed"
            and m == "bracketed"]
@@ -69,13 +70,13 @@ def test_complete_db_with_reads_report_and_export(tmp_path, capsys):
     assert lines[-2].startswith("2026-06-01,48,44,0,4,0,")
     # the device sent nothing after the day: the next day's due slots are listed, estimated
     assert lines[-1].startswith("2026-06-02,2,0,0,2,0,")
-    # bad inputs: exit 1 with a message
+    # bad inputs: exit 2 (USAGE) with a message
     reads.write_text("device_id,read_at,import_total_wh,export_total_wh\n5,%s,1,0\n"
                      % iso(FIRST)[:-6].replace("00:00", "00:10"))
-    assert smeter("complete", "--db", db, "--reads", reads) == 1
-    assert smeter("complete", "--db", tmp_path / "none.db") == 1
-    assert smeter("complete", "--db", db, "--backfill", "3w") == 1
-    assert smeter("complete", "--data", tmp_path) == 1  # --data needs --out
+    assert smeter("complete", "--db", db, "--reads", reads) == 2
+    assert smeter("complete", "--db", tmp_path / "none.db") == 2
+    assert smeter("complete", "--db", db, "--backfill", "3w") == 2
+    assert smeter("complete", "--data", tmp_path) == 2  # --data needs --out
 
 
 def test_purge_dry_run_then_delete(tmp_path, capsys):
@@ -94,7 +95,7 @@ def test_purge_dry_run_then_delete(tmp_path, capsys):
     st = store.Store(str(db))
     assert st.count_values() == 92
     st.close()
-    assert smeter("purge", "--db", db, "--older-than", "soon") == 1
+    assert smeter("purge", "--db", db, "--older-than", "soon") == 2
 
 
 def test_complete_data_set(tmp_path, capsys):
@@ -111,7 +112,7 @@ def test_complete_data_set(tmp_path, capsys):
                                         % (data.resources["resource_id"][7], data.days[2], total))
     out = tmp_path / "out"
     assert smeter("complete", "--data", src, "--out", out) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # the counts are diagnostics: stderr
     # receiving-point resources have no device values: not counted as missing
     assert "device: 190 row(s) measured, 1 bracketed, 1 from the profile, 0 unfilled" \
         in printed
