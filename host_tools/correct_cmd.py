@@ -107,8 +107,8 @@ def run(args):
                  len(results), args.pattern, timings.get("prepare_s", 0),
                  timings.get("correct_s", 0), timings.get("bg_s", 0), t3 - t2))
     except ConfigError as exc:
-        _log("smeter correct: %s" % exc)
-        return 2
+        _err("smeter correct: %s" % exc)
+        return USAGE
     except LoadError as exc:
         _err("smeter correct: %s" % exc)
         return USAGE
