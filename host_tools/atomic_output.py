@@ -11,7 +11,6 @@ previous version, if any, stays as it was.
     with atomic_file(path) as f: f.write(...)          # text (or mode="wb")
     with atomic_path(path) as tmp: pq.write_table(t, tmp)   # libraries that take a path
     with atomic_dir(path, owned=NAMES) as tmp: ... write files under tmp ...
-    outputs = Outputs("smeter demo"); ...; outputs.interrupted()   # what was / was not written
 
 Check outputs with check_file/check_dir BEFORE the work starts: an unwritable --out found
 after an hour of work loses the hour.
@@ -19,7 +18,6 @@ after an hour of work loses the hour.
 import contextlib
 import os
 import shutil
-import sys
 
 _TMP = ".%s.partial-%d%s"
 
@@ -144,35 +142,3 @@ def commit_dir(tmp, path, owned=()):
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     for d in trash:
         shutil.rmtree(d, ignore_errors=True)
-
-
-class Outputs:
-    """What a command has written so far, to say so when it is interrupted or fails."""
-
-    def __init__(self, command, planned=()):
-        self.command = command
-        self.planned = list(planned)
-        self.written = []
-
-    def plan(self, path):
-        if path and path not in self.planned:
-            self.planned.append(path)
-        return path
-
-    def done(self, path):
-        self.written.append(path)
-
-    def describe(self):
-        wrote = [p for p in self.planned if p in self.written]
-        not_wrote = [p for p in self.planned if p not in self.written]
-        parts = []
-        if wrote:
-            parts.append("wrote %s" % ", ".join(wrote))
-        if not_wrote:
-            parts.append("not written (previous version, if any, left unchanged): %s"
-                         % ", ".join(not_wrote))
-        return "; ".join(parts) or "no output files"
-
-    def interrupted(self, stream=None):
-        print("%s: interrupted; %s" % (self.command, self.describe()),
-              file=stream or sys.stderr, flush=True)

@@ -46,32 +46,34 @@ def finite_float(text):
     return _number(text, float)
 
 
-def positive_float(text):
-    v = _number(text, float)
-    if v <= 0:
-        raise _Bad("expected a number > 0, got %r" % text)
-    return v
+def _at_least(kind, lo, strict):
+    """A type for numbers of `kind` above lo (strict) or from lo on."""
+    def check(text):
+        v = _number(text, kind)
+        if v < lo or (strict and v == lo):
+            raise _Bad("expected a%s %s %s %s, got %r" % (
+                "n" if kind is int else "", "integer" if kind is int else "number",
+                ">" if strict else ">=", lo, text))
+        return v
+    return check
 
 
-def nonnegative_float(text):
-    v = _number(text, float)
-    if v < 0:
-        raise _Bad("expected a number >= 0, got %r" % text)
-    return v
+positive_float = _at_least(float, 0, True)
+nonnegative_float = _at_least(float, 0, False)
+positive_int = _at_least(int, 0, True)
+nonnegative_int = _at_least(int, 0, False)
 
 
-def positive_int(text):
-    v = _number(text, int)
-    if v <= 0:
-        raise _Bad("expected an integer > 0, got %r" % text)
-    return v
-
-
-def nonnegative_int(text):
-    v = _number(text, int)
-    if v < 0:
-        raise _Bad("expected an integer >= 0, got %r" % text)
-    return v
+def checked_by(parse, errors=(ValueError,)):
+    """A type that keeps the text but checks it with parse(text) now, so a bad value is a
+    usage error at parse time rather than a traceback later."""
+    def check(text):
+        try:
+            parse(text)
+        except errors as exc:
+            raise _Bad(str(exc)) from None
+        return text
+    return check
 
 
 def int_range(lo, hi):

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from host_tools.atomic_output import (
-    OutputError, Outputs, atomic_dir, atomic_file, atomic_path, check_dir, check_file,
+    OutputError, atomic_dir, atomic_file, atomic_path, check_dir, check_file,
 )
 
 # Writes its outputs slowly: "started" once the temporaries exist, then waits to be killed.
@@ -103,10 +103,3 @@ def test_unwritable_outputs_are_named_before_any_work(tmp_path):
         ro.mkdir(mode=0o500)
         with pytest.raises(OutputError, match="not writable"):
             check_file(str(ro / "x"))
-
-
-def test_outputs_say_what_was_and_was_not_written():
-    o = Outputs("smeter demo", ["summary.json", "demo.png"])
-    o.done("summary.json")
-    assert o.describe() == ("wrote summary.json; not written (previous version, if any, "
-                            "left unchanged): demo.png")
