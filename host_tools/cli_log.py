@@ -18,6 +18,11 @@ def configure(verbose=0, quiet=False):
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 
 
+def enabled(level=INFO):
+    """True when lines of this level are shown (progress bars ask before drawing)."""
+    return level >= _level[0]
+
+
 def _emit(level, msg):
     if level >= _level[0]:
         print(msg, file=sys.stderr, flush=True)

@@ -6,7 +6,7 @@ import sqlite3
 import sys
 import time
 
-from host_tools import cli_args
+from host_tools import cli_args, cli_log
 from host_tools.exit_codes import ENVIRONMENT, OK, USAGE
 
 
@@ -131,7 +131,7 @@ def run(args):
         return USAGE
     policy = ingest.Policy(window=args.window, future_tolerance_s=args.future_tolerance,
                            backfill_s=int(args.backfill_days * 86400), max_raw=args.max_raw)
-    log = lambda m: print("collect: " + m, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda m: cli_log.info("collect: " + m)  # noqa: E731  (-q silences it)
 
     def make_ingest(st=None):
         st = st or store.Store(args.db)

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from host_tools import atomic_output, cli_args
+from host_tools import atomic_output, cli_args, cli_log
 from host_tools.exit_codes import ENVIRONMENT, FAILED, OK, USAGE
 
 DESCRIPTION = """\
@@ -78,6 +78,8 @@ class Progress:
         self._last = -1
 
     def show(self, frac, text):
+        if not cli_log.enabled():  # -q
+            return
         if self.tty:
             n = int(frac * self.width)
             self.stream.write("\r[%s%s] %3d%% %s\033[K" % ("#" * n, "." * (self.width - n), frac * 100, text))
