@@ -38,7 +38,12 @@ def test_demo_json_short_run(tmp_path):
     assert meter["import_wh"] > 0 or meter["export_wh"] > 0
     assert b"demo: 100%" in p.stderr  # progress lines when stderr is not a terminal
     assert (out / "demo.png").stat().st_size > 20000
-    assert json.loads((out / "summary.json").read_text())["wh_lost"] == 0
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["wh_lost"] == 0
+    # the documented keys, naming the final places (the run was made in a temporary dir)
+    assert on_disk["chart"] == s["chart"] == str(out / "demo.png")
+    assert on_disk["run"]["dir"] == str(out / "run") and (out / "run" / "collector.db").exists()
+    assert sorted(os.listdir(tmp_path)) == ["demo"]  # no temporary left beside it
 
 
 def test_demo_refuses_bad_options(tmp_path, capsys):
