@@ -45,17 +45,18 @@ def run(args):
     from host_tools.tso.pricing import save_market
 
     t0 = time.perf_counter()
-    cli_log.info("gen-tso-data: generating %d resources x %d days x 48 slots ..."
-                 % (args.resources, args.days))
-    data = generate(args.resources, days=args.days, seed=args.seed)
-    t1 = time.perf_counter()
-    cli_log.info("generated %d resources x %d days x 48 slots in %.2f s"
-                 % (args.resources, args.days, t1 - t0))
+    t1 = [t0]
 
     def progress(name, i, n):
         cli_log.info("gen-tso-data: writing %s (%d/%d, %.1f s)" % (name, i, n + 1,
-                                                                 time.perf_counter() - t1))
+                                                                 time.perf_counter() - t1[0]))
     try:
+        cli_log.info("gen-tso-data: generating %d resources x %d days x 48 slots ..."
+                     % (args.resources, args.days))
+        data = generate(args.resources, days=args.days, seed=args.seed)
+        t1[0] = time.perf_counter()
+        cli_log.info("generated %d resources x %d days x 48 slots in %.2f s"
+                     % (args.resources, args.days, t1[0] - t0))
         with atomic_output.atomic_dir(args.out, owned=model.TABLE_FILES) as tmp:
             data.save(tmp, args.format, progress=progress)
             # Market data (normal price, reserve margin, spot) beside it, so `smeter settle
@@ -71,5 +72,5 @@ def run(args):
         print("smeter gen-tso-data: %s" % exc, file=sys.stderr)
         return USAGE
     cli_log.info("wrote %s (%s, with synthetic market data) in %.2f s"
-                 % (args.out, args.format, time.perf_counter() - t1))
+                 % (args.out, args.format, time.perf_counter() - t1[0]))
     return OK

@@ -5,6 +5,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -64,10 +65,11 @@ def test_an_interrupted_gen_tso_data_leaves_the_previous_set(tmp_path):
     out = tmp_path / "set"
     out.mkdir()
     (out / "resources.parquet").write_bytes(b"old")
-    proc = subprocess.Popen(CLI + ["gen-tso-data", "--resources", "300000", "--days", "8",
+    proc = subprocess.Popen(CLI + ["gen-tso-data", "--resources", "200000", "--days", "8",
                                    "--format", "csv", "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_stderr(proc, "writing")
+    _wait_stderr(proc, "generating")
+    time.sleep(1.0)  # generating or writing: either way nothing may reach the output yet
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
