@@ -142,10 +142,9 @@ def _store(path, spans):
 
 def _complete(capsys, *argv):
     assert smeter("complete", *argv) == 0
-    out = capsys.readouterr().out
-    summary, table = out.split("\n", 1)
-    unfilled = int(summary.split("slots without any value: ")[1].split(",")[0])
-    lines = table.splitlines()
+    cap = capsys.readouterr()  # the counts go to stderr, the CSV report alone to stdout
+    unfilled = int(cap.err.split("slots without any value: ")[1].split(",")[0])
+    lines = cap.out.splitlines()
     assert lines[0].startswith("date,due,")
     rep = {ln.split(",")[0]: [int(x) for x in ln.split(",")[1:7]] for ln in lines[1:]}
     return unfilled, rep
