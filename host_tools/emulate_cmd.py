@@ -28,6 +28,8 @@ examples:
   smeter emulate inverter --tcp 127.0.0.1:5020 --speed 2000 --truth pv.jsonl
   smeter emulate charger --pty-link /tmp/sdm630 --unit 2 --faults crc=0.05,timeout=0.02
   smeter emulate meter --tcp 127.0.0.1:0 --clock run.clock --faults rollover=500,replace=6h
+  smeter emulate meter --tcp 127.0.0.1:0 --speed 600 --plan jemic_basic \
+      --meter samples/declarations/meter_bench.json --plan-truth truth.csv --plan-fault I20-50Hz=gain:1.05
 """
 
 

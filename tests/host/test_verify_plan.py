@@ -203,3 +203,18 @@ def test_a_partly_covered_point_is_incomplete(tmp_path, capsys):
     assert rc == 3
     assert pts["I100-50Hz"]["decision"] == "incomplete" and pts["I100-50Hz"]["slots_compared"] == 1
     assert pts["I100-50Hz"]["reasons"][0].startswith("coverage: 1 of 2 planned slot(s) compared")
+
+
+def test_emulate_plan_options_are_checked(tmp_path, capsys):
+    base = ["emulate", "meter", "--tcp", "127.0.0.1:0", "--duration", "1s"]
+    cases = [(["--plan", "jemic_basic"], "--plan needs --meter"),
+             (["--meter", METER], "need --plan"),
+             (["--plan", "jemic_basic", "--meter", METER, "--profile", "v2h"], "--plan replaces --profile"),
+             (["--plan", "jemic_basic", "--meter", METER, "--plan-fault", "nope=dead"], "POINT=gain:F"),
+             (["--plan", "nosuch", "--meter", METER], "plans here: jemic_basic"),
+             (["--plan", "jemic_basic", "--meter", METER, "--plan-start", "2026-06-22T09:10"],
+              "slot boundary")]
+    for extra, msg in cases:
+        assert main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (extra, err)
