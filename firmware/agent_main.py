@@ -61,6 +61,7 @@ class Runner:
         self.running = True
         self.mem_free_min = -1  # lowest free heap seen by the status task (MicroPython)
         self.heap_peak = 0  # largest live heap (gc.mem_alloc() after a collect) seen
+        self.heap_size = gc.mem_free() + gc.mem_alloc() if hasattr(gc, "mem_free") else 0
 
     async def guarded(self, name, body):
         """Run a task body forever: an unexpected error (MemoryError on a tight heap, a bug)
@@ -161,7 +162,8 @@ class Runner:
                 self.agent.log.line(s, "status", "polls", c["polls"], "faults", c["faults"],
                                     "slots", c["slots_closed"], "sent", c["frames_sent"],
                                     "acked", c["frames_acked"], "queue", st["queue_depth"],
-                                    "wisun", st["wisun_state"])
+                                    "wisun", st["wisun_state"], "heap_peak", self.heap_peak,
+                                    "heap_size", self.heap_size)
             if self.status_file:
                 self.write_status()
             await sleep_ms(500)
@@ -185,12 +187,12 @@ class Runner:
     def write_status(self):
         s, ms = self.clock.now()
         st = self.agent.status(s)
-        st["wall_ms"] = wall_ms()
+        st["wall_ms"] = getattr(self.clock, "wall", wall_ms)()
         if hasattr(gc, "mem_free"):
             st["mem_free"] = gc.mem_free()
             st["mem_free_min"] = self.mem_free_min
             st["heap_peak"] = self.heap_peak
-            st["heap_size"] = gc.mem_free() + gc.mem_alloc()
+            st["heap_size"] = self.heap_size
         tmp = self.status_file + ".tmp"
         try:
             with open(tmp, "w") as f:
@@ -216,7 +218,7 @@ class Runner:
         self.agent.log.line(s, "stop", "polls", c["polls"], "faults", c["faults"],
                             "slots", c["slots_closed"], "acked", c["frames_acked"],
                             "queue", st["queue_depth"], "mem_free_min", self.mem_free_min,
-                            "heap_peak", self.heap_peak)
+                            "heap_peak", self.heap_peak, "heap_size", self.heap_size)
 
 
 def _errname(e):

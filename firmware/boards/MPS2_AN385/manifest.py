@@ -3,3 +3,4 @@
 include("$(MPY_DIR)/extmod/asyncio")
 include("../../manifest.py")
 module("hostfs.py", base_path="modules")
+module("board_mps2.py", base_path="modules")

@@ -7,7 +7,7 @@
 //                QEMU keeps it whole (docs/store-and-forward.md, "power cut" = kill).
 //   remove/rename/stat_size  host-path helpers for firmware/boards/MPS2_AN385/modules/hostfs.py
 //   wall_ms()    host wall clock in ms (semihosting SYS_TIME second edges + SYS_ELAPSED),
-//                set_wall_ms(ms) for the launcher's hint until the first second edge.
+//                sync_wall(timeout_ms) waits for a second edge; set_wall_ms(ms) sets it.
 //   elapsed_ms() host monotonic ms since QEMU started (30-bit small int, wraps like ticks).
 #include <string.h>
 
@@ -90,6 +90,27 @@ static mp_obj_t smeter_set_wall_ms(mp_obj_t ms_in) {
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(smeter_set_wall_ms_obj, smeter_set_wall_ms);
+
+static mp_obj_t smeter_sync_wall(mp_obj_t timeout_in) {
+    // Wait (at most timeout ms of host time) for the host's second to change, then the wall
+    // clock is exact to a semihosting call: the board has no RTC of its own.
+    uint64_t end = elapsed_ns() + (uint64_t)mp_obj_get_int(timeout_in) * 1000000u;
+    wall_now_ms();
+    while (wall_state != 2 && elapsed_ns() < end) {
+        wall_now_ms();
+    }
+    wall_prev = 0;
+    return mp_obj_new_bool(wall_state == 2);
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(smeter_sync_wall_obj, smeter_sync_wall);
+
+static mp_obj_t smeter_exit(mp_obj_t code_in) {
+    // End QEMU with this status (semihosting SYS_EXIT): a run with a stop time is over.
+    extern void exit(int);
+    exit(mp_obj_get_int(code_in));
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(smeter_exit_obj, smeter_exit);
 
 static mp_obj_t smeter_wall_synced(void) {
     return mp_obj_new_bool(wall_state == 2);
@@ -474,6 +495,8 @@ static const mp_rom_map_elem_t smeter_board_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_wall_ms), MP_ROM_PTR(&smeter_wall_ms_obj) },
     { MP_ROM_QSTR(MP_QSTR_set_wall_ms), MP_ROM_PTR(&smeter_set_wall_ms_obj) },
     { MP_ROM_QSTR(MP_QSTR_wall_synced), MP_ROM_PTR(&smeter_wall_synced_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sync_wall), MP_ROM_PTR(&smeter_sync_wall_obj) },
+    { MP_ROM_QSTR(MP_QSTR_exit), MP_ROM_PTR(&smeter_exit_obj) },
     { MP_ROM_QSTR(MP_QSTR_elapsed_ms), MP_ROM_PTR(&smeter_elapsed_ms_obj) },
     { MP_ROM_QSTR(MP_QSTR_HEAP_SIZE), MP_ROM_INT(MICROPY_HEAP_SIZE) },
 };
