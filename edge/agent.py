@@ -98,7 +98,9 @@ class Agent:
             self.modbus = TcpClient(dev["timeout_ms"])
             self.req = bytearray(12)
         else:
-            self.modbus = RtuClient(gap_ms_for_baud(dev["baud"]), dev["timeout_ms"])
+            # rtu_gap_ms 0: 3.5 characters at the baud rate; more where bytes come in bursts
+            self.modbus = RtuClient(dev["rtu_gap_ms"] or gap_ms_for_baud(dev["baud"]),
+                                    dev["timeout_ms"])
             self.req = bytearray(8)
         self.unit = dev["unit"]
         self.interval = dev["poll_interval_s"]

@@ -99,7 +99,7 @@ class Runner:
             while a.modbus_busy():
                 await sleep_ms(1)
                 try:
-                    buf, n = self.meter.read()
+                    n = self.meter.read()
                 except OSError as e:
                     self.meter.close()
                     s, ms = c.now()
@@ -107,7 +107,7 @@ class Runner:
                     break
                 s, ms = c.now()
                 if n:
-                    a.modbus_feed(buf, n, ticks(), s, ms)
+                    a.modbus_feed(self.meter.buf, n, ticks(), s, ms)
                 else:
                     a.modbus_check(ticks(), s)
 

@@ -2,8 +2,8 @@
 and a UART stream that reads into one preallocated buffer.
 
 Every meter port has ensure() (connect/open, again after a failure), write(data),
-read() -> (buffer, n) with n = 0 when nothing arrived yet (OSError when the link is gone) and
-close(); the runner (firmware/agent_main.py) and `smeter read` drive them the same way.
+read() -> n: n bytes arrived in port.buf (0: none yet; OSError when the link is gone; an int,
+not a tuple, so the poll path allocates nothing) and close(); the runner (firmware/agent_main.py) and `smeter read` drive them the same way.
 Radio ports give read_available(wait_ms) -> bytes and write(data).
 """
 import uart_lines
@@ -45,18 +45,18 @@ class TcpPort:
     def read(self):
         """(buffer, n): n bytes arrived (0: none yet). OSError when the peer closed."""
         if not self._poll.poll(0):
-            return self.buf, 0
+            return 0
         try:
             n = self._recv(self.buf)
         except OSError as e:
             if e.args and e.args[0] in (11, 110):
-                return self.buf, 0
+                return 0
             raise
         if n is None:
-            return self.buf, 0
+            return 0
         if n == 0:
             raise OSError("connection closed by the device")
-        return self.buf, n
+        return n
 
     def close(self):
         if self.sock is not None:
@@ -75,6 +75,7 @@ class SerialPort:
     def __init__(self, port):
         self.port = None if callable(port) else port
         self.opener = port if callable(port) else None
+        self.buf = b""
 
     def ensure(self):
         if self.port is None:
@@ -85,7 +86,8 @@ class SerialPort:
 
     def read(self):
         b = self.port.read_available(0)
-        return b, len(b)
+        self.buf = b
+        return len(b)
 
     def close(self):
         if self.opener is not None:
@@ -132,13 +134,13 @@ class UartStream:
     def read(self):
         n = self.u.any()
         if not n:
-            return self.buf, 0
+            return 0
         b = self.buf
-        return b, self.u.readinto(b, n if n < len(b) else len(b)) or 0
+        return self.u.readinto(b, n if n < len(b) else len(b)) or 0
 
     def read_available(self, wait_ms):
-        b, n = self.read()
-        return bytes(b[:n]) if n else b""
+        n = self.read()
+        return bytes(self.buf[:n]) if n else b""
 
     def close(self):
         pass

@@ -163,9 +163,12 @@ static smeter_uart_obj_t uart_objs[5];  // static: the ISR must never see a move
 
 static uint32_t ram_vectors[N_VECTORS] __attribute__((aligned(256)));
 
-static void uart_isr(int i) {
-    smeter_uart_obj_t *u = &uart_objs[i];
+static void uart_drain(smeter_uart_obj_t *u) {
+    // Clear the RX interrupt first, then empty the data register: a byte that lands after
+    // the clear raises the interrupt again (clearing after the loop could swallow its
+    // interrupt and leave the UART full and silent for good).
     cmsdk_uart_t *r = u->regs;
+    r->INTSTATUS = INT_RX;  // write 1 to clear
     while (r->STATE & ST_RXFULL) {
         uint8_t b = (uint8_t)r->DATA;
         uint16_t h = u->head;
@@ -177,7 +180,18 @@ static void uart_isr(int i) {
             u->head = n;
         }
     }
-    r->INTSTATUS = INT_RX;  // write 1 to clear
+}
+
+static void uart_isr(int i) {
+    uart_drain(&uart_objs[i]);
+}
+
+static void uart_poll(smeter_uart_obj_t *u) {
+    // Also drain from thread context (interrupts masked): a lost interrupt can never stall
+    // the line.
+    __asm__ volatile ("cpsid i" ::: "memory");
+    uart_drain(u);
+    __asm__ volatile ("cpsie i" ::: "memory");
 }
 
 static void uart1_isr(void) { uart_isr(1); }
@@ -220,7 +234,7 @@ static mp_obj_t smeter_uart_make_new(const mp_obj_type_t *type, size_t n_args, s
         u->regs->BAUDDIV = 16;
         u->regs->CTRL = CTRL_TXEN | CTRL_RXEN | CTRL_RXINTEN;
         NVIC_ISER[irq >> 5] = 1u << (irq & 31);
-        uart_isr(id);  // a byte that was already waiting
+        uart_poll(u);  // a byte that was already waiting
     }
     return MP_OBJ_FROM_PTR(u);
 }
@@ -230,7 +244,9 @@ static mp_uint_t uart_avail(smeter_uart_obj_t *u) {
 }
 
 static mp_obj_t smeter_uart_any(mp_obj_t self_in) {
-    return MP_OBJ_NEW_SMALL_INT(uart_avail(MP_OBJ_TO_PTR(self_in)));
+    smeter_uart_obj_t *u = MP_OBJ_TO_PTR(self_in);
+    uart_poll(u);
+    return MP_OBJ_NEW_SMALL_INT(uart_avail(u));
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(smeter_uart_any_obj, smeter_uart_any);
 
@@ -248,6 +264,7 @@ static mp_obj_t smeter_uart_readinto(size_t n_args, const mp_obj_t *args) {
     }
     uint8_t *dst = bi.buf;
     mp_uint_t got = 0;
+    uart_poll(u);
     uint16_t t = u->tail;
     while (got < want && t != u->head) {
         dst[got++] = u->ring[t];
