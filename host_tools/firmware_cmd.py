@@ -20,7 +20,7 @@ Elsewhere: git clone --depth 1 -b v1.28.0 https://github.com/micropython/micropy
 """
 EPILOG = """\
 Prints board, firmware path, SHA-256 of the image, text/data/bss bytes, frozen bytecode
-bytes and the configured heap. Exit 0 built (or cached), 1 the compile failed (log named),
+bytes and the configured heap. Exit 0 built (or cached), 4 the compile failed (log named),
 2 bad option, 4 a missing tool or source tree (bash scripts/install-debian-deps.sh).
 """
 

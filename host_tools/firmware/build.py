@@ -27,7 +27,7 @@ _SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01: fixed, so the version banner ne
 
 
 class BuildError(Exception):
-    """exit: 4 for a missing tool or source tree, 1 for a failed compile."""
+    """exit 4 (environment): a missing tool or source tree, a compile that failed."""
 
     def __init__(self, message, exit_code=4):
         Exception.__init__(self, message)
@@ -111,7 +111,7 @@ def _make(argv, log, what):
         f.flush()
         r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env)
     if r.returncode != 0:
-        raise BuildError("building %s failed (make exit %d); log: %s" % (what, r.returncode, log), 1)
+        raise BuildError("building %s failed (make exit %d); log: %s" % (what, r.returncode, log))
 
 
 def sizes(elf, size_tool):
@@ -137,7 +137,17 @@ def sha256_file(path):
 
 
 def build(board, micropython=None, lib=None, heap=None, out=None, progress=None):
-    """Build (or find in the cache) the firmware of `board`; returns the report dict."""
+    """Build (or find in the cache) the firmware of `board`; returns the report dict. One
+    build at a time per project (a lock file): parallel test workers wait for the first."""
+    import fcntl
+
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(board, micropython, lib, heap, out, progress)
+
+
+def _build(board, micropython, lib, heap, out, progress):
     if board not in BOARDS:
         raise BuildError("unknown board %r (one of %s)" % (board, ", ".join(BOARDS)), 2)
     heap = heap or DEFAULT_HEAP[board]

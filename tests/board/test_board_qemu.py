@@ -76,7 +76,7 @@ words = [0] * rm.count
 reading = new_reading()
 rec = [0] * 6
 ig = Integrator()
-c = RtuClient(100, 2000)  # 100 ms: QEMU's UART bytes come in bursts (docs/config.md rtu_gap_ms)
+c = RtuClient(1000, 3000)  # QEMU hands UART bytes over in bursts: the test is about allocation, not line timing
 req = bytearray(8)
 port = UartStream(smeter_board.UART(1))
 T0 = 200000 * 1800 + 60
@@ -95,17 +95,19 @@ def cycle(i):
 cycle(0)
 N = 300
 closed = 0
+us = a0 = a1 = t0 = i = 0  # globals made first: a new global can grow the module's dict
 gc.collect()
-a0 = gc.mem_alloc()
 t0 = time.ticks_us()
 micropython.heap_lock()
 try:
+    a0 = gc.mem_alloc()  # inside the lock: an allocation here would raise MemoryError
     for i in range(1, N + 1):
         closed += cycle(i)
+    a1 = gc.mem_alloc()
 finally:
     micropython.heap_unlock()
 us = time.ticks_diff(time.ticks_us(), t0)
-print("CYCLES", N, "CLOSED", closed, "ALLOC", gc.mem_alloc() - a0, "US_PER_POLL", us // N,
+print("CYCLES", N, "CLOSED", closed, "ALLOC", a1 - a0, "US_PER_POLL", us // N,
 )
 smeter_board.exit(0)
 '''
@@ -128,7 +130,7 @@ def test_whole_poll_cycles_through_the_uart_allocate_nothing(board_elf):
     # 300 polls x 30 s = 9000 s: the slot closes at 1800 s boundaries happened inside the lock
     assert closed >= 4
     assert alloc == 0
-    print("board poll cycle: %s us per poll (QEMU, UART round trip included)" % f[9])
+    print("board poll cycle: %s us per poll (QEMU, UART round trip included)" % f[7])
 
 
 SEQ = '''
