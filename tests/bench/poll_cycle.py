@@ -84,7 +84,7 @@ MAP = {"name": "bench", "function": 3, "start": 40070, "count": 27,
 
 
 def bench_edge(kind, n):
-    from edge.integrator import Integrator
+    from edge.integrator import REC_LEN, Integrator
     from edge.modbus_rtu import RtuClient
     from edge.modbus_tcp import TcpClient
     from edge.reading import new_reading
@@ -93,7 +93,7 @@ def bench_edge(kind, n):
     rm = compile_map(MAP)
     words = [0] * rm.count
     reading = new_reading()
-    rec = [0] * 6
+    rec = [0] * REC_LEN
     ig = Integrator()
     req = bytearray(12)
     if kind == "tcp":

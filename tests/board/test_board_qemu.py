@@ -66,7 +66,7 @@ ZERO_ALLOC = '''
 import gc, micropython, smeter_board, time
 from ports import UartStream
 from edge.compat import ticks
-from edge.integrator import Integrator
+from edge.integrator import REC_LEN, Integrator
 from edge.modbus_pdu import REPLY
 from edge.modbus_rtu import RtuClient
 from edge.reading import new_reading
@@ -74,7 +74,7 @@ from edge.regmap import compile_map, decode
 rm = compile_map(%r)
 words = [0] * rm.count
 reading = new_reading()
-rec = [0] * 6
+rec = [0] * REC_LEN
 ig = Integrator()
 c = RtuClient(1000, 20000)  # QEMU hands UART bytes over in bursts; a loaded host stalls it: the test is about allocation, not line timing
 req = bytearray(8)
