@@ -516,7 +516,7 @@ def document(run, args, ctx):
     slots = []
     for r in res.rows:
         s = {"slot_start": r.start, "slot": r.slot_of_day, "status": r.status, "flags": r.flags,
-             "reasons": list(r.reasons)}
+             "attribution_bound_wh": _s(r.bound), "reasons": list(r.reasons)}
         for d in res.directions:
             n = cmp.DIR_NAME[d]
             s[n] = {"device_wh": r.dev.get(d), "reference_wh": _s(r.ref.get(d)),

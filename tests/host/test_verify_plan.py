@@ -218,3 +218,18 @@ def test_emulate_plan_options_are_checked(tmp_path, capsys):
         assert main(base + extra) == 2, extra
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (extra, err)
+
+
+def test_estimated_slots_are_compared_and_their_bound_reported(tmp_path, capsys):
+    """An agent that closes slots on time flags the energy it moves across a boundary
+    `estimated` (edge/flags.py) and states an attribution bound: the slot total is complete,
+    so it is compared (its measured error includes any misattribution), not excluded."""
+    truth, dev = bench().make(str(tmp_path), faults=("I20-50Hz=gain:1.05",))
+    lines = open(dev).read().splitlines()
+    out = [lines[0] + ",bound_wh"] + [ln + "estimated,24" for ln in lines[1:]]
+    open(dev, "w").write("\n".join(out) + "\n")
+    rc, doc, pts = verify_json(capsys, dev, truth)
+    assert rc == 1
+    assert {k for k, p in pts.items() if p["decision"] != "pass"} == {"I20-50Hz"}
+    s = [x for x in doc["slots"] if x["slot_start"].endswith("T10:00:00+09:00")][0]
+    assert s["status"] == "fail" and s["attribution_bound_wh"] == "24" and s["flags"] == "estimated"
