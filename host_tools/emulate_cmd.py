@@ -82,7 +82,7 @@ def register(subparsers):
                       help="the meter declaration: rating and direction the plan's points refer to")
     plan.add_argument("--plan-start", metavar="WHEN", default="first-read",
                       help="when the first point starts: a slot start (ISO 8601 or @EDGE_S), or "
-                           "first-read: the first slot boundary at least 30 minutes after the meter "
+                           "first-read: the first slot boundary at least an hour after the meter "
                            "is first read (the device under test is online) (default)")
     plan.add_argument("--plan-truth", metavar="FILE",
                       help="write the reference: per played plan slot, the exact energy that flowed")
@@ -193,7 +193,7 @@ def _bind_plan(args, plan, em):
 
         def on_read(function, address, count):
             if plan.start_s is None:  # the device under test is online: start at a boundary
-                plan.bind(((em.now_ms() // 1000 + 1800) // 1800 + 1) * 1800)
+                plan.bind(((em.now_ms() // 1000 + 3600) // 1800 + 1) * 1800)
                 print(json.dumps({"plan_start": plan.start_s, "plan_end": plan.end_s()}),
                       flush=True)
             return served(function, address, count)

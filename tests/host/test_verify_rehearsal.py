@@ -60,8 +60,8 @@ def bench_run(tmp, faults=()):
     try:
         assert st.ready["plan"]["start"] is None  # armed: starts after the first read
         agent_config(st.config, st.modbus_port, st.link,
-                     device={"map": "sunspec_meter_203", "poll_interval_s": 2})
-        until = (st.sim_s() // 1800 + st.ready["plan"]["slots"] + 6) * 1800
+                     device={"map": "sunspec_meter_203", "poll_interval_s": 10})
+        until = (st.sim_s() // 1800 + st.ready["plan"]["slots"] + 8) * 1800
         p = st.agent("cpython", until=until)
         # The emulator says when the plan starts (once the agent has read the meter); the run
         # is over when the collector holds the plan's last slot.
