@@ -303,6 +303,7 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
         free = _limit_heap(data_heap)
         emit("t=%d ev=heap_limited free=%d" % (clock.now()[0], free))
     s, ms = clock.now()
+    gc.collect()  # the agent's buffers want contiguous blocks: start from a compacted heap
     try:
         cfg, agent = build(config_path, sink=sink, t=s, hw_dirs=hw_dirs)
     except ConfigError as e:

@@ -55,9 +55,13 @@ def start_code(config, clock=None, until=None, for_s=None, exit_after=True):
         args.append("until=%d" % until)
     if for_s is not None:
         args.append("for_s=%d" % for_s)
-    code = "import board_mps2\nr = board_mps2.run(%s)\n" % ", ".join(args)
+    # An error that escapes the agent (a MemoryError while it starts on a small heap) ends
+    # QEMU with status 1, so a supervisor sees the board die and restarts it.
+    code = ("import smeter_board\ntry:\n    import board_mps2\n    r = board_mps2.run(%s)\n"
+            "except Exception as e:\n    import sys\n    sys.print_exception(e)\n"
+            "    smeter_board.exit(1)\n") % ", ".join(args)
     if exit_after:
-        code += "import smeter_board\nsmeter_board.exit(r)\n"
+        code += "smeter_board.exit(r)\n"
     return code
 
 
