@@ -103,6 +103,8 @@ class Agent:
                                     dev["timeout_ms"])
             self.req = bytearray(8)
         self.unit = dev["unit"]
+        self._rtu = dev["transport"] != "tcp"
+        self._late_ok = True  # False after an RTU timeout, until a reply is integrated
         self.interval = dev["poll_interval_s"]
         self.boundary_retry_s = dev["boundary_retry_s"]
         self.words = [0] * self.rmap.count
@@ -173,9 +175,13 @@ class Agent:
         device samples its registers when the request arrives, and the reply may sit in a
         buffer for a loop turn before anyone reads it (which, in accelerated simulated time,
         is many simulated seconds)."""
-        self._st = t
-        self._sms = tms
-        self._stk = now_ms
+        if self._late_ok:
+            self._st = t
+            self._sms = tms
+            self._stk = now_ms
+        # else: an RTU poll timed out and its reply may still come, matched to this request
+        # (RTU has no transaction id): keep the timed-out poll's stamp, so the reading's
+        # uncertainty (stamp to reply) covers either sample moment.
         self.next_poll = self._next_poll_after(t)
         self.log.counters["polls"] += 1
         self.modbus.request(self.req, self.unit, self.rmap.function, self.rmap.start,
@@ -222,6 +228,7 @@ class Agent:
             if self.modbus.feed(data, now_ms, n) == REPLY:
                 decode(self.rmap, self.words, 0, self.reading)
                 self.log.counters["polls_ok"] += 1
+                self._late_ok = True
                 if tms >= 0:
                     unc = (t - self._st) * 1000 + tms - self._sms
                 else:
@@ -240,6 +247,8 @@ class Agent:
         try:
             self.modbus.check(now_ms)
         except EdgeError as e:
+            if self._rtu and e.kind == "modbus_timeout":
+                self._late_ok = False
             self._meter_fault(e.kind, t)
 
     def link_fault(self, kind, t, now_ms):
