@@ -201,5 +201,6 @@ def execute(r, out, as_json=False, chart=True, progress=None):
         if png:
             print("chart: %s" % png)
         print("run files: %s" % r.dir)
-    ok = s["wh_lost"] == 0 and s["wh_duplicated"] == 0 and s["slots_missing"] == 0
+    ok = s["wh_lost"] == 0 and s["wh_duplicated"] == 0 and s["slots_missing"] == 0 \
+        and s["seals_failed"] == 0 and s["seals_incomplete"] == 0
     return 0 if ok else 1

@@ -31,6 +31,7 @@ WISUN_SCALE = 0.05  # module latencies and fault clock at 1/20 of emulated secon
 _LEAD_MS = 130  # how early the end-freeze line is written: agents re-read every 100 ms
 _HOLD_MAX_S = 60
 _END_RETRY_S = 2.0  # real seconds without the last slot closed before an agent is restarted
+_SEAL_RETRY_S = 3.0  # real seconds after the last slot without a seal of the day so far
 _WISUN_IMPORT_MS = 1000  # assumed; corrected by the measured start (ready line) below
 
 DEVICE_KINDS = ("inverter", "charger", "meter")
@@ -92,6 +93,7 @@ class Device:
         self.map = rmap
         self.max_power_w = pmax
         self.key = bytes((run.seed * 7 + index * 31 + i) & 0xFF for i in range(16))
+        self.seal_key = demo_seal_key(run.seed, index)
         d = os.path.join(run.dir, kind)
         os.makedirs(d, exist_ok=True)
         self.dir = d
@@ -146,6 +148,7 @@ class Run:
         self.clock_path = os.path.join(self.dir, "clock")
         self.db = os.path.join(self.dir, "collector.db")
         self.keys = os.path.join(self.dir, "keys.json")
+        self.pubkeys = os.path.join(self.dir, "pubkeys.json")
         self.collector_log = os.path.join(self.dir, "collector.log")
         self.collector_port = None
         self.procs = []
@@ -191,8 +194,10 @@ class Run:
         self.clock = SimClock.create(self.clock_path, self.start_ms, "%d/%d" % self.speed,
                                      wall_start_ms=wall_ms_now() + 3600 * 1000)
         write_keys(self.keys, [(d.device_id, 0, d.key) for d in self.devices])
+        self.write_pubkeys()
         col = self._spawn(CLI + ["collect", "--db", self.db, "--listen", "127.0.0.1:0", "--keys",
-                                 self.keys, "--clock", self.clock_path, "--stats-interval", "3600"],
+                                 self.keys, "--pubkeys", self.pubkeys, "--clock", self.clock_path,
+                                 "--stats-interval", "3600"],
                           self.collector_log)
         for d in self.devices:
             argv = CLI + ["emulate", d.kind, "--clock", self.clock_path, "--truth", d.truth,
@@ -297,6 +302,7 @@ class Run:
         cfg = {
             "comment": "written by smeter demo (docs/demo.md)",
             "device_id": d.device_id, "key": d.key.hex(), "key_no": 0, "data_dir": "data",
+            "seal_key": d.seal_key.hex(), "seal_key_no": 0,
             "device": dev,
             # max_gap_s at its limit and missing_ms at 10 min: accelerated time turns an
             # agent restart (0.2-1 s real) into minutes of simulated time; reg_margin_pct at
@@ -316,6 +322,16 @@ class Run:
         }
         with open(d.config, "w") as f:
             json.dump(cfg, f, indent=1)
+
+    def write_pubkeys(self):
+        """The public seal keys of the run's devices (docs/seals.md), for the collector and
+        for anyone checking the run afterwards with `smeter seal verify --pubkeys`."""
+        from edge import p256
+        from host_tools.seal import pubkeys
+
+        pubkeys.write(self.pubkeys, pubkeys.Registry(
+            pubkeys.PubKey(d.device_id, 0, p256.public_key(d.seal_key), comment="smeter demo")
+            for d in self.devices))
 
     def _start_agent(self, d):
         from host_tools.agent_cmd import command
@@ -388,7 +404,7 @@ class Run:
         while time.time() < end:
             got = self.stored_count()
             if all(got.get(d.device_id, 0) >= want for d in self.devices):
-                return True
+                return self._drain_seals(end)
             for d in self.devices:
                 if d.agent.poll() is not None:
                     d.killed.append(("exited", self.run_s, d.agent.returncode))
@@ -401,6 +417,54 @@ class Run:
                     d.killed.append(("end_retry", self.run_s, self.run_s))
                     self._start_agent(d)
                     since[d.kind] = time.time()
+            time.sleep(0.1)
+        return False
+
+    def unsealed_days(self, device_id):
+        """JST days (yyyymmdd) of the run for which the collector holds no seal reaching the
+        run's last slot of that day (a seal covers slots 1..k of a day)."""
+        from edge import seal
+
+        out = []
+        try:
+            from host_tools.collector.store import Store
+
+            st = Store(self.db, readonly=True)
+        except sqlite3.Error:
+            return ["?"]
+        try:
+            first, last = self.start_s // SLOT_S, self.end_s // SLOT_S - 1
+            for day_no in range(first // 48, last // 48 + 1):
+                need = min(last, day_no * 48 + 47) - day_no * 48 + 1  # slots of the day to cover
+                code = seal.day_code(day_no)
+                if not any(r.first_slot == 1 and r.n_slots >= need
+                           for r in st.seals(device_id, code)):
+                    out.append(code)
+        except sqlite3.Error:
+            return ["?"]
+        finally:
+            st.db.close()
+        return out
+
+    def _drain_seals(self, end):
+        """After the last slot: wait for every day of the run to be sealed. A full day seals
+        itself at its close; a day the run ends inside gets its partial seal when the agent
+        restarts (edge/sealing.py), so an agent still missing one after _SEAL_RETRY_S is
+        restarted, as at the end of a day with a power cut."""
+        t0 = time.time()
+        restarted = set()
+        while time.time() < end:
+            missing = [d for d in self.devices if self.unsealed_days(d.device_id)]
+            if not missing:
+                return True
+            if time.time() - t0 > _SEAL_RETRY_S:
+                for d in missing:
+                    if d.kind not in restarted:
+                        restarted.add(d.kind)
+                        os.kill(d.agent.pid, signal.SIGKILL)
+                        d.agent.wait()
+                        d.killed.append(("seal_restart", self.run_s, self.run_s))
+                        self._start_agent(d)
             time.sleep(0.1)
         return False
 
@@ -430,6 +494,17 @@ class Run:
     def __exit__(self, *exc):
         self._terminate(self.procs)
         return False
+
+
+def demo_seal_key(seed, index):
+    """A device's private seal key, derived from the run's seed so a run can be repeated
+    (the demo only: real keys come from `smeter keys generate` or a secure element)."""
+    import hashlib
+
+    from edge import p256
+
+    h = hashlib.sha256(b"smeter demo seal key %d %d" % (seed, index)).digest()
+    return (1 + int.from_bytes(h, "big") % (p256.N - 1)).to_bytes(32, "big")
 
 
 def _status_polls(d):

@@ -251,7 +251,13 @@ def summarize(run):
         s["wisun"] = _read_json(d.dir + "/wisun-stats.json")
         s["emulator_faults"] = _emulator_faults(d.truth)
         s["link_outages_h"] = [[round(a / 3600.0, 2), round(b / 3600.0, 2)] for a, b in run.outage_windows(d)]
+    seals = seal_days(run)
+    for d, s in zip(run.devices, devs):
+        s["seals"] = [x for x in seals if x["device_id"] == d.device_id]
     return {
+        "seals_verified": sum(1 for x in seals if x["verdict"] == "PASS"),
+        "seals_failed": sum(1 for x in seals if x["verdict"] == "FAIL"),
+        "seals_incomplete": sum(1 for x in seals if x["verdict"] == "INCOMPLETE"),
         "devices": devs,
         "slots_stored": sum(d["slots_stored"] for d in devs),
         "slots_missing": sum(d["slots_missing"] for d in devs),
@@ -269,6 +275,30 @@ def summarize(run):
             "real_seconds": round((run.real_end or 0) - (run.real_start or 0), 1),
         },
     }
+
+
+def seal_days(run):
+    """Every device-day of the run checked against its stored seals with the run's public
+    keys (host_tools/seal/check.py, the check `smeter seal verify` makes): one dict per
+    device-day with its verdict, failed and unsealed slots."""
+    from edge import seal
+    from host_tools.collector.store import Store
+    from host_tools.seal import check, pubkeys
+
+    reg = pubkeys.load(run.pubkeys)
+    st = Store(run.db, readonly=True)
+    try:
+        out = []
+        first, last = run.start_s // SLOT_S, (run.start_s + run.run_s) // SLOT_S - 1
+        for d in run.devices:
+            for day_no in range(first // 48, last // 48 + 1):
+                res = check.check_store_day(st, d.device_id, seal.day_code(day_no), reg)
+                j = res.to_json()
+                j["seals"] = len(res.seals)
+                out.append(j)
+        return out
+    finally:
+        st.db.close()
 
 
 def _iso(edge_s):
@@ -375,7 +405,14 @@ def format_text(summary):
         out.append(" wh_lost: %s  wh_duplicated: %s  agent kills: %d  agent faults: %s  device faults: %s" % (
             d["wh_lost"], d["wh_duplicated"], d.get("agent_kills", 0), _kv(d.get("agent_faults", {})),
             _kv(d.get("emulator_faults", {}))))
+        for x in d.get("seals", []):
+            out.append(" seal %s: %s (%d seal(s))%s" % (
+                x["day"], x["verdict"], x["seals"],
+                "; " + "; ".join(p["message"] for p in x["problems"]) if x["problems"] else ""))
     out.append("")
+    out.append("seals: %d device-day(s) verified, %d failed, %d incomplete" % (
+        summary.get("seals_verified", 0), summary.get("seals_failed", 0),
+        summary.get("seals_incomplete", 0)))
     out.append("total: slots_stored %d, slots_missing %d, slots_late %d, wh_lost %s, wh_duplicated %s, "
                "frames_rejected %d, max_delivery_minutes %.1f, real time %.1f s" % (
                    summary["slots_stored"], summary["slots_missing"], summary["slots_late"],
