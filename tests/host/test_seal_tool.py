@@ -172,20 +172,27 @@ def test_one_changed_byte_of_a_value_fails_on_exactly_that_slot(tmp_path, capsys
 
 
 def test_every_byte_of_the_seal_matters_and_both_verifiers_agree(tmp_path, capsys):
+    """Every byte of the seal changed, checked by the day check `smeter seal verify` runs
+    (check_day) and by the independent verifier; the command itself on one byte per field."""
     doc = _doc()
     raw = bytes.fromhex(doc["seals"][0])
+    values = {r["slot"]: (r["import_wh"], r["export_wh"], r["flags"]) for r in doc["values"]}
+    lookup = check.registry_lookup(pubkeys.Registry([pubkeys.PubKey(DEV, 0, PUB)]))
+    body_len = len(seal.parse(raw).body)
     for off in range(len(raw)):
         bad = bytearray(raw)
         bad[off] ^= 0x10
         d = dict(doc, seals=[bytes(bad).hex()])
-        rc, res, _ = _verify(tmp_path, d, capsys)
+        res = check.check_day(DEV, DAY, values, [bytes(bad)], lookup)
         ok, verdicts = independent_verify(d, PUB)
-        assert rc == exit_codes.FAILED, off
-        assert not ok, off
-        whats = {p["what"] for p in res["problems"]}
-        assert whats & {"seal", "signature", "key"}, (off, res["problems"])
+        assert res.verdict == "FAIL" and not ok, off
+        whats = {w for w, _ in res.problems}
+        assert whats & {"seal", "signature", "key"}, (off, res.problems)
         if verdicts and "seal" not in whats:  # both could parse it: same per-slot verdicts
-            assert _slots(res) == verdicts, off
+            assert res.slots == verdicts, off
+        if off in (2, 5, 10, 20, 60, body_len - 1, body_len, len(raw) - 1):
+            rc, out, _ = _verify(tmp_path, d, capsys)
+            assert rc == exit_codes.FAILED and out["verdict"] == "FAIL", off
 
 
 def test_missing_extra_and_unsealed_slots(tmp_path, capsys):
