@@ -37,6 +37,26 @@ except ImportError:
         return now_us() - t0
 
 
+def in_micropython(script, args=(), heap="1M"):
+    """Run `script` (this directory) under the MicroPython unix port of this environment and
+    return the numbers of its `MP ...` line, or None (no micropython, or it failed: its
+    output is printed)."""
+    import subprocess
+
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if not os.path.exists(exe):
+        return None
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([ROOT, os.path.join(ROOT, "tests", "portable"), ".frozen"])
+    out = subprocess.run([exe, "-X", "heapsize=" + heap, os.path.join(HERE, script)] + list(args),
+                         capture_output=True, env=env, cwd=ROOT)
+    for ln in out.stdout.decode().splitlines():
+        if ln.startswith("MP "):
+            return [float(x) for x in ln.split()[1:]]
+    print(out.stdout.decode() + out.stderr.decode())
+    return None
+
+
 def _words(i):
     w = [0] * 27
     w[0] = 103

@@ -23,7 +23,7 @@ except (ImportError, AttributeError):  # MicroPython: paths come from MICROPYPAT
     ROOT = "."
     sys.path.append("tests/bench")
 
-from poll_cycle import now_us, since_us  # noqa: E402
+from poll_cycle import in_micropython, now_us, since_us  # noqa: E402
 
 PRIV = bytes.fromhex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
 DAY = 4167
@@ -91,20 +91,7 @@ def main():
     if sys.implementation.name == "micropython":
         print("MP " + line)
         return
-    import subprocess
-
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    mp = None
-    if os.path.exists(exe):
-        env = dict(os.environ)
-        env["MICROPYPATH"] = ":".join([ROOT, os.path.join(ROOT, "tests", "portable"), ".frozen"])
-        out = subprocess.run([exe, "-X", "heapsize=2M", os.path.abspath(__file__)],
-                             capture_output=True, env=env, cwd=ROOT)
-        for ln in out.stdout.decode().splitlines():
-            if ln.startswith("MP "):
-                mp = [int(x) for x in ln.split()[1:]]
-        if mp is None:
-            print(out.stdout.decode() + out.stderr.decode())
+    mp = in_micropython("seal_poll_gap.py", (), "2M")
     print("agent across a JST day end: seal built, signed one op per service() call, sent, acked")
     print("%-52s %12s %12s" % ("", "micropython", "cpython"))
     rows = (("longest service() call, seal in progress (ms)", 0, 1000.0),
