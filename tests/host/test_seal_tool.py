@@ -347,3 +347,22 @@ def test_keys_generate_rotate_retire_list(tmp_path, capsys):
     cfg.write_text(json.dumps(dict(base, device_id=7)))
     assert cli.main(args) == exit_codes.USAGE
     assert "device_id is 7" in capsys.readouterr().err
+
+
+def test_status_shows_the_sealing_job_only_when_there_is_one():
+    from host_tools.status_cmd import format_status
+
+    c = {k: 1 for k in ("polls", "polls_ok", "slots_closed", "frames_sent", "frames_acked",
+                        "joins")}
+    c.update(faults=0, frames_send_failed=0, ack_timeouts=0, session_losses=0, seals_made=2,
+             seals_acked=1)
+    st = {"counters": c, "faults": {}, "device_id": 5, "map": "m", "last_slot": -1,
+          "queue_depth": 0, "queue_head": 0, "queue_tail": 0, "overflow_slots": 0,
+          "uplink": "idle", "seq_next": 3, "wisun_state": "ready", "wisun_session": 1,
+          "wisun_rate": 1, "seal": None}
+    assert "seals" not in format_status(st, 0)
+    st["seal"] = {"seal_last_day": seal.day_number(DAY), "seal_outbox": 1, "seal_phase": "idle",
+                  "seals_made": 2, "seal_days_skipped": 0}
+    last = format_status(st, 0).splitlines()[-1]
+    assert last.split() == ["seals", "last", "sealed", "day", "20261203,", "idle,", "outbox",
+                            "waiting,", "2", "made,", "1", "acked"]
