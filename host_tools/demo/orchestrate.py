@@ -31,7 +31,7 @@ WISUN_SCALE = 0.05  # module latencies and fault clock at 1/20 of emulated secon
 _LEAD_MS = 130  # how early the end-freeze line is written: agents re-read every 100 ms
 _HOLD_MAX_S = 60
 _END_RETRY_S = 2.0  # real seconds without the last slot closed before an agent is restarted
-_SEAL_RETRY_S = 3.0  # real seconds after the last slot without a seal of the day so far
+_SEAL_RETRY_S = 5.0  # real seconds after the last slot without a full day's seal: restart
 _WISUN_IMPORT_MS = 1000  # assumed; corrected by the measured start (ready line) below
 
 DEVICE_KINDS = ("inverter", "charger", "meter")
@@ -448,23 +448,29 @@ class Run:
 
     def _drain_seals(self, end):
         """After the last slot: wait for every day of the run to be sealed. A full day seals
-        itself at its close; a day the run ends inside gets its partial seal when the agent
-        restarts (edge/sealing.py), so an agent still missing one after _SEAL_RETRY_S is
-        restarted, as at the end of a day with a power cut."""
+        itself at its close (an agent still missing one after _SEAL_RETRY_S is restarted,
+        once); a day the run ends inside gets its partial seal when the agent restarts
+        (edge/sealing.py), so that agent is restarted at once, like a power cut."""
+        from edge import seal
+
         t0 = time.time()
         restarted = set()
+        last = self.end_s // SLOT_S - 1
+        # a run ending inside a JST day: that day can only be sealed by a restart
+        partial = seal.day_code(last // 48) if last % 48 != 47 else None
         while time.time() < end:
-            missing = [d for d in self.devices if self.unsealed_days(d.device_id)]
+            missing = [(d, self.unsealed_days(d.device_id)) for d in self.devices]
+            missing = [(d, days) for d, days in missing if days]
             if not missing:
                 return True
-            if time.time() - t0 > _SEAL_RETRY_S:
-                for d in missing:
-                    if d.kind not in restarted:
-                        restarted.add(d.kind)
-                        os.kill(d.agent.pid, signal.SIGKILL)
-                        d.agent.wait()
-                        d.killed.append(("seal_restart", self.run_s, self.run_s))
-                        self._start_agent(d)
+            for d, days in missing:
+                if d.kind not in restarted and (partial in days or
+                                                time.time() - t0 > _SEAL_RETRY_S):
+                    restarted.add(d.kind)
+                    os.kill(d.agent.pid, signal.SIGKILL)
+                    d.agent.wait()
+                    d.killed.append(("seal_restart", self.run_s, self.run_s))
+                    self._start_agent(d)
             time.sleep(0.1)
         return False
 
