@@ -9,7 +9,10 @@ Write a synthetic, reproducible TSO data set: resources (PV inverters, batteries
 chargers at device points 機器点, demand sites at receiving points 受電点), balancing
 groups, list patterns of at most 100,000 resources, groups, receiving-point and
 device-point values for every 30-minute slot of every day, events and BG plans on the
-last day. `smeter correct --data DIR` reads it. Formats: docs/tso-data.md."""
+last day(s). `smeter correct --data DIR` reads it. Values are streamed to disk one demand
+BG at a time, so 1,000,000 resources fit in bounded memory. --layout partitioned writes
+them as DIR/<table>/date=YYYY-MM-DD/demand_bg=<BG>/ (what `smeter correct --engine dask`
+reads). Formats: docs/tso-data.md."""
 
 
 def register(subparsers):
@@ -17,28 +20,42 @@ def register(subparsers):
                               description=HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--resources", type=int, required=True, metavar="N",
-                   help="number of resources (sites), e.g. 100000")
+                   help="number of resources (sites), e.g. 100000 or 1000000")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--days", type=int, default=8,
                    help="days of values, the last one dispatched (default 8: five "
                         "weekdays of history for High 4 of 5)")
+    p.add_argument("--event-days", type=int, default=1, metavar="N",
+                   help="the last N days are dispatched and carry BG plans (default 1)")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet",
                    help="table format (default parquet)")
+    p.add_argument("--layout", choices=("flat", "partitioned"), default="flat",
+                   help="per-slot values in one file per table (flat, default) or "
+                        "partitioned by date and demand BG (Parquet only; docs/scaling.md)")
     p.set_defaults(func=run)
 
 
 def run(args):
-    from host_tools.tso.generate import generate
-    if args.resources < 1 or args.days < 2:
-        print("smeter gen-tso-data: need --resources >= 1 and --days >= 2", file=sys.stderr)
-        return 1
+    from host_tools.exit_codes import USAGE
+    from host_tools.tso.generate import write
+    if args.resources < 1 or args.days < 2 or not 1 <= args.event_days < args.days:
+        print("smeter gen-tso-data: need --resources >= 1, --days >= 2 and "
+              "1 <= --event-days < --days", file=sys.stderr)
+        return USAGE
+    if args.layout == "partitioned" and args.format != "parquet":
+        print("smeter gen-tso-data: --layout partitioned is Parquet only", file=sys.stderr)
+        return USAGE
     t0 = time.perf_counter()
-    data = generate(args.resources, days=args.days, seed=args.seed)
-    t1 = time.perf_counter()
-    print("generated %d resources x %d days x 48 slots in %.2f s"
-          % (args.resources, args.days, t1 - t0), file=sys.stderr, flush=True)
-    data.save(args.out, args.format)
+
+    def progress(done, total):
+        if done == total or done % 10 == 0:
+            print("  demand BG %d/%d written (%.1f s)" % (done, total, time.perf_counter() - t0),
+                  file=sys.stderr, flush=True)
+
+    data = write(args.resources, args.out, days=args.days, seed=args.seed, fmt=args.format,
+                 partitioned=args.layout == "partitioned", event_days=args.event_days,
+                 progress=progress)
     # Market data (normal price, reserve margin, spot) beside it, so `smeter settle --data DIR`
     # runs on the same directory; synthetic, from the same seed.
     from host_tools.tso.market_data import generate_market
@@ -46,6 +63,8 @@ def run(args):
 
     save_market(generate_market(data.plan_days(), seed=args.seed),
                 os.path.join(args.out, "market." + args.format))
-    print("wrote %s (%s, with synthetic market data) in %.2f s"
-          % (args.out, args.format, time.perf_counter() - t1), file=sys.stderr)
+    print("generated and wrote %d resources x %d days x 48 slots to %s (%s, %s layout, with "
+          "synthetic market data) in %.2f s" % (args.resources, args.days, args.out,
+                                                args.format, args.layout,
+                                                time.perf_counter() - t0), file=sys.stderr)
     return 0
