@@ -28,7 +28,7 @@ def connect(scheduler=None, workers=2, memory_limit="2GB"):
     if scheduler:
         return Client(scheduler, timeout="20s"), None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           memory_limit=memory_limit, dashboard_address=None)
+                           memory_limit=memory_limit, dashboard_address=":0")
     return Client(cluster), cluster
 
 
