@@ -83,6 +83,7 @@ def set_100k(tmp_path_factory):
     return path
 
 
+@pytest.mark.timeout(3600)
 def test_bench_dask_vs_memory_100000(benchmark, set_100k):
     if benchmark.disabled:
         pytest.skip("100,000-resource case runs only with --benchmark-enable")
@@ -110,6 +111,7 @@ def test_bench_dask_vs_memory_100000(benchmark, set_100k):
     print(json.dumps(benchmark.extra_info, indent=1))
 
 
+@pytest.mark.timeout(7200)
 def test_bench_dask_1m_day_in_2gb_workers(benchmark, set_100k):
     path = os.environ.get("SMETER_BENCH_1M")
     if benchmark.disabled or not path:

@@ -26,7 +26,7 @@ from host_tools.tso import config, dask_engine, generate, model, partitions, val
 from host_tools.tso.errors import LoadError, TsoError, ValidationError
 
 distributed = pytest.importorskip("distributed")  # in the dev extra: present in CI
-pytestmark = pytest.mark.xdist_group("dask_cluster")  # one cluster per suite run
+pytestmark = pytest.mark.xdist_group("dask_cluster")  # one cluster under --dist loadgroup
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the plugin below, by value
 
 RULES = config.load_rules()
