@@ -244,7 +244,7 @@ def _write(table, directory, name, fmt):
         raise ValueError("format must be parquet or csv, not %r" % (fmt,))
 
 
-def _find(directory, name):
+def find_table(directory, name):
     for ext in (".parquet", ".csv"):
         path = os.path.join(directory, name + ext)
         if os.path.exists(path):
@@ -389,7 +389,7 @@ def read_tables(directory):
         raise LoadError("no such data directory: %s" % directory)
     tables = {}
     for name, schema in SCHEMAS.items():
-        path = _find(directory, name)
+        path = find_table(directory, name)
         if path is None:
             if name in OPTIONAL:
                 tables[name] = None
@@ -408,7 +408,7 @@ def read_partition(files, date, schema=None):
     return cols
 
 
-def _concat(chunks):
+def concat_columns(chunks):
     if not chunks:
         return None
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
@@ -430,8 +430,8 @@ def _read_wide(directory, name, resources):
         if not chunks and name not in OPTIONAL:
             raise LoadError("%s: no partitions under %s/ (date=…/demand_bg=…/*.parquet)"
                             % (directory, name))
-        return _concat(chunks), problems
-    path = _find(directory, name)
+        return concat_columns(chunks), problems
+    path = find_table(directory, name)
     if path is None:
         if name in OPTIONAL:
             return None, []

@@ -28,7 +28,7 @@ _STATIC = {}
 
 def _static(root):
     """The static tables of a data set, cached per process (re-read when a file changes)."""
-    paths = {name: model._find(root, name) for name in model.SCHEMAS}
+    paths = {name: model.find_table(root, name) for name in model.SCHEMAS}
     stamp = tuple((p, os.stat(p).st_mtime_ns) for p in paths.values() if p)
     cached = _STATIC.get(root)
     if cached and cached[0] == stamp:
@@ -90,7 +90,7 @@ def window_data(root, dates, demand_bg, plan_date=None):
                 mask[np.flatnonzero(~mine)[other]] = True
                 cols = {k: v[~mask] for k, v in cols.items()}
             chunks.append(cols)
-        wide[name] = model._concat(chunks)
+        wide[name] = model.concat_columns(chunks)
         if wrong:
             problems.append(partitions.misplaced_problem(name, wrong))
     return model.assemble(tables, dates, wide, problems)

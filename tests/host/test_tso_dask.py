@@ -43,15 +43,17 @@ def smeter(*argv):
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     """A generated multi-day set (partitioned) and, for pattern 3, the same set without the
-    sites that have a generation contract."""
+    sites that have a generation contract and with the BG table reversed."""
     root = tmp_path_factory.mktemp("tso")
     full = root / "full"
     generate.write(RESOURCES, str(full), days=DAYS, seed=4, partitioned=True,
                    event_days=EVENT_DAYS)
     data = model.load(str(full))
     keep = np.flatnonzero(data.resources["gen_contract"] == 0)
+    # BGs listed in reverse: the pair order (by BG index) then differs from the order of
+    # the demand-BG partitions (by name), which the driver must not confuse
     no_contract = model.TsoData.build(
-        balancing_groups=data.bgs, resources=data.resources.take(keep), groups=data.groups,
+        balancing_groups=data.bgs.take(np.arange(len(data.bgs))[::-1]), resources=data.resources.take(keep), groups=data.groups,
         members=data.members.take(np.isin(data.members["resource_id"],
                                           data.resources["resource_id"][keep])),
         bg_plans=data.bg_plans, days=data.days, events=data.events,
@@ -74,7 +76,7 @@ def cluster(tmp_path_factory):
         [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
          "--scheduler-file", str(sched_file)],
         stdout=subprocess.DEVNULL, stderr=open(where / "scheduler.log", "w"))]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not sched_file.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     procs.append(subprocess.Popen(
@@ -85,8 +87,8 @@ def cluster(tmp_path_factory):
     client = None
     try:
         address = json.loads(sched_file.read_text())["address"]
-        client = distributed.Client(address, timeout="30s")
-        client.wait_for_workers(2, timeout=60)
+        client = distributed.Client(address, timeout="60s")
+        client.wait_for_workers(2, timeout=120)
         yield client, address
     finally:
         if client is not None:
@@ -153,7 +155,7 @@ def test_worker_killed_mid_run_is_survived(tmp_path, datasets, cluster):
         for k in ("dem_share", "gen_share", "plan", "actual", "correction", "imbalance"):
             assert (getattr(a, k) == getattr(b, k)).all(), k
     # the nanny replaced the dead process: a new worker address, two workers again
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=120)
     assert set(client.scheduler_info()["workers"]) != before
 
 
