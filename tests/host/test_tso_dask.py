@@ -227,13 +227,14 @@ def test_bad_partitions_give_the_same_named_errors(tmp_path, datasets, cluster):
             "dispatched_twice", "actual_missing"} <= kinds
     assert problem_set(got) == problem_set(want)
 
-    # baseline history missing for some resources (passes validation, fails in the kernel)
-    hist = tmp_path / "hist"
-    shutil.copytree(src, hist)
-    _rewrite(_part(hist, "receiving", "2026-04-09", "D01"), lambda t: t.slice(40))
-    want = memory_problems(hist)
-    assert {p.kind for p in want} == {"baseline_history"}
-    assert problem_set(dask_problems(hist, client)) == problem_set(want)
+    # device plans missing for some dispatched PV sites (passes validation, fails in the
+    # kernel's baseline step, on a worker)
+    plans = tmp_path / "plans"
+    shutil.copytree(src, plans)
+    _rewrite(_part(plans, "device_plans", "2026-04-10", "D01"), lambda t: t.slice(5))
+    want = memory_problems(plans)
+    assert {p.kind for p in want} == {"plan_missing"} and len(want[0].offenders) == 5
+    assert problem_set(dask_problems(plans, client)) == problem_set(want)
 
 
 def test_missing_column_is_the_same_load_error(tmp_path, datasets, cluster, capsys):
