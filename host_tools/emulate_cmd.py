@@ -9,7 +9,10 @@ import sys
 from host_tools.emulator.device import DEFAULT_INITIAL_WH, DEFAULT_MAP, KINDS, DeviceError
 from host_tools.emulator.faults import FaultSpecError, parse_duration_ms
 from host_tools.emulator.profiles import DEFAULT_PROFILE, PROFILES, ProfileError
+from host_tools.pty_link import PtyLinkError
+from host_tools import cli_args
 from host_tools.emulator.simclock import SimClock, parse_start, speed_ratio, wall_ms_now, _EDGE_EPOCH_UNIX
+from host_tools.exit_codes import ENVIRONMENT, OK, USAGE
 
 DESCRIPTION = """\
 Run an emulated Modbus device: a real pymodbus server showing the register map from hw/maps/,
@@ -33,11 +36,28 @@ examples:
 """
 
 
-def _hostport(text):
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise argparse.ArgumentTypeError("expected HOST:PORT, e.g. 127.0.0.1:5020 (port 0: any free port)")
-    return host, int(port)
+def _speed(text):
+    try:
+        speed_ratio(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _start(text):
+    try:
+        parse_start(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _duration(text):
+    try:
+        parse_duration_ms(text)  # unsigned: '-5h' is refused
+    except FaultSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def register(subparsers):
@@ -50,16 +70,18 @@ def register(subparsers):
     )
     p.add_argument("kind", choices=KINDS, help="device to emulate")
     link = p.add_mutually_exclusive_group(required=True)
-    link.add_argument("--tcp", type=_hostport, metavar="HOST:PORT", help="Modbus TCP server address (port 0: any)")
+    link.add_argument("--tcp", type=cli_args.hostport, metavar="HOST:PORT", help="Modbus TCP server address (port 0: any)")
     link.add_argument("--pty-link", metavar="PATH",
-                      help="Modbus RTU on a pseudo-terminal; PATH becomes a symlink to the client end")
+                      help="Modbus RTU on a pseudo-terminal; PATH becomes a symlink to the client end "
+                      "(an existing PATH is replaced only if it is a stale link into /dev/pts/; "
+                      "removed at exit)")
     p.add_argument("--profile", metavar="NAME[:k=v,...]",
                    help="power profile: %s (default per kind: %s)" % (
                        ", ".join(sorted(PROFILES)), ", ".join("%s=%s" % kv for kv in DEFAULT_PROFILE.items())))
     p.add_argument("--seed", type=int, default=1, help="profile seed: same seed, same days (default 1)")
-    p.add_argument("--speed", metavar="X",
+    p.add_argument("--speed", metavar="X", type=_speed,
                    help="simulated seconds per real second, e.g. 2000 or 0.5 (default 1; ignored with an existing --clock)")
-    p.add_argument("--start", metavar="WHEN",
+    p.add_argument("--start", metavar="WHEN", type=_start,
                    help="simulated start, ISO 8601 (JST if no offset) or @EDGE_SECONDS (default: now); "
                         "ignored with an existing --clock")
     p.add_argument("--clock", metavar="FILE",
@@ -67,14 +89,14 @@ def register(subparsers):
     p.add_argument("--faults", metavar="SPEC", default="",
                    help="fault spec, e.g. timeout=0.02,crc=0.02,exception=0.01:6,rollover=3000,replace=6h,"
                         "sf=12h:1,jump=3h:+10m,seed=7, or 'standard' (grammar in docs/emulators.md)")
-    p.add_argument("--unit", type=int, default=1, help="Modbus unit id 1..247 (default 1)")
+    p.add_argument("--unit", type=cli_args.int_range(1, 247), default=1, help="Modbus unit id 1..247 (default 1)")
     p.add_argument("--map", dest="map_name", metavar="NAME",
                    help="register map in hw/maps/ or a JSON path (default per kind: %s)" % (
                        ", ".join("%s=%s" % kv for kv in DEFAULT_MAP.items())))
-    p.add_argument("--initial-wh", type=int, default=DEFAULT_INITIAL_WH, metavar="WH",
+    p.add_argument("--initial-wh", type=cli_args.nonnegative_int, default=DEFAULT_INITIAL_WH, metavar="WH",
                    help="lifetime energy counters at start, in Wh (default %d; 'rollover' overrides)" % DEFAULT_INITIAL_WH)
-    p.add_argument("--truth", metavar="FILE", help="write the ground truth (JSONL, or CSV if FILE ends in .csv)")
-    p.add_argument("--duration", metavar="DUR", help="stop after this much simulated time (e.g. 24h)")
+    p.add_argument("--truth", metavar="FILE", type=cli_args.output_file, help="write the ground truth (JSONL, or CSV if FILE ends in .csv)")
+    p.add_argument("--duration", metavar="DUR", type=_duration, help="stop after this much simulated time (e.g. 24h)")
     plan = p.add_argument_group("playing a test plan (a bench run rehearsed; docs/certification.md)")
     plan.add_argument("--plan", metavar="NAME_OR_JSON",
                       help="play hw/test_plans/NAME.json (or a path) instead of --profile")
@@ -84,7 +106,7 @@ def register(subparsers):
                       help="when the first point starts: a slot start (ISO 8601 or @EDGE_S), or "
                            "first-read: the first slot boundary at least an hour after the meter "
                            "is first read (the device under test is online) (default)")
-    plan.add_argument("--plan-truth", metavar="FILE",
+    plan.add_argument("--plan-truth", metavar="FILE", type=cli_args.output_file,
                       help="write the reference: per played plan slot, the exact energy that flowed")
     plan.add_argument("--plan-fault", action="append", default=[], metavar="POINT=FAULT",
                       help="meter fault during a point: gain:F, creep:W or dead (repeatable)")
@@ -128,13 +150,13 @@ async def _serve(args):
     if plan is not None:
         ready["plan"] = {"name": plan.plan["name"], "start": plan.start_s, "end": plan.end_s(),
                          "slots": sum(p["slots"] for p in plan.plan["points"])}
-    if args.tcp:
-        host, port = await em.start_tcp(*args.tcp)
-        ready["tcp"] = [host, port]
-    else:
-        ready["rtu"] = await em.start_rtu(args.pty_link)
-    print(json.dumps(ready), flush=True)
     try:
+        if args.tcp:
+            host, port = await em.start_tcp(*args.tcp)
+            ready["tcp"] = [host, port]
+        else:
+            ready["rtu"] = await em.start_rtu(args.pty_link)
+        print(json.dumps(ready), flush=True)
         if args.duration:
             end = em.device.start_ms + parse_duration_ms(args.duration)
             em.until_ms = end
@@ -150,7 +172,10 @@ async def _serve(args):
         if plan_truth is not None:
             plan_truth.close()
     print(json.dumps({"summary": em.summary()}), flush=True)
-    return 0
+    if stop.is_set():
+        print("emulate: stopped by signal; %s" % (
+            "truth written to %s" % args.truth if args.truth else "no truth file"), file=sys.stderr)
+    return OK
 
 
 def _plan_profile(args):
@@ -211,6 +236,9 @@ def _bind_plan(args, plan, em):
 def run(args):
     try:
         return asyncio.run(_serve(args))
-    except (DeviceError, ProfileError, FaultSpecError, ValueError) as exc:
+    except (DeviceError, ProfileError, FaultSpecError, PtyLinkError, ValueError) as exc:
         print("emulate: %s" % exc, file=sys.stderr)
-        return 2
+        return USAGE
+    except OSError as exc:  # port in use, address not local, truth file vanished
+        print("emulate: %s" % exc, file=sys.stderr)
+        return ENVIRONMENT

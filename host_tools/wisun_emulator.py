@@ -30,6 +30,7 @@ import time
 import tty
 
 from edge.wisun import check_profile
+from host_tools.pty_link import place_link
 
 PROFILE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hw", "modules")
 _DUR_RE = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
@@ -116,17 +117,19 @@ def parse_faults(spec):
 
 
 def open_pty(link=None):
-    """(master_fd, slave_fd, slave_path); the slave is raw, and `link` points at it."""
+    """(master_fd, slave_fd, slave_path); the slave is raw, and `link` points at it (only a
+    free path or a stale pty link is taken: host_tools/pty_link.py)."""
     master, slave = os.openpty()
     tty.setraw(slave)
     tty.setraw(master)
     path = os.ttyname(slave)
     if link:
         try:
-            os.unlink(link)
-        except FileNotFoundError:
-            pass
-        os.symlink(path, link)
+            place_link(path, link)
+        except BaseException:
+            os.close(master)
+            os.close(slave)
+            raise
     return master, slave, path
 
 

@@ -5,19 +5,13 @@ import signal
 import sys
 import threading
 
+from host_tools import cli_args
+from host_tools.atomic_output import write_text
+from host_tools.exit_codes import OK, USAGE
+from host_tools.pty_link import PtyLinkError, remove_link
 from host_tools.wisun_emulator import (
     FaultSpecError, WisunEmulator, load_profile, open_pty, parse_faults, profile_ids,
 )
-
-
-def _hostport(text):
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
-    try:
-        return host, int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError("bad port in %r" % text)
 
 
 def register(subparsers):
@@ -38,18 +32,20 @@ def register(subparsers):
         ),
     )
     p.add_argument("--pty-link", required=True, metavar="PATH",
-                   help="symlink to create, pointing at the pty's slave end (the agent's port)")
-    p.add_argument("--collector", required=True, type=_hostport, metavar="HOST:PORT",
+                   help="symlink to create, pointing at the pty's slave end (the agent's port); "
+                   "an existing PATH is replaced only if it is a stale link into /dev/pts/; "
+                   "removed at exit")
+    p.add_argument("--collector", required=True, type=cli_args.hostport, metavar="HOST:PORT",
                    help="UDP address of the collector (loopback)")
     p.add_argument("--faults", default="", metavar="SPEC", help="fault injection, see below")
     p.add_argument("--module", default="bp35a1", metavar="ID|FILE",
                    help="module profile: %s, or a JSON file (default bp35a1)"
                    % ", ".join(profile_ids()))
-    p.add_argument("--time-scale", type=float, default=1.0, metavar="X",
+    p.add_argument("--time-scale", type=cli_args.positive_float, default=1.0, metavar="X",
                    help="multiply latencies and fault times by X (0.01 = 100x faster)")
-    p.add_argument("--duration", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--duration", type=cli_args.positive_float, default=None, metavar="SECONDS",
                    help="stop after this many real seconds (default: until SIGTERM/SIGINT)")
-    p.add_argument("--stats-json", default=None, metavar="FILE",
+    p.add_argument("--stats-json", default=None, metavar="FILE", type=cli_args.output_file,
                    help="write counters (forwarded, dropped, joins, ...) here on exit")
     p.set_defaults(func=run)
 
@@ -60,29 +56,40 @@ def run(args):
         profile = load_profile(args.module)
     except (FaultSpecError, OSError, ValueError) as e:
         print("wisun-emulator: %s" % e, file=sys.stderr)
-        return 2
-    if args.time_scale <= 0:
-        print("wisun-emulator: --time-scale must be > 0", file=sys.stderr)
-        return 2
-    master, slave, path = open_pty(args.pty_link)
-    emu = WisunEmulator(profile, args.collector, faults, args.time_scale, master_fd=master)
-    emu.slave, emu.slave_path = slave, path
+        return USAGE
     done = threading.Event()
+    signals = []
 
     def _stop(signum, frame):
+        signals.append(signum)
         done.set()
 
+    # handlers first: a SIGTERM between making the link and serving must still remove it
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    emu.start()
-    print("wisun-emulator: %s -> %s, module %s, collector %s:%d"
-          % (args.pty_link, path, profile["id"], args.collector[0], args.collector[1]), flush=True)
-    done.wait(args.duration)
-    emu.stop()
+    try:
+        master, slave, path = open_pty(args.pty_link)
+    except (PtyLinkError, OSError) as e:
+        print("wisun-emulator: %s" % e, file=sys.stderr)
+        return USAGE
+    try:
+        emu = WisunEmulator(profile, args.collector, faults, args.time_scale, master_fd=master)
+        emu.slave, emu.slave_path = slave, path
+        emu.start()
+        print("wisun-emulator: %s -> %s, module %s, collector %s:%d"
+              % (args.pty_link, path, profile["id"], args.collector[0], args.collector[1]), flush=True)
+        done.wait(args.duration)
+        emu.stop()
+    finally:
+        remove_link(args.pty_link, path)
     stats = dict(emu.stats, flash_writes=emu.flash_writes)
     text = json.dumps(stats, sort_keys=True)
     if args.stats_json:
-        with open(args.stats_json, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
+        try:
+            write_text(args.stats_json, text + "\n")
+        except OSError as e:  # checked at start; it went away during the run
+            print("wisun-emulator: cannot write %s: %s; counters: %s" % (args.stats_json, e, text),
+                  file=sys.stderr)
+            return USAGE
     print(text, file=sys.stderr)
-    return 0
+    return OK

@@ -46,6 +46,8 @@ class ConstProfile(Profile):
 
     def __init__(self, w=1000):
         self.w = int(w)
+        if abs(self.w) > 1000000:
+            raise ProfileError("const w must be in -1000000..1000000 W, got %s" % w)
         self.imports = self.w > 0
         self.exports = self.w < 0
         self.max_abs_w = abs(self.w)
@@ -81,6 +83,11 @@ class PvProfile(Profile):
         self.lat = math.radians(float(lat))
         self.lon = float(lon)
         self.seed = int(seed)
+        if not (0 < self.peak <= 1000000 and 0 < self.rating <= 1000000):
+            raise ProfileError("pv peak and rating must be 1..1000000 W, got peak=%s rating=%s"
+                               % (peak, rating))
+        if not (-90 <= float(lat) <= 90 and -180 <= self.lon <= 180):
+            raise ProfileError("pv lat must be in -90..90 and lon in -180..180 degrees")
         self.max_abs_w = min(self.peak, self.rating)
         self._day = None
         self._sun = None
@@ -156,6 +163,10 @@ class EvProfile(Profile):
         self.daytime = float(daytime)
         self.min_w = int(min_w)
         self.max_w = int(max_w)
+        if not (0 <= self.evening <= 1 and 0 <= self.daytime <= 1):
+            raise ProfileError("ev evening and daytime are probabilities in 0..1")
+        if self.max_w > 1000000:
+            raise ProfileError("ev max_w must be at most 1000000 W")
         if not 0 < self.min_w <= self.max_w:
             raise ProfileError("ev needs 0 < min_w <= max_w")
         self.max_abs_w = self.max_w

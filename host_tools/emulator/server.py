@@ -29,11 +29,30 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from host_tools.emulator.faults import CORRUPT, EXCEPTION, TIMEOUT
+from host_tools.pty_link import check_link_path, place_link, remove_link
 
 
 def quiet_pymodbus(level=logging.CRITICAL):
     """pymodbus logs a line per refused request; emulators report faults themselves."""
     logging.getLogger("pymodbus").setLevel(level)
+
+
+class ListenError(OSError):
+    """The TCP server could not listen (address in use, not local, no permission)."""
+
+
+def _bind_error(host, port):
+    """Why binding host:port fails, found by trying it the way asyncio's server does."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(infos[0][4])
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return "refused by the server library"
 
 
 class RegisterServer:
@@ -106,7 +125,11 @@ class RegisterServer:
             address=(host, port),
             trace_packet=self._trace_packet,
         )
-        await self._server.serve_forever(background=True)
+        try:
+            await self._server.serve_forever(background=True)
+        except RuntimeError:  # pymodbus hides the reason: "Could not start listen"
+            self._server = None
+            raise ListenError("cannot listen on %s:%d: %s" % (host, port, _bind_error(host, port))) from None
         sock = self._server.transport.sockets[0]
         self.address = sock.getsockname()[:2]
         return self.address
@@ -114,6 +137,7 @@ class RegisterServer:
     async def start_rtu(self, link_path):
         """RTU on a pseudo-terminal whose client end is symlinked at link_path."""
         self.framing = "rtu"
+        check_link_path(link_path)
         m_srv, s_srv = os.openpty()
         m_cli, s_cli = os.openpty()
         self._fds = [m_srv, s_srv, m_cli, s_cli]
@@ -121,9 +145,8 @@ class RegisterServer:
             tty.setraw(fd)
         for fd in (m_srv, m_cli):
             os.set_blocking(fd, False)
-        if os.path.islink(link_path) or os.path.exists(link_path):
-            os.unlink(link_path)
-        os.symlink(os.ttyname(s_cli), link_path)
+        self.link_target = os.ttyname(s_cli)
+        place_link(self.link_target, link_path)
         self.link_path = link_path
         loop = asyncio.get_running_loop()
         loop.add_reader(m_srv, self._relay, m_srv, m_cli)
@@ -169,6 +192,6 @@ class RegisterServer:
             except OSError:
                 pass
         self._fds = []
-        if self.link_path and os.path.islink(self.link_path):
-            os.unlink(self.link_path)
+        if self.link_path:
+            remove_link(self.link_path, self.link_target)
             self.link_path = None

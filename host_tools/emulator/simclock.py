@@ -163,6 +163,10 @@ class SimClock:
         self._stamp = None
 
 
+MAX_SPEED = 1000000  # simulated seconds per real second
+MAX_EDGE_S = 1 << 30  # edge seconds stay a MicroPython small int (edge/timebase.py)
+
+
 def speed_ratio(speed):
     """'2000', '0.5', '1/3', 2000, Fraction -> (num, den) in lowest terms; ValueError if bad."""
     from fractions import Fraction
@@ -173,6 +177,8 @@ def speed_ratio(speed):
         raise ValueError("speed must be a number >= 0 (e.g. 2000, 0.5, 1/3), got %r" % (speed,))
     if f < 0:
         raise ValueError("speed must be >= 0, got %r" % (speed,))
+    if f > MAX_SPEED:
+        raise ValueError("speed must be at most %d (a day in 0.09 s), got %r" % (MAX_SPEED, speed))
     f = f.limit_denominator(1000000)
     return f.numerator, f.denominator
 
@@ -186,15 +192,21 @@ def parse_start(text):
     import datetime
 
     text = text.strip()
-    if text.startswith("@"):
-        return int(text[1:]) * 1000
     try:
-        dt = datetime.datetime.fromisoformat(text)
+        if text.startswith("@"):
+            ms = int(text[1:]) * 1000
+        else:
+            dt = datetime.datetime.fromisoformat(text)
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=JST)
+            ms = (int(dt.timestamp()) - _EDGE_EPOCH_UNIX) * 1000 + dt.microsecond // 1000
     except ValueError:
         raise ValueError("start must be ISO 8601 (JST when no offset) or @EDGE_SECONDS, got %r" % text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=JST)
-    return (int(dt.timestamp()) - _EDGE_EPOCH_UNIX) * 1000 + dt.microsecond // 1000
+    if not 0 <= ms < MAX_EDGE_S * 1000:
+        # edge seconds are a 31-bit small int on boards (edge/timebase.py): 2020-01-01 to 2054
+        raise ValueError("start %r is outside the edge time base (2020-01-01T00:00+09:00 "
+                         "to 2054, edge seconds 0..%d)" % (text, MAX_EDGE_S - 1))
+    return ms
 
 
 def _jst():
