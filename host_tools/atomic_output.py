@@ -10,8 +10,7 @@ previous version, if any, stays as it was.
     check_dir(path)             the same for an output directory
     with atomic_file(path) as f: f.write(...)          # text (or mode="wb")
     with atomic_path(path) as tmp: pq.write_table(t, tmp)   # libraries that take a path
-    with atomic_dir(path) as tmp: ... write files under tmp ...
-    outputs = Outputs("smeter demo"); ...; outputs.interrupted()   # what was / was not written
+    with atomic_dir(path, owned=NAMES) as tmp: ... write files under tmp ...
 
 Check outputs with check_file/check_dir BEFORE the work starts: an unwritable --out found
 after an hour of work loses the hour.
@@ -19,9 +18,8 @@ after an hour of work loses the hour.
 import contextlib
 import os
 import shutil
-import sys
 
-_TMP = ".%s.partial-%d"
+_TMP = ".%s.partial-%d%s"
 
 
 class OutputError(Exception):
@@ -29,8 +27,11 @@ class OutputError(Exception):
 
 
 def _tmp_name(path):
+    """.NAME.partial-PID.EXT beside path: hidden, ours by pid, and the extension kept for
+    writers that pick a format by it (matplotlib's savefig)."""
     d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, _TMP % (base, os.getpid()))
+    stem, ext = os.path.splitext(base)
+    return os.path.join(d, _TMP % (stem, os.getpid(), ext))
 
 
 def _check_parent(path, what):
@@ -90,11 +91,16 @@ def write_text(path, text):
 
 
 @contextlib.contextmanager
-def atomic_dir(path, keep_partial=False):
-    """Yield an empty temporary directory beside `path`; when the block completes it becomes
-    `path` (an existing `path` is moved aside first and then deleted). On failure the
-    temporary is removed, or kept (keep_partial) and its name attached to the exception as
-    `partial_dir` so the caller can say where the partial files are."""
+def atomic_dir(path, owned=(), keep_partial=False):
+    """Yield an empty temporary directory beside `path`; when the block completes, every entry
+    made in it is moved into `path` (created if absent), replacing a file or directory of the
+    same name, and the names in `owned` that this run did not make (a previous run's outputs,
+    e.g. a chart not drawn this time) are deleted. Other files in `path` are the user's and are
+    left alone, so `--out .` is safe. The moves run with SIGINT/SIGTERM blocked: an interrupt
+    lands before them (nothing changed) or after (all in place).
+
+    On failure the temporary is removed, or kept (keep_partial) and its name attached to the
+    exception as `partial_dir` so the caller can say where the partial files are."""
     check_dir(path)
     tmp = _tmp_name(path)
     if os.path.exists(tmp):
@@ -108,47 +114,31 @@ def atomic_dir(path, keep_partial=False):
         else:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    replace_dir(tmp, path)
+    commit_dir(tmp, path, owned)
 
 
-def replace_dir(tmp, path):
-    """Move directory tmp to path, replacing whatever directory is there."""
-    old = None
-    if os.path.lexists(path):
-        old = _tmp_name(path) + ".old"
-        os.rename(path, old)
-    os.rename(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def commit_dir(tmp, path, owned=()):
+    """Move the entries of directory tmp into path (see atomic_dir), then remove tmp."""
+    import signal
 
-
-class Outputs:
-    """What a command has written so far, to say so when it is interrupted or fails."""
-
-    def __init__(self, command, planned=()):
-        self.command = command
-        self.planned = list(planned)
-        self.written = []
-
-    def plan(self, path):
-        if path and path not in self.planned:
-            self.planned.append(path)
-        return path
-
-    def done(self, path):
-        self.written.append(path)
-
-    def describe(self):
-        wrote = [p for p in self.planned if p in self.written]
-        not_wrote = [p for p in self.planned if p not in self.written]
-        parts = []
-        if wrote:
-            parts.append("wrote %s" % ", ".join(wrote))
-        if not_wrote:
-            parts.append("not written (previous version, if any, left unchanged): %s"
-                         % ", ".join(not_wrote))
-        return "; ".join(parts) or "no output files"
-
-    def interrupted(self, stream=None):
-        print("%s: interrupted; %s" % (self.command, self.describe()),
-              file=stream or sys.stderr, flush=True)
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        os.makedirs(path, exist_ok=True)
+        made = os.listdir(tmp)
+        trash = []
+        for name in made + [n for n in owned if n not in made]:
+            dst = os.path.join(path, name)
+            if os.path.isdir(dst) and not os.path.islink(dst):
+                aside = _tmp_name(dst) + ".old"
+                os.rename(dst, aside)
+                trash.append(aside)
+            elif name not in made and os.path.lexists(dst):
+                os.unlink(dst)
+            if name in made:
+                os.replace(os.path.join(tmp, name), dst)
+        os.rmdir(tmp)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    for d in trash:
+        shutil.rmtree(d, ignore_errors=True)

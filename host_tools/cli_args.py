@@ -46,32 +46,34 @@ def finite_float(text):
     return _number(text, float)
 
 
-def positive_float(text):
-    v = _number(text, float)
-    if v <= 0:
-        raise _Bad("expected a number > 0, got %r" % text)
-    return v
+def _at_least(kind, lo, strict):
+    """A type for numbers of `kind` above lo (strict) or from lo on."""
+    def check(text):
+        v = _number(text, kind)
+        if v < lo or (strict and v == lo):
+            raise _Bad("expected a%s %s %s %s, got %r" % (
+                "n" if kind is int else "", "integer" if kind is int else "number",
+                ">" if strict else ">=", lo, text))
+        return v
+    return check
 
 
-def nonnegative_float(text):
-    v = _number(text, float)
-    if v < 0:
-        raise _Bad("expected a number >= 0, got %r" % text)
-    return v
+positive_float = _at_least(float, 0, True)
+nonnegative_float = _at_least(float, 0, False)
+positive_int = _at_least(int, 0, True)
+nonnegative_int = _at_least(int, 0, False)
 
 
-def positive_int(text):
-    v = _number(text, int)
-    if v <= 0:
-        raise _Bad("expected an integer > 0, got %r" % text)
-    return v
-
-
-def nonnegative_int(text):
-    v = _number(text, int)
-    if v < 0:
-        raise _Bad("expected an integer >= 0, got %r" % text)
-    return v
+def checked_by(parse, errors=(ValueError,)):
+    """A type that keeps the text but checks it with parse(text) now, so a bad value is a
+    usage error at parse time rather than a traceback later."""
+    def check(text):
+        try:
+            parse(text)
+        except errors as exc:
+            raise _Bad(str(exc)) from None
+        return text
+    return check
 
 
 def int_range(lo, hi):
@@ -82,6 +84,24 @@ def int_range(lo, hi):
             raise _Bad("expected an integer %d..%d, got %r" % (lo, hi, text))
         return v
     check.__name__ = "integer %d..%d" % (lo, hi)
+    return check
+
+
+def byte_size(minimum=1, maximum=1 << 30):
+    """'32K', '1M' or bytes, within minimum..maximum; the text is kept (passed on as given)."""
+    def check(text):
+        t = text.strip().upper()
+        mult = {"K": 1024, "M": 1024 * 1024}.get(t[-1:], 1)
+        digits = t[:-1] if mult > 1 else t
+        if not digits.isdigit():
+            raise _Bad("expected a size like 32K, 1M or 4096, got %r" % text)
+        n = int(digits) * mult
+        if n < minimum:
+            raise _Bad("size %s is below the minimum %dK" % (text, minimum // 1024))
+        if n > maximum:
+            raise _Bad("size %s is above the maximum %dM" % (text, maximum // (1024 * 1024)))
+        return text.strip()
+    check.__name__ = "size"
     return check
 
 

@@ -1,31 +1,40 @@
-"""Log levels for `smeter` commands: -q errors only, default info, -v/-vv debug.
+"""Log levels for `smeter` commands: -q errors only, default info and progress, -v debug,
+-vv also the libraries' (pymodbus) debug log.
 
-Diagnostics go to stderr through the "smeter" logger so `-q` silences progress and info lines
-without touching data on stdout; errors are always printed. Library loggers (pymodbus) stay
-at WARNING unless -vv.
+Diagnostics go to stderr so data on stdout is never mixed with them; errors are always
+printed. A plain module-level level (not a logging handler) so a command called in-process
+by a test prints exactly as it does from the shell.
 """
 import logging
 import sys
 
-LOG = logging.getLogger("smeter")
+ERROR, INFO, DEBUG = 40, 20, 10
+_level = [INFO]
 
 
 def configure(verbose=0, quiet=False):
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
-    LOG.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO)
+    _level[0] = ERROR if quiet else DEBUG if verbose else INFO
+    if verbose >= 2:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+
+
+def enabled(level=INFO):
+    """True when lines of this level are shown (progress bars ask before drawing)."""
+    return level >= _level[0]
+
+
+def _emit(level, msg):
+    if level >= _level[0]:
+        print(msg, file=sys.stderr, flush=True)
 
 
 def info(msg):
-    LOG.info(msg)
+    _emit(INFO, msg)
 
 
 def debug(msg):
-    LOG.debug(msg)
+    _emit(DEBUG, msg)
 
 
 def error(msg):
-    LOG.error(msg)
+    _emit(ERROR, msg)

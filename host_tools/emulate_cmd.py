@@ -36,30 +36,6 @@ examples:
 """
 
 
-def _speed(text):
-    try:
-        speed_ratio(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _start(text):
-    try:
-        parse_start(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _duration(text):
-    try:
-        parse_duration_ms(text)  # unsigned: '-5h' is refused
-    except FaultSpecError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def register(subparsers):
     p = subparsers.add_parser(
         "emulate",
@@ -79,9 +55,9 @@ def register(subparsers):
                    help="power profile: %s (default per kind: %s)" % (
                        ", ".join(sorted(PROFILES)), ", ".join("%s=%s" % kv for kv in DEFAULT_PROFILE.items())))
     p.add_argument("--seed", type=int, default=1, help="profile seed: same seed, same days (default 1)")
-    p.add_argument("--speed", metavar="X", type=_speed,
+    p.add_argument("--speed", metavar="X", type=cli_args.checked_by(speed_ratio),
                    help="simulated seconds per real second, e.g. 2000 or 0.5 (default 1; ignored with an existing --clock)")
-    p.add_argument("--start", metavar="WHEN", type=_start,
+    p.add_argument("--start", metavar="WHEN", type=cli_args.checked_by(parse_start),
                    help="simulated start, ISO 8601 (JST if no offset) or @EDGE_SECONDS (default: now); "
                         "ignored with an existing --clock")
     p.add_argument("--clock", metavar="FILE",
@@ -96,7 +72,7 @@ def register(subparsers):
     p.add_argument("--initial-wh", type=cli_args.nonnegative_int, default=DEFAULT_INITIAL_WH, metavar="WH",
                    help="lifetime energy counters at start, in Wh (default %d; 'rollover' overrides)" % DEFAULT_INITIAL_WH)
     p.add_argument("--truth", metavar="FILE", type=cli_args.output_file, help="write the ground truth (JSONL, or CSV if FILE ends in .csv)")
-    p.add_argument("--duration", metavar="DUR", type=_duration, help="stop after this much simulated time (e.g. 24h)")
+    p.add_argument("--duration", metavar="DUR", type=cli_args.checked_by(parse_duration_ms), help="stop after this much simulated time (e.g. 24h)")
     plan = p.add_argument_group("playing a test plan (a bench run rehearsed; docs/certification.md)")
     plan.add_argument("--plan", metavar="NAME_OR_JSON",
                       help="play hw/test_plans/NAME.json (or a path) instead of --profile")

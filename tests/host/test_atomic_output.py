@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from host_tools.atomic_output import (
-    OutputError, Outputs, atomic_dir, atomic_file, atomic_path, check_dir, check_file,
+    OutputError, atomic_dir, atomic_file, atomic_path, check_dir, check_file,
 )
 
 # Writes its outputs slowly: "started" once the temporaries exist, then waits to be killed.
@@ -67,11 +67,17 @@ def test_complete_outputs_replace_the_previous_ones(tmp_path):
         open(tmp, "wb").write(b"\x00\x01")
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
     d = tmp_path / "d"
-    d.mkdir()
-    (d / "stale.png").write_text("old")
-    with atomic_dir(str(d)) as tmp:
+    (d / "run").mkdir(parents=True)
+    (d / "run" / "old.log").write_text("old")
+    (d / "demo.png").write_text("old chart")
+    (d / "notes.txt").write_text("the user's")
+    with atomic_dir(str(d), owned=("run", "summary.json", "demo.png")) as tmp:
         open(os.path.join(tmp, "summary.json"), "w").write("{}")
-    assert os.listdir(d) == ["summary.json"]
+        os.mkdir(os.path.join(tmp, "run"))
+        open(os.path.join(tmp, "run", "new.log"), "w").write("new")
+    # the new run's files, the stale chart of ours gone, the user's file kept
+    assert sorted(os.listdir(d)) == ["notes.txt", "run", "summary.json"]
+    assert os.listdir(d / "run") == ["new.log"]
     assert sorted(os.listdir(tmp_path)) == ["a.json", "b.bin", "d"]
 
 
@@ -97,10 +103,3 @@ def test_unwritable_outputs_are_named_before_any_work(tmp_path):
         ro.mkdir(mode=0o500)
         with pytest.raises(OutputError, match="not writable"):
             check_file(str(ro / "x"))
-
-
-def test_outputs_say_what_was_and_was_not_written():
-    o = Outputs("smeter demo", ["summary.json", "demo.png"])
-    o.done("summary.json")
-    assert o.describe() == ("wrote summary.json; not written (previous version, if any, "
-                            "left unchanged): demo.png")
