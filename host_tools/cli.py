@@ -96,7 +96,9 @@ def main(argv=None):
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
-        print("smeter %s: interrupted" % args.command, file=sys.stderr)
+        # every output file is written atomically (host_tools/atomic_output.py)
+        print("smeter %s: interrupted; outputs not finished were not written (previous "
+              "versions left unchanged)" % args.command, file=sys.stderr)
         return exit_codes.INTERRUPTED
     finally:
         if previous is not None:
