@@ -1,5 +1,4 @@
 """`smeter wisun-emulator`: a Wi-SUN module on a pseudo-terminal, bridged to the collector."""
-import argparse
 import json
 import signal
 import sys
