@@ -144,15 +144,16 @@ def test_unknown_map_and_bad_address(capsys):
     code, _, err = smeter_read(capsys, "--tcp", "127.0.0.1:1", "--unit", "1", "--map", "no_such_meter")
     assert code == read_cmd.EXIT_USAGE
     assert "unknown map 'no_such_meter'" in err and "eastron_sdm630" in err
-    code, _, err = smeter_read(capsys, "--tcp", "nocolon", "--unit", "1", "--map", "eastron_sdm630")
-    assert code == read_cmd.EXIT_USAGE and "HOST:PORT" in err
+    with pytest.raises(SystemExit) as e:
+        smeter_read(capsys, "--tcp", "nocolon", "--unit", "1", "--map", "eastron_sdm630")
+    assert e.value.code == read_cmd.EXIT_USAGE and "HOST:PORT" in capsys.readouterr().err
 
 
 def test_connection_refused_is_an_io_error(capsys):
     from test_modbus_servers import free_port
 
     code, _, err = smeter_read(capsys, "--tcp", "127.0.0.1:%d" % free_port(), "--unit", "1", "--map", "eastron_sdm630")
-    assert code == read_cmd.EXIT_DEVICE and err.startswith("smeter read: error: io:")
+    assert code == read_cmd.EXIT_IO and err.startswith("smeter read: error: io:")
 
 
 def test_exact_number_rules():
