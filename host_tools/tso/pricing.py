@@ -255,7 +255,7 @@ def imbalance_prices(market, days, cfg):
     days = np.asarray(days, "datetime64[D]")
     imb = cfg["imbalance"]
     if imb.get("combine", "max") != "max":
-        raise PriceError("combine must be 'max' (DOMAIN.md), not %r" % imb.get("combine"))
+        raise PriceError("combine must be 'max' (S1 in docs/sources.md), not %r" % imb.get("combine"))
     nd = len(days)
     idx = np.searchsorted(market.days, days)
     idx_c = np.minimum(idx, max(len(market.days) - 1, 0))
