@@ -38,6 +38,7 @@ from edge.modbus_tcp import TcpClient
 from edge.persist import SeqCounter
 from edge.reading import new_reading
 from edge.regmap import compile_map, decode
+from edge.sealing import SealJob
 from edge.slot_queue import SlotCheckpoint, SlotQueue
 from edge.wisun import (
     EV_ERROR,
@@ -64,6 +65,7 @@ _MAX_GAP_FILL = const(96)  # missing-slot records written per gap (two days)
 _FRAME_FIXED = const(40)  # frame bytes besides records (header, seq, status, tag), generous
 _REC_MAX = const(12)  # worst record size (docs/frames.md)
 _BOUNDARY_RETRIES = const(3)  # immediate retries of a failed boundary poll
+_SEAL_FRAME_MAX = const(400)  # a seal frame: header, a full-day seal (318 B), tag
 
 
 _PROFILE_KEYS = ("id", "max_payload", "payload_modes", "ropt", "erxudp_fields", "event_side",
@@ -98,9 +100,13 @@ class Agent:
             self.modbus = TcpClient(dev["timeout_ms"])
             self.req = bytearray(12)
         else:
-            self.modbus = RtuClient(gap_ms_for_baud(dev["baud"]), dev["timeout_ms"])
+            # rtu_gap_ms 0: 3.5 characters at the baud rate; more where bytes come in bursts
+            self.modbus = RtuClient(dev["rtu_gap_ms"] or gap_ms_for_baud(dev["baud"]),
+                                    dev["timeout_ms"])
             self.req = bytearray(8)
         self.unit = dev["unit"]
+        self._rtu = dev["transport"] != "tcp"
+        self._late_ok = True  # False after an RTU timeout, until a reply is integrated
         self.interval = dev["poll_interval_s"]
         self.boundary_retry_s = dev["boundary_retry_s"]
         self.words = [0] * self.rmap.count
@@ -130,18 +136,28 @@ class Agent:
         self.device_id = cfg["device_id"]
         self.mac = HmacSha256(cfg["key"])
         self.enc = FrameEncoder(self.device_id, self.mac, cfg["key_no"])
+        # Daily seals (docs/seals.md): only with a seal key in the config. A restart seals
+        # the current day's slots so far (a partial seal); full days seal at their close.
+        self.sealjob = None
+        self._seals_seen = 0
+        if cfg.get("seal_key") is not None:
+            self.sealjob = SealJob(storage, self.device_id, cfg["seal_key"], cfg["seal_key_no"])
+            self.sealjob.request_partial()
         up = cfg["uplink"]
         self.max_batch = up["max_batch"]
         self.ack_timeout_ms = up["ack_timeout_ms"]
         self.retry_ms = up["retry_ms"]
-        self.wisun = WisunDriver(_trim_profile(profile, _FRAME_FIXED + _REC_MAX * self.max_batch),
-                                 wisun_driver_config(cfg))
+        cap = _FRAME_FIXED + _REC_MAX * self.max_batch
+        if self.sealjob is not None and cap < _SEAL_FRAME_MAX:
+            cap = _SEAL_FRAME_MAX
+        self.wisun = WisunDriver(_trim_profile(profile, cap), wisun_driver_config(cfg))
         self.max_payload = self.wisun.max_payload
         self.fbuf = bytearray(self.max_payload)
         self.clock_synced = cfg["clock_synced"]
         self.phase = UP_IDLE
         self.inflight_seq = -1
         self.inflight = []
+        self.inflight_seal = False  # the frame in flight carries the seal outbox
         self._deadline = 0
         self._retry_at = -1  # tick before which no new frame goes out; -1: none
         self._wout = []
@@ -171,9 +187,13 @@ class Agent:
         device samples its registers when the request arrives, and the reply may sit in a
         buffer for a loop turn before anyone reads it (which, in accelerated simulated time,
         is many simulated seconds)."""
-        self._st = t
-        self._sms = tms
-        self._stk = now_ms
+        if self._late_ok:
+            self._st = t
+            self._sms = tms
+            self._stk = now_ms
+        # else: an RTU poll timed out and its reply may still come, matched to this request
+        # (RTU has no transaction id): keep the timed-out poll's stamp, so the reading's
+        # uncertainty (stamp to reply) covers either sample moment.
         self.next_poll = self._next_poll_after(t)
         self.log.counters["polls"] += 1
         self.modbus.request(self.req, self.unit, self.rmap.function, self.rmap.start,
@@ -220,6 +240,7 @@ class Agent:
             if self.modbus.feed(data, now_ms, n) == REPLY:
                 decode(self.rmap, self.words, 0, self.reading)
                 self.log.counters["polls_ok"] += 1
+                self._late_ok = True
                 if tms >= 0:
                     unc = (t - self._st) * 1000 + tms - self._sms
                 else:
@@ -238,6 +259,8 @@ class Agent:
         try:
             self.modbus.check(now_ms)
         except EdgeError as e:
+            if self._rtu and e.kind == "modbus_timeout":
+                self._late_ok = False
             self._meter_fault(e.kind, t)
 
     def link_fault(self, kind, t, now_ms):
@@ -342,6 +365,8 @@ class Agent:
     def service(self, now_ms, t):
         """Timers: close a silent slot, ack timeout, next frame. Returns bytes for the module."""
         self.advance(t)
+        if self.sealjob is not None:
+            self._seal_work(t)
         out = self.wisun.poll(now_ms)
         if out:
             self._wout.append(out)
@@ -356,6 +381,22 @@ class Agent:
         out = b"".join(self._wout)
         self._wout = []
         return out
+
+    def _seal_work(self, t):
+        """One bounded piece of the sealing job (one point operation of the signature, or a
+        few ring reads): called once per service(), between polls."""
+        job = self.sealjob
+        try:
+            job.work(self.queue, 1)
+        except (EdgeError, OSError) as e:
+            self._storage_fault(e, t)
+            return
+        if job.sealed != self._seals_seen:
+            self._seals_seen = job.sealed
+            self.log.count("seals_made")
+            day, count = job.last_made
+            ob = job.outbox()
+            self.log.line(t, "seal_made", "day", day, "slots", count, "bytes", len(ob) if ob else 0)
 
     def _status_bits(self):
         s = 0
@@ -377,12 +418,19 @@ class Agent:
         self._retry_at = -1
         try:
             recs = self.queue.peek(self.max_batch)
-            if not recs:
-                return
-            status = self._status_bits()
-            seq = self.seq.next()
-            n = self.enc.fits(self.max_payload, seq, recs, 0, status)
-            ln = self.enc.encode_into(self.fbuf, seq, recs, 0, n, status)
+            if recs:
+                status = self._status_bits()
+                seq = self.seq.next()
+                n = self.enc.fits(self.max_payload, seq, recs, 0, status)
+                ln = self.enc.encode_into(self.fbuf, seq, recs, 0, n, status)
+            else:  # slots first (their 60-minute deadline), then the seal outbox
+                sl = self.sealjob.outbox() if self.sealjob is not None else None
+                if sl is None:
+                    return
+                status = self._status_bits()
+                seq = self.seq.next()
+                n = 0
+                ln = self.enc.encode_seal_into(self.fbuf, seq, sl, status)
             self._wout.append(self.wisun.send(memoryview(self.fbuf)[:ln], seq, now_ms))
         except (EdgeError, OSError) as e:
             kind = getattr(e, "kind", None)
@@ -393,15 +441,20 @@ class Agent:
         self._storage_error = False
         self.inflight_seq = seq
         self.inflight = [r[0] for r in recs[:n]]
+        self.inflight_seal = n == 0
         self.phase = UP_SENDING
         self._deadline = ticks_add(now_ms, self.ack_timeout_ms)
         self.log.counters["frames_sent"] += 1
-        self.log.line(t, "frame_sent", "seq", seq, "slots", n, "first", recs[0][0], "bytes", ln)
+        if n:
+            self.log.line(t, "frame_sent", "seq", seq, "slots", n, "first", recs[0][0], "bytes", ln)
+        else:
+            self.log.line(t, "seal_sent", "seq", seq, "bytes", ln)
 
     def _uplink_idle(self, now_ms, delay_ms):
         self.phase = UP_IDLE
         self.inflight_seq = -1
         self.inflight = []
+        self.inflight_seal = False
         self._retry_at = ticks_add(now_ms, delay_ms) if delay_ms > 0 else -1
 
     def _key_lookup(self, device_id, kid):
@@ -420,15 +473,23 @@ class Agent:
             self.log.count("acks_stale")
             return
         try:
-            n = self.queue.ack(self.inflight)
+            if self.inflight_seal:
+                self.sealjob.acked()
+                n = 0
+            else:
+                n = self.queue.ack(self.inflight)
         except (EdgeError, OSError) as e:
             self._storage_fault(e, t)
             self._uplink_idle(now_ms, self.retry_ms)
             return
         self.log.counters["frames_acked"] += 1
-        self.log.counters["slots_acked"] += n
-        self.log.line(t, "frame_acked", "seq", self.inflight_seq, "slots", n,
-                      "last", self.inflight[-1])
+        if self.inflight_seal:
+            self.log.count("seals_acked")
+            self.log.line(t, "seal_acked", "seq", self.inflight_seq)
+        else:
+            self.log.counters["slots_acked"] += n
+            self.log.line(t, "frame_acked", "seq", self.inflight_seq, "slots", n,
+                          "last", self.inflight[-1])
         self._uplink_idle(now_ms, 0)
 
     def _events(self, now_ms, t):
@@ -488,4 +549,5 @@ class Agent:
             "wisun_session": 1 if w.session_open else 0,
             "wisun_rate": 1 if w.rate_open else 0,
             "resumed": 1 if self.resumed else 0,
+            "seal": self.sealjob.status() if self.sealjob is not None else None,
         }

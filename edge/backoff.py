@@ -5,30 +5,17 @@ the same outage) and must never grow without bound. Delays and ticks stay inside
 31-bit small-int range of 32-bit boards: the cap is limited to 2**29 ms (about 6 days) and
 the doubling stops at the cap, so no step ever builds a bignum.
 
-Ticks follow MicroPython's `time.ticks_ms()`: they wrap at 2**30, and `ticks_diff` below
-gives the signed distance between two ticks that are less than 2**29 ms apart.
+Ticks follow MicroPython's `time.ticks_ms()`; their arithmetic lives in edge/compat.py and is
+re-exported here for the callers that import it from this module.
 """
-from edge.compat import const
+from edge.compat import TICKS_PERIOD, const, ticks_add, ticks_diff  # noqa: F401 (re-exported)
 from edge.errors import EdgeError
 
-TICKS_PERIOD = const(0x40000000)  # 2**30, as MicroPython's ticks_ms
-_TICKS_MAX = const(0x3FFFFFFF)
-_TICKS_HALF = const(0x20000000)  # 2**29
 MAX_DELAY_MS = const(0x20000000)  # a delay must stay below half the tick period
 
 
 class BackoffConfigError(EdgeError):
     kind = "backoff_config"
-
-
-def ticks_add(t, delta_ms):
-    """Tick t plus delta, wrapped like time.ticks_add."""
-    return (t + delta_ms) & _TICKS_MAX
-
-
-def ticks_diff(a, b):
-    """Signed a - b for wrapped ticks (same contract as time.ticks_diff)."""
-    return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
 
 
 class Backoff:

@@ -43,6 +43,7 @@ _SPEC = (
     ("device", "host", "str", None, 1, 253),
     ("device", "port", "port", None, 0, 0),
     ("device", "baud", "int", 9600, 300, 1000000),
+    ("device", "rtu_gap_ms", "int", 0, 0, 1000),
     ("device", "unit", "int", 1, 0, 247),
     ("device", "poll_interval_s", "int", 5, 1, 600),
     ("device", "timeout_ms", "int", 1000, 10, 60000),

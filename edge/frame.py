@@ -5,6 +5,7 @@ followed by the raw MAC tag over exactly the map's bytes:
 
     data frame  {1: [kid, device_id, seq, status],
                  2: [slot0, imp0, exp0, flags0, dslot1, imp1, exp1, flags1, ...]}  || tag
+    seal frame  {1: [kid, device_id, seq, status], 5: seal bytes}                  || tag
     ack frame   {1: [kid, device_id], 3: upto, 4: [seq, ...]}                       || tag
 
 kid = key_no << 3 | alg; alg 1 = HMAC-SHA256 truncated to 8 bytes. Energy is in Wh per slot;
@@ -40,6 +41,7 @@ K_HEADER = const(1)
 K_RECORDS = const(2)
 K_ACK_UPTO = const(3)
 K_ACK_SEQS = const(4)
+K_SEAL = const(5)  # a daily seal (docs/seals.md), carried and acknowledged like a slot
 
 # Device status bits (header field `status`): 0 means clock synced, no error.
 ST_CLOCK_UNSYNCED = const(1)  # clock not synchronised since boot (同期なし)
@@ -51,6 +53,7 @@ MIN_KEY_LEN = const(16)
 MAX_KEY_NO = const(8191)
 MAX_FRAME = const(2048)  # decoder refuses longer input outright
 
+_MT_BYTES = const(0x40)
 _MT_ARRAY = const(0x80)
 _MT_MAP = const(0xA0)
 _U16 = const(0xFFFF)
@@ -280,6 +283,35 @@ class FrameEncoder:
         return bytes(buf[:n])
 
 
+    def encode_seal_into(self, buf, seq, seal, status=0):
+        """A seal frame ({1: header, 5: seal bytes} || tag) at buf[0:]; returns its length."""
+        if type(buf) is not bytearray:
+            raise FrameError(BAD_VALUE, "buf must be a bytearray")
+        n = len(seal)
+        if n < 1 or n > MAX_FRAME:
+            raise FrameError(BAD_VALUE, "seal of %d bytes" % n)
+        pre = self._prefix
+        try:
+            off = len(pre)
+            if off > len(buf):
+                raise CborError("cbor_buffer_full", "")
+            buf[0:off] = pre
+            off = write_int(buf, off, _uint(seq, _U64, "seq"))
+            off = write_int(buf, off, _uint(status, _U16, "status"))
+            off = write_int(buf, off, K_SEAL)
+            off = write_head(buf, off, _MT_BYTES, n)
+        except CborError:
+            raise FrameError(TOO_LARGE, "buffer too small")
+        if off + n + self.tag_len > len(buf):
+            raise FrameError(TOO_LARGE, "a seal frame of %d bytes does not fit %d"
+                             % (off + n + self.tag_len, len(buf)))
+        buf[off:off + n] = seal
+        return self._mac.tag_into(memoryview(buf)[:off + n], buf, off + n, self.tag_len)
+
+    def seal_frame_size(self, seq, seal_len, status=0):
+        return (self._fixed_size(seq, status) + head_size(seal_len) + seal_len)
+
+
 def plan_frames(encoder, max_payload, first_seq, records, status=0):
     """Split records into frames: list of (seq, start, count), one seq per frame."""
     out = []
@@ -297,9 +329,10 @@ def plan_frames(encoder, max_payload, first_seq, records, status=0):
 
 
 class Frame:
-    """A verified data frame. records: list of [slot, import_wh, export_wh, flags]."""
+    """A verified data frame. records: list of [slot, import_wh, export_wh, flags]; a seal
+    frame has no records and its seal bytes in `seal` (None otherwise)."""
 
-    def __init__(self, kid, device_id, seq, status, records, body_len):
+    def __init__(self, kid, device_id, seq, status, records, body_len, seal=None):
         self.version = VERSION
         self.kid = kid
         self.alg = kid & 7
@@ -309,6 +342,7 @@ class Frame:
         self.status = status
         self.records = records
         self.body_len = body_len
+        self.seal = seal
 
 
 class Ack:
@@ -418,12 +452,18 @@ def decode_frame(data, key_lookup, codec=None):
     codec: optionally the cbor2 module (CPython collector): several times faster, and as
     strict, because the body must equal its canonical re-encoding.
     """
-    body, end, hdr, kid = _parse_or_malformed(data, (K_HEADER, K_RECORDS), codec)
+    body, end, hdr, kid = _parse_or_malformed(data, (K_HEADER, K_RECORDS, K_SEAL), codec)
     if len(hdr) != 4:
         raise FrameError(MALFORMED, "data header needs 4 fields")
     dev, seq, status = hdr[1], hdr[2], hdr[3]
     if not (_is_uint(dev, _U64) and _is_uint(seq, _U64) and _is_uint(status, _U16)):
         raise FrameError(MALFORMED, "header field out of range")
+    if K_SEAL in body:
+        sl = body[K_SEAL]
+        if K_RECORDS in body or type(sl) is not bytes or not sl:
+            raise FrameError(MALFORMED, "a seal frame carries one non-empty byte string, no records")
+        _verify(data, end, dev, kid, key_lookup)
+        return Frame(kid, dev, seq, status, [], end, sl)
     flat = body.get(K_RECORDS)
     if type(flat) is not list or not flat or len(flat) % 4:
         raise FrameError(MALFORMED, "records must be a non-empty list of 4-tuples")

@@ -305,7 +305,10 @@ class Integrator:
         gapped = 0
         if op < 0 or not st[_HAVE]:
             f = st[_LAST] + 1
-            if (op >= 0 or not st[_HAVE] or st[_LAST] < 0 or slot < f
+            # A reading newer than the base but stamped in a slot already closed (advance()
+            # ran before a late reply was handled): its delta is energy, not a restart.
+            late = slot < f and st[_HAVE] and (s > st[_TS] or s == st[_TS] and ms > st[_TMS])
+            if (op >= 0 or not st[_HAVE] or st[_LAST] < 0 or (slot < f and not late)
                     or not (pres & HAS_IMPORT and st[_RI + _G_OK]
                             or pres & HAS_EXPORT and st[_RE + _G_OK])):
                 # What the slot misses before this first reading: <= P (a + unc) + r.
@@ -328,6 +331,8 @@ class Integrator:
             self._open(f)
             op = f
             gapped = 1
+            if late:
+                slot = f  # its energy moves later, into f (estimated), never lost
         dts = s - st[_TS]
         if dts < 0 or (dts == 0 and ms <= st[_TMS]):
             if dts == 0 and ms == st[_TMS]:
@@ -376,7 +381,8 @@ class Integrator:
             elif est and (not st[_POK] or (t[0] >= 0 and t[3] >= 0)):
                 g = self._elg(s, ms)
                 k = (s - slot * _U_SLOT) * 1000 + ms
-                st[_COVER] += g if g < k else k
+                if k > 0:
+                    st[_COVER] += g if g < k else k
         elif slot == op + 1 and dt > 0:
             tau = ((op + 1) * _U_SLOT - st[_TS]) * 1000 - st[_TMS]
             t[_X_TAIL] = dt - tau

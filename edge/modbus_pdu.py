@@ -8,6 +8,7 @@ nothing. Every malformed reply raises a subclass of ModbusError with a stable `k
 `step()` is the one call per agent-loop tick for either framing.
 """
 from edge.compat import const
+from edge.compat import ticks_diff as elapsed_ms  # noqa: F401 (the framings' deadline arithmetic)
 from edge.errors import EdgeError
 
 READ_HOLDING = const(0x03)
@@ -108,18 +109,6 @@ def pending_error(err, timeout_ms):
     if err == ERR_GARBLED:
         return ModbusFrameError("modbus_garbled", "garbled reply: no well-formed frame in the bytes")
     return ModbusTimeout("no reply within %d ms" % timeout_ms, timeout_ms)
-
-
-def elapsed_ms(now_ms, then_ms):
-    """now - then for tick counters that wrap at any multiple of 2**30 ms.
-
-    Stays inside the 31-bit small-int range (no bignum on a board) when both ticks are
-    below 2**30, as MicroPython's ticks_ms() are; correct while the gap is under 2**29 ms.
-    """
-    d = (now_ms - then_ms) & 0x3FFFFFFF
-    if d >= 0x20000000:
-        d -= 0x40000000
-    return d
 
 
 def check_request(unit, function, address, count):

@@ -49,7 +49,8 @@ class SealJob:
         self._outbox = None
         self.phase = IDLE
         self._want_partial = False
-        self._checked = None  # (queue tail, want_partial) at the last selection: skip repeats
+        self._checked_tail = -2  # queue tail and request at the last selection: skip repeats
+        self._checked_want = False
         self._day = 0
         self._count = 0
         self._idx = 0
@@ -57,6 +58,7 @@ class SealJob:
         self._present = 0
         self._sealer = None
         self.sealed = 0  # seals finished since boot (status, tests)
+        self.last_made = None  # (day number, slot count) of the last seal finished
         self.skipped_days = 0  # days out of the ring before their turn (values or not)
         self._load()
 
@@ -101,7 +103,7 @@ class SealJob:
     def request_partial(self):
         """Seal the current day's closed slots so far (at restart, or on request)."""
         self._want_partial = True
-        self._checked = None
+        self._checked_tail = -2
 
     def busy(self):
         return self.phase != IDLE
@@ -114,10 +116,11 @@ class SealJob:
         if self.phase == IDLE:
             if self._outbox is not None:
                 return False
-            key = (queue.tail, self._want_partial)
-            if key == self._checked:
+            # nothing changed since the last look: return without work or allocation
+            if queue.tail == self._checked_tail and self._want_partial == self._checked_want:
                 return False
-            self._checked = key
+            self._checked_tail = queue.tail
+            self._checked_want = self._want_partial
             if not self._select(queue):
                 return False
             return True
@@ -133,6 +136,7 @@ class SealJob:
         requested partial seal of the current day. False if there is nothing to do."""
         tail = queue.tail
         if tail < 0:
+            self._want_partial = False  # nothing closed yet: nothing to seal so far
             return False
         cur = tail // _PER_DAY
         last_full = cur if tail % _PER_DAY == _PER_DAY - 1 else cur - 1
@@ -184,7 +188,7 @@ class SealJob:
             self.phase = IDLE
             if self._count == _PER_DAY:
                 self.last_day = self._day
-                self._checked = None
+                self._checked_tail = -2
             return
         try:
             self._sealer = seal.Sealer(self.device_id, self.priv, self.key_no,
@@ -200,7 +204,7 @@ class SealJob:
         out = self._sealer.seal()
         self._sealer = None
         self.phase = IDLE
-        self._checked = None
+        self._checked_tail = -2
         prev = (self.last_day, self.partial_day, self.partial_count)
         if self._count == _PER_DAY:
             self.last_day = self._day
@@ -216,6 +220,7 @@ class SealJob:
             self._outbox = None
             raise
         self.sealed += 1
+        self.last_made = (self._day, self._count)
 
     def status(self):
         return {"seal_last_day": self.last_day, "seal_outbox": 0 if self._outbox is None else 1,

@@ -6,6 +6,8 @@ metadata(version="0.1.0", description="smeter special-meter (特例計量器) ag
 
 package("edge", base_path="..")
 module("agent_main.py")
+module("clocks.py", base_path="lib")
+module("ports.py", base_path="lib")
 module("flash_store.py", base_path="lib")
 module("uart_lines.py", base_path="lib")
 module("modbus_uart.py", base_path="lib")

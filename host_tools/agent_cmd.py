@@ -30,6 +30,7 @@ examples:
   smeter agent --config firmware/unix/agent.example.json
   smeter agent --config run/agent.json --clock run/clock --runtime micropython --data-heap 32K
   smeter agent --config run/agent.json --clock run/clock --for 86400   # one simulated day
+  smeter agent --config run/agent.json --runtime qemu   # the Cortex-M3 firmware (RTU only)
 """
 
 
@@ -76,6 +77,10 @@ def command(config, runtime="auto", heap="512K", data_heap=None, clock=None, unt
     """(argv, env) that run the agent; for launchers that want their own subprocess."""
     if runtime == "auto":
         runtime = "micropython" if find_micropython() else "cpython"
+    if runtime == "qemu":
+        from host_tools.firmware import qemu
+
+        return qemu.command(config, clock, until, for_s, heap=heap if isinstance(heap, int) else None)
     args = [config]
     if clock:
         args += ["--clock", clock]
@@ -105,9 +110,10 @@ def register(subparsers):
         "agent", help="run the metering agent on this host (MicroPython unix port or CPython)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, metavar="FILE", help="agent config JSON (docs/config.md)")
-    p.add_argument("--runtime", choices=("auto", "micropython", "cpython"), default="auto",
-                   help="interpreter: the real MicroPython unix port or CPython (default: "
-                   "micropython when installed)")
+    p.add_argument("--runtime", choices=("auto", "micropython", "cpython", "qemu"), default="auto",
+                   help="interpreter: the real MicroPython unix port, CPython, or qemu: the "
+                   "MPS2-AN385 firmware (Cortex-M3) under qemu-system-arm, built by `smeter "
+                   "firmware build` (default: micropython when installed)")
     p.add_argument("--heap", default="512K", metavar="SIZE", type=cli_args.byte_size(64 * 1024),
                    help="micropython -X heapsize (default 512K: the unix port keeps bytecode in the heap; "
                    "about 200K of it is the agent's code)")
@@ -136,5 +142,15 @@ def run(args):
     except FileNotFoundError as e:
         print("smeter agent: %s" % e, file=sys.stderr)
         return ENVIRONMENT
+    except ValueError as e:
+        print("smeter agent: %s: %s" % (args.config, e), file=sys.stderr)
+        return USAGE
+    except Exception as e:  # the firmware could not be built (qemu runtime)
+        from host_tools.firmware.build import BuildError
+
+        if not isinstance(e, BuildError):
+            raise
+        print("smeter agent: %s" % e, file=sys.stderr)
+        return e.exit_code
     sys.stdout.flush()
     os.execve(argv[0], argv, env)

@@ -23,6 +23,7 @@ COMMANDS = [
     "host_tools.correct_cmd", "host_tools.gen_tso_data_cmd",
     "host_tools.agent_cmd", "host_tools.status_cmd",
     "host_tools.demo_cmd",
+    "host_tools.firmware_cmd",
     "host_tools.settle_cmd", "host_tools.complete_cmd", "host_tools.purge_cmd",
     "host_tools.keys_cmd", "host_tools.seal_cmd",
 ]

@@ -35,6 +35,9 @@ def register(subparsers):
     p.add_argument("--listen", metavar="HOST:PORT", type=cli_args.hostport, help="UDP address to listen on (port 0: any "
                    "free port; the bound address is printed on stderr as 'collect: listening on')")
     p.add_argument("--keys", metavar="FILE", help="device keys file (docs/keys-format.md)")
+    p.add_argument("--pubkeys", metavar="FILE",
+                   help="public seal keys (smeter-pubkeys/1, docs/seals.md): each daily seal is "
+                   "checked against the stored values; without it seals are stored unchecked")
     p.add_argument("--window", type=cli_args.positive_int, default=1024, metavar="N",
                    help="anti-replay window: sequence numbers remembered per device (default 1024)")
     p.add_argument("--stats-interval", type=cli_args.positive_float, default=60.0, metavar="S",
@@ -106,6 +109,7 @@ def _report(args, now):
 
 def run(args):
     from host_tools.collector import ingest, keys, server, store
+    from host_tools.seal import pubkeys
 
     try:
         now = _clock(args.clock)
@@ -121,7 +125,8 @@ def run(args):
     host, port = args.listen
     try:
         keyfile = keys.KeyFile(args.keys)
-    except (ValueError, OSError, keys.KeyFileError) as e:
+        registry = pubkeys.load(args.pubkeys) if args.pubkeys else None
+    except (ValueError, OSError, keys.KeyFileError, pubkeys.RegistryError) as e:
         print("smeter collect: %s" % e, file=sys.stderr)
         return USAGE
     try:
@@ -136,7 +141,8 @@ def run(args):
     def make_ingest(st=None):
         st = st or store.Store(args.db)
         st.start_checkpointer()  # WAL checkpoints on another core, off the commit path
-        return ingest.Ingest(st, lambda: keyfile.keyring, policy, now=now, log=log)
+        return ingest.Ingest(st, lambda: keyfile.keyring, policy, now=now, log=log,
+                             pubkeys=lambda: registry)
 
     try:  # schema, migration and WAL mode before any worker forks
         st = store.Store(args.db)

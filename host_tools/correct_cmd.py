@@ -7,7 +7,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from host_tools import atomic_output, cli_args, cli_log
-from host_tools.exit_codes import INCOMPLETE, OK, USAGE
+from host_tools.exit_codes import ENVIRONMENT, INCOMPLETE, OK, USAGE
 
 HELP = """\
 Correct each balancing group's imbalance for adjustment delivered at device points
@@ -44,6 +44,19 @@ def register(subparsers):
                    help="JSON overriding hw/tso/rules.json (limits, plan basis, baseline)")
     p.add_argument("--json", action="store_true",
                    help="print the per-day, per-BG totals as one JSON object instead of a table")
+    p.add_argument("--engine", choices=("memory", "dask"), default="memory",
+                   help="memory (default): the whole data set as arrays in this process; "
+                        "dask: one task per (date, demand BG) partition on Dask workers, "
+                        "same result to the Wh (needs the partitioned layout)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --engine dask: a running Dask scheduler, e.g. "
+                        "tcp://10.0.0.5:8786; default: start a local cluster")
+    p.add_argument("--workers", type=cli_args.positive_int, default=2, metavar="N",
+                   help="with --engine dask and no --scheduler: local worker processes "
+                        "(default 2)")
+    p.add_argument("--worker-memory", default="2GB", metavar="SIZE",
+                   help="with --engine dask and no --scheduler: memory limit per local "
+                        "worker (default 2GB; Dask restarts a worker that exceeds it)")
     p.set_defaults(func=run)
 
 
@@ -83,29 +96,63 @@ def pair_columns(data, results):
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
+def _correct_dask(args, rules):
+    """(data, results) from the Dask engine; the cluster lives only for this call."""
+    from distributed.scheduler import KilledWorker
+
+    from host_tools.tso import dask_engine
+    t0 = time.perf_counter()
+    try:
+        client, cluster = dask_engine.connect(args.scheduler, args.workers, args.worker_memory)
+    except OSError as exc:  # unreachable scheduler, no free port
+        raise ClusterError("cannot reach or start a Dask cluster (%s): %s"
+                           % (args.scheduler or "local", exc)) from None
+    try:
+        workers = len(client.scheduler_info()["workers"])
+        _log("dask: %s, %d worker(s), up in %.2f s" % (
+            args.scheduler or "local cluster", workers, time.perf_counter() - t0))
+        timings = {}
+        try:
+            data, results = dask_engine.correct(args.data, rules, args.pattern, client,
+                                                args.plan_basis, _log, timings)
+        except KilledWorker as exc:  # a task took down its workers more often than allowed
+            raise ClusterError("Dask gave up on a task: %s" % exc) from None
+        peaks = dask_engine.worker_peaks(client)
+        _log("dask: static tables %.2f s, validation %.2f s, correction %.2f s, rounding "
+             "%.3f s; worker peak memory %s" % (
+                 timings["static_s"], timings["validate_s"], timings["correct_s"],
+                 timings["round_s"], ", ".join("%.0f MB" % (v / 1e6)
+                                               for v in sorted(peaks.values()))))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return data, results
+
+
+class ClusterError(Exception):
+    """The Dask cluster, not the data, failed."""
+
+
 def run(args):
-    from host_tools.tso import config, correction, model, validate
+    from host_tools.tso import config
     from host_tools.tso.config import ConfigError
     from host_tools.tso.errors import LoadError, TsoError
+    if args.engine == "dask":
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            _err("smeter correct: --engine dask needs the dask[distributed] package "
+                 "(pip install -e '.[dask]')")
+            return ENVIRONMENT
     try:
         _check_ext(args.out)
         _check_ext(args.pairs_out)
         rules = config.load_rules(args.config)
-        t0 = time.perf_counter()
-        data = model.load(args.data)
-        t1 = time.perf_counter()
-        _log("loaded %d resources, %d BGs, %d days from %s in %.2f s"
-             % (len(data.resources), len(data.bgs), len(data.days), args.data, t1 - t0))
-        validate.validate(data, rules)
-        t2 = time.perf_counter()
-        _log("validated in %.2f s" % (t2 - t1))
-        timings = {}
-        results = correction.correct(data, rules, args.pattern, args.plan_basis, timings)
-        t3 = time.perf_counter()
-        _log("corrected %d day(s), pattern %d: baselines/inputs %.3f s, correction %.3f s, "
-             "BG sums %.3f s, total %.3f s" % (
-                 len(results), args.pattern, timings.get("prepare_s", 0),
-                 timings.get("correct_s", 0), timings.get("bg_s", 0), t3 - t2))
+        if args.engine == "dask":
+            data, results = _correct_dask(args, rules)
+        else:
+            data, results = _correct_memory(args, rules)
     except ConfigError as exc:
         _err("smeter correct: %s" % exc)
         return USAGE
@@ -117,9 +164,37 @@ def run(args):
         for p in exc.problems or [exc]:
             _err("  " + str(p))
         return USAGE
+    except ClusterError as exc:
+        _err("smeter correct: %s" % exc)
+        return ENVIRONMENT
     except (OSError, ValueError) as exc:
         _err("smeter correct: %s" % exc)
         return USAGE
+    return _report(args, rules, data, results)
+
+
+def _correct_memory(args, rules):
+    from host_tools.tso import correction, model, validate
+    t0 = time.perf_counter()
+    data = model.load(args.data)
+    t1 = time.perf_counter()
+    _log("loaded %d resources, %d BGs, %d days from %s in %.2f s"
+         % (len(data.resources), len(data.bgs), len(data.days), args.data, t1 - t0))
+    validate.validate(data, rules)
+    t2 = time.perf_counter()
+    _log("validated in %.2f s" % (t2 - t1))
+    timings = {}
+    results = correction.correct(data, rules, args.pattern, args.plan_basis, timings)
+    t3 = time.perf_counter()
+    _log("corrected %d day(s), pattern %d: baselines/inputs %.3f s, correction %.3f s, "
+         "BG sums %.3f s, total %.3f s" % (
+             len(results), args.pattern, timings.get("prepare_s", 0),
+             timings.get("correct_s", 0), timings.get("bg_s", 0), t3 - t2))
+    return data, results
+
+
+def _report(args, rules, data, results):
+    from host_tools.tso import config, correction
     if not results:
         _err("smeter correct: no day carries BG plans; nothing to correct")
         return INCOMPLETE

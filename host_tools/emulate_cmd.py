@@ -31,6 +31,8 @@ examples:
   smeter emulate inverter --tcp 127.0.0.1:5020 --speed 2000 --truth pv.jsonl
   smeter emulate charger --pty-link /tmp/sdm630 --unit 2 --faults crc=0.05,timeout=0.02
   smeter emulate meter --tcp 127.0.0.1:0 --clock run.clock --faults rollover=500,replace=6h
+  smeter emulate meter --tcp 127.0.0.1:0 --speed 600 --plan jemic_basic \
+      --meter samples/declarations/meter_bench.json --plan-truth truth.csv --plan-fault I20-50Hz=gain:1.05
 """
 
 
@@ -78,7 +80,7 @@ def register(subparsers):
                       help="the meter declaration: rating and direction the plan's points refer to")
     plan.add_argument("--plan-start", metavar="WHEN", default="first-read",
                       help="when the first point starts: a slot start (ISO 8601 or @EDGE_S), or "
-                           "first-read: the first slot boundary at least 30 minutes after the meter "
+                           "first-read: the first slot boundary at least an hour after the meter "
                            "is first read (the device under test is online) (default)")
     plan.add_argument("--plan-truth", metavar="FILE", type=cli_args.output_file,
                       help="write the reference: per played plan slot, the exact energy that flowed")
@@ -192,7 +194,7 @@ def _bind_plan(args, plan, em):
 
         def on_read(function, address, count):
             if plan.start_s is None:  # the device under test is online: start at a boundary
-                plan.bind(((em.now_ms() // 1000 + 1800) // 1800 + 1) * 1800)
+                plan.bind(((em.now_ms() // 1000 + 3600) // 1800 + 1) * 1800)
                 print(json.dumps({"plan_start": plan.start_s, "plan_end": plan.end_s()}),
                       flush=True)
             return served(function, address, count)

@@ -12,9 +12,11 @@ Write a synthetic, reproducible TSO data set: resources (PV inverters, batteries
 chargers at device points 機器点, demand sites at receiving points 受電点), balancing
 groups, list patterns of at most 100,000 resources, groups, receiving-point and
 device-point values for every 30-minute slot of every day, events and BG plans on the
-last day. `smeter correct --data DIR` reads it. Progress goes to stderr; the data set
-appears in DIR only when complete (docs/commands/conventions.md#outputs).
-Formats: docs/tso-data.md."""
+last day(s). `smeter correct --data DIR` reads it. Values are streamed to disk one demand
+BG at a time, so 1,000,000 resources fit in bounded memory. --layout partitioned writes
+them as DIR/<table>/date=YYYY-MM-DD/demand_bg=<BG>/ (what `smeter correct --engine dask`
+reads). Progress goes to stderr; the data set appears in DIR only when complete
+(docs/commands/conventions.md#outputs). Formats: docs/tso-data.md."""
 
 MAX_RESOURCES = 10_000_000  # ~100 GB of values at 8 days: beyond any machine this runs on
 MAX_DAYS = 366
@@ -25,7 +27,7 @@ def register(subparsers):
                               description=HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--resources", type=cli_args.int_range(1, MAX_RESOURCES), required=True,
-                   metavar="N", help="number of resources (sites), e.g. 100000")
+                   metavar="N", help="number of resources (sites), e.g. 100000 or 1000000")
     p.add_argument("--out", required=True, metavar="DIR", type=cli_args.output_dir,
                    help="output directory (created; its data-set files are replaced, "
                         "other files left alone)")
@@ -33,35 +35,43 @@ def register(subparsers):
     p.add_argument("--days", type=cli_args.int_range(2, MAX_DAYS), default=8,
                    help="days of values, the last one dispatched (default 8: five "
                         "weekdays of history for High 4 of 5)")
+    p.add_argument("--event-days", type=int, default=1, metavar="N",
+                   help="the last N days are dispatched and carry BG plans (default 1)")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet",
                    help="table format (default parquet)")
+    p.add_argument("--layout", choices=("flat", "partitioned"), default="flat",
+                   help="per-slot values in one file per table (flat, default) or "
+                        "partitioned by date and demand BG (Parquet only; docs/scaling.md)")
     p.set_defaults(func=run)
 
 
 def run(args):
     from host_tools.tso import model
-    from host_tools.tso.generate import generate
+    from host_tools.tso.generate import write
     from host_tools.tso.market_data import generate_market
     from host_tools.tso.pricing import save_market
 
+    if not 1 <= args.event_days < args.days:
+        print("smeter gen-tso-data: need 1 <= --event-days < --days", file=sys.stderr)
+        return USAGE
+    if args.layout == "partitioned" and args.format != "parquet":
+        print("smeter gen-tso-data: --layout partitioned is Parquet only", file=sys.stderr)
+        return USAGE
     t0 = time.perf_counter()
-    t1 = [t0]
 
-    def progress(name, i, n):
-        cli_log.info("gen-tso-data: writing %s (%d/%d, %.1f s)" % (name, i, n + 1,
-                                                                 time.perf_counter() - t1[0]))
+    def progress(done, total):
+        if done == total or done % 10 == 0:
+            cli_log.info("gen-tso-data: demand BG %d/%d written (%.1f s)"
+                         % (done, total, time.perf_counter() - t0))
     try:
         cli_log.info("gen-tso-data: generating %d resources x %d days x 48 slots ..."
                      % (args.resources, args.days))
-        data = generate(args.resources, days=args.days, seed=args.seed)
-        t1[0] = time.perf_counter()
-        cli_log.info("generated %d resources x %d days x 48 slots in %.2f s"
-                     % (args.resources, args.days, t1[0] - t0))
-        with atomic_output.atomic_dir(args.out, owned=model.TABLE_FILES) as tmp:
-            data.save(tmp, args.format, progress=progress)
+        with atomic_output.atomic_dir(args.out, owned=model.TABLE_FILES + model.WIDE) as tmp:
+            data = write(args.resources, tmp, days=args.days, seed=args.seed, fmt=args.format,
+                         partitioned=args.layout == "partitioned", event_days=args.event_days,
+                         progress=progress)
             # Market data (normal price, reserve margin, spot) beside it, so `smeter settle
             # --data DIR` runs on the same directory; synthetic, from the same seed.
-            progress("market", 7 + len(model.WIDE) + 1, 7 + len(model.WIDE))
             save_market(generate_market(data.plan_days(), seed=args.seed),
                         os.path.join(tmp, "market." + args.format))
     except KeyboardInterrupt:
@@ -71,6 +81,8 @@ def run(args):
     except (OSError, atomic_output.OutputError) as exc:
         print("smeter gen-tso-data: %s" % exc, file=sys.stderr)
         return USAGE
-    cli_log.info("wrote %s (%s, with synthetic market data) in %.2f s"
-                 % (args.out, args.format, time.perf_counter() - t1[0]))
+    cli_log.info("generated and wrote %d resources x %d days x 48 slots to %s (%s, %s layout, "
+                 "with synthetic market data) in %.2f s" % (
+                     args.resources, args.days, args.out, args.format, args.layout,
+                     time.perf_counter() - t0))
     return OK

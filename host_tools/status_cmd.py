@@ -75,6 +75,15 @@ def format_status(st, now_ms=None):
             st["wisun_state"], "open" if st["wisun_session"] else "closed",
             "open" if st["wisun_rate"] else "closed", c["joins"], c["session_losses"])),
     ]
+    sj = st.get("seal")
+    if sj:  # daily seals (docs/seals.md): only with a seal key in the config
+        from edge.seal import day_code
+
+        d = sj["seal_last_day"]
+        rows.append(("seals", "last sealed day %s, %s, outbox %s, %d made, %d acked" % (
+            "%d" % day_code(d) if d >= 0 else "-", sj["seal_phase"],
+            "waiting" if sj["seal_outbox"] else "empty", c.get("seals_made", 0),
+            c.get("seals_acked", 0))))
     w = max(len(k) for k, _ in rows)
     return "\n".join("%s  %s" % (k.ljust(w), v) for k, v in rows)
 

@@ -25,6 +25,7 @@ from host_tools.trace import TraceError
 from host_tools.verify import compare as cmp
 from host_tools.verify import consistency, declarations, decision as dec, derived, plan as planmod
 from host_tools.verify import reference as ref
+from host_tools.verify import seal_section
 
 ROOT = replay_cmd.ROOT
 SOURCE_DIRS = ("edge", "host_tools", "hw")
@@ -107,6 +108,13 @@ def register(subparsers):
     p.add_argument("--check-report", metavar="INDEX.html", default=None,
                    help="instead of verifying a trace: check a report page's data SHA-256 and "
                    "signature (exit 0 intact, 1 changed)")
+    p.add_argument("--seal", metavar="EXPORT.json", default=None,
+                   help="the device-day's daily seal as written by `smeter seal export`: the report "
+                   "checks the seal and that the verified values are the ones the device signed "
+                   "(docs/seals.md); a failed seal fails the report")
+    p.add_argument("--seal-pubkeys", metavar="REGISTRY", default=None,
+                   help="public-key registry to check --seal with (default: the export file's "
+                   "own public_keys, which are not independent of the file)")
     p.add_argument("--json", action="store_true",
                    help="print the report data (verdict per point and slot) as JSON on stdout")
     p.add_argument("--min-energy-wh", type=float, default=comp["min_energy_wh"],
@@ -335,6 +343,7 @@ class Run:
         self.ref_samples = None
         self.consistency = None
         self.per_class = []
+        self.seal = None
         self.doc = None
 
 
@@ -352,6 +361,7 @@ def verify(args, report=None):
     refm = declarations.load_reference_meter(args.reference_meter) if args.reference_meter else None
     lab = declarations.load_lab(args.lab) if args.lab else None
     plan = planmod.load(args.plan) if args.plan else None
+    sealed = seal_section.load(args.seal, args.seal_pubkeys) if args.seal else None
     if plan is not None and (meter.get("rated_power") is None):
         raise cmp.VerifyError("--meter %s: --plan needs rated_power_w or rated_voltage_v and "
                               "rated_current_a" % args.meter)
@@ -437,6 +447,9 @@ def verify(args, report=None):
                     for x in run.consistency[2]]
         run.reasons = reasons
         run.verdict = INCONSISTENT if reasons else CONSISTENT
+    if sealed is not None:
+        run.seal, seal_reasons = seal_section.evaluate(*sealed, dev_slots)
+        run.reasons += seal_reasons
     run.exit_status = exit_status(run, args)
     if run.check == ACCURACY:
         run.per_class = per_class(classes, args, compare, plan, sched, meter, u_rel, u_abs,
@@ -460,6 +473,8 @@ def slot_verdict(res, min_coverage_pct):
 
 
 def exit_status(run, args):
+    if run.seal is not None and run.seal["failed"]:
+        return exit_codes.FAILED
     if run.check == INTEGRATION:
         if run.verdict == INCONSISTENT:
             return exit_codes.FAILED
@@ -491,6 +506,13 @@ def per_class(classes, args, compare, plan, sched, meter, u_rel, u_abs, points):
 
 
 def headline(run):
+    text = _headline(run)
+    if run.seal is not None and run.seal["failed"]:
+        text += "; DAILY SEAL CHECK FAILED"
+    return text
+
+
+def _headline(run):
     if run.check == INTEGRATION:
         if run.verdict == INCONSISTENT:
             return "INTEGRATION CHECK FAILED (no accuracy verdict: no independent reference)"
@@ -516,7 +538,7 @@ def document(run, args, ctx):
     slots = []
     for r in res.rows:
         s = {"slot_start": r.start, "slot": r.slot_of_day, "status": r.status, "flags": r.flags,
-             "reasons": list(r.reasons)}
+             "attribution_bound_wh": _s(r.bound), "reasons": list(r.reasons)}
         for d in res.directions:
             n = cmp.DIR_NAME[d]
             s[n] = {"device_wh": r.dev.get(d), "reference_wh": _s(r.ref.get(d)),
@@ -572,6 +594,7 @@ def document(run, args, ctx):
                                                  for k, v in res.totals[d].items()}
                                for d in res.directions}},
         "slots": slots,
+        "seal": run.seal,
         "inputs": {"device": args.trace, "device_kind": ("30-minute values (slot CSV)"
                                                          if ctx["dev_is_slots"] else "trace"),
                    "device_sha256": sha256(args.trace), "device_span": _span(run.samples),
@@ -660,7 +683,15 @@ def summary(run):
         for r in res.excluded:
             out.append("  excluded slot %d (%s): %s" % (r.slot_of_day, r.start,
                                                         "; ".join(r.reasons)))
+    if run.seal is not None:
+        sl = run.seal
+        out.append("  daily seal: %s (device %d, %s, %d seal(s), key from %s); %d verified slot(s) "
+                   "compared with the sealed values, %d differ"
+                   % (sl["verdict"], sl["device_id"], sl["day"], sl["seals"], sl["key_source"],
+                      sl["verified_slots_compared"], len(sl["verified_slots_differing"])))
     word = {dec.FAIL: "FAIL", dec.COND_FAIL: "FAIL", INCONSISTENT: "FAIL"}.get(run.verdict, "NOTE")
+    if run.seal is not None and run.seal["failed"]:
+        word = "FAIL"
     for reason in run.reasons:
         out.append("  %s: %s" % (word, reason))
     if run.per_class:

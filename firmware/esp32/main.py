@@ -2,7 +2,7 @@
 flash filesystem. Pins come from /board.json (a copy of hw/boards/esp32_devkitc.json or your
 own), settings from /config.json (docs/config.md). Flashing: docs/flashing.md.
 """
-import agent_main
+import machine_board
 
 BOARD = "/board.json"
 CONFIG = "/config.json"
@@ -10,8 +10,8 @@ CONFIG = "/config.json"
 
 def setup():
     """Ports and clock without running the loop (used by tests/host/test_firmware_boards.py)."""
-    return agent_main.board_setup(BOARD, CONFIG)
+    return machine_board.board_setup(BOARD, CONFIG)
 
 
 if __name__ == "__main__":
-    agent_main.run_board(BOARD, CONFIG)
+    machine_board.run_board(BOARD, CONFIG)

@@ -2,3 +2,4 @@
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=$PWD/firmware/esp32/manifest.py
 include("$(PORT_DIR)/boards/manifest.py")
 include("../manifest.py")
+module("machine_board.py", base_path="../lib")

@@ -13,6 +13,7 @@ the remove). Callers check a CRC, so a torn tmp from a first-ever replace reads 
 import os
 
 _fsync = getattr(os, "fsync", None)
+_ZERO = bytes(128)
 
 
 class FlashStore:
@@ -62,10 +63,17 @@ class FlashStore:
         return f.read(n) or b""
 
     def write(self, name, offset, data):
+        """A write past the end pads the gap with zero bytes in 128-byte pieces: the slot
+        ring's first record can land several KB past the end, and one bytes(gap) of that
+        size is a MemoryError in a 32 KB heap."""
         f = self._open(name, True)
         end = f.seek(0, 2)
-        if offset > end:
-            f.write(bytes(offset - end))
+        z = _ZERO
+        while end < offset:
+            n = offset - end
+            piece = z if n >= len(z) else z[:n]
+            f.write(piece)
+            end += len(piece)
         f.seek(offset)
         f.write(data)
 

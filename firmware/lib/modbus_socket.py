@@ -6,17 +6,10 @@ ModbusError subclasses. The socket is polled in short slices so the edge deadlin
 """
 import select
 import socket
-import time
 
+from edge.compat import ticks as _ticks
 from edge.modbus_pdu import REPLY
 from edge.modbus_tcp import TcpClient
-
-try:
-    _ticks = time.ticks_ms  # MicroPython: wraps at 2**30, as edge.modbus_pdu.elapsed_ms expects
-except AttributeError:
-
-    def _ticks():
-        return (time.monotonic_ns() // 1000000) & 0x3FFFFFFF
 
 
 _SLICE_MS = 20  # poll wait per slice; the edge client's deadline is the real timeout

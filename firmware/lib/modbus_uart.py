@@ -6,21 +6,11 @@ which is how the host tests drive this file over a pseudo-terminal in the unix p
 Bytes are timestamped as they are read, so the edge client can drop a stale partial
 frame after 3.5 character times of silence.
 """
-import time
 
+from edge.compat import sleep_ms as _sleep_ms
+from edge.compat import ticks as _ticks
 from edge.modbus_pdu import REPLY
 from edge.modbus_rtu import RtuClient, gap_ms_for_baud
-
-try:
-    _ticks = time.ticks_ms
-    _sleep_ms = time.sleep_ms
-except AttributeError:  # CPython (only for running the host tests of this file)
-
-    def _ticks():
-        return (time.monotonic_ns() // 1000000) & 0x3FFFFFFF
-
-    def _sleep_ms(ms):
-        time.sleep(ms / 1000)
 
 
 class UartLink:

@@ -3,7 +3,7 @@ module), the RTC and the flash filesystem. Pins come from /board.json (a copy of
 hw/boards/rp2_pico.json), settings from /config.json (docs/config.md). Flashing:
 docs/flashing.md. The Pico has no network: use transport "rtu".
 """
-import agent_main
+import machine_board
 
 BOARD = "/board.json"
 CONFIG = "/config.json"
@@ -11,8 +11,8 @@ CONFIG = "/config.json"
 
 def setup():
     """Ports and clock without running the loop (used by tests/host/test_firmware_boards.py)."""
-    return agent_main.board_setup(BOARD, CONFIG)
+    return machine_board.board_setup(BOARD, CONFIG)
 
 
 if __name__ == "__main__":
-    agent_main.run_board(BOARD, CONFIG)
+    machine_board.run_board(BOARD, CONFIG)

@@ -12,6 +12,7 @@ run at an edge second / after a span of metering time (exit 0). Exit 2: bad conf
 import sys
 
 import agent_main
+import clocks
 
 
 def _size(text):
@@ -60,7 +61,7 @@ def run(argv):
         sys.stdout.write("agent: %s\n" % e)
         return 2
     try:
-        clock = agent_main.SimFileClock(o["clock"]) if o["clock"] else agent_main.SystemClock()
+        clock = clocks.SimFileClock(o["clock"]) if o["clock"] else clocks.SystemClock()
     except OSError as e:
         sys.stdout.write("t=0 ev=start_error kind=clock msg=%s\n" % str(e).replace(" ", "_"))
         return 2

@@ -16,6 +16,11 @@ cost). Decisions per datagram, in order (reasons are stable counter names):
                          stored; otherwise `replay` / `seq_below_window`, refused, not acked
   slot window            a record whose slot ends later than now + future tolerance:
                          `slot_in_future`, the whole frame refused and not acked
+  seal frame             a daily seal (docs/seals.md) rides in an authenticated frame of its
+                         own (same key, MAC, seq window and ack): it is stored in `seals`
+                         with the verdict of checking it against the stored values and the
+                         public-key registry (verified / failed / unchecked without one);
+                         an unparseable seal is logged as `seal_malformed`, the frame acked
   accepted               records older than the backfill window are not stored
                          (`slot_too_old`, logged) but the frame is acked so the device can
                          drain its queue; a (device, slot) already stored is not overwritten:
@@ -28,6 +33,7 @@ import collections
 import sqlite3
 import time
 
+from edge import seal as edge_seal
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
 from host_tools.collector import replay_guard, wire
 from host_tools.collector.store import s64, u64
@@ -51,6 +57,7 @@ R_SLOT_IN_FUTURE = "slot_in_future"
 R_SLOT_TOO_OLD = "slot_too_old"
 R_SLOT_CONFLICT = "slot_conflict"
 R_INTERNAL = "internal_error"  # an unexpected exception while deciding one datagram
+R_SEAL_MALFORMED = "seal_malformed"
 
 # Every rejection reason the collector can count (docs/collector.md lists them).
 REASONS = (
@@ -91,7 +98,7 @@ class Batch:
 
     __slots__ = ("keyring", "now", "now_ms", "latest_end", "oldest_end_ms", "counts",
                  "frames", "values", "rejections", "pending", "acks", "peers", "received",
-                 "accepted", "dup_frames", "replies")
+                 "accepted", "dup_frames", "replies", "seals")
 
     def __init__(self, ingest, now):
         pol = ingest.policy
@@ -109,6 +116,7 @@ class Batch:
         self.peers = {}
         self.received = self.accepted = self.dup_frames = 0
         self.replies = []  # [(addr, ack bytes)], computed by verify, sent after the commit
+        self.seals = []  # [(device, seq, seal bytes, frame bytes, addr)] of accepted seal frames
 
 
 def _add_ack(acks, addr, dev, kid, mac, seq):
@@ -126,9 +134,12 @@ def _add_ack(acks, addr, dev, kid, mac, seq):
 class Ingest:
     """Owns the replay windows and counters; `keyring` is a callable returning a Keyring."""
 
-    def __init__(self, store, keyring, policy=None, now=time.time, log=None):
+    def __init__(self, store, keyring, policy=None, now=time.time, log=None, pubkeys=None):
         self.store = store
         self.keyring = keyring
+        # callable returning the public-key registry (host_tools/seal/pubkeys.py) or None:
+        # seals are then stored unchecked
+        self.pubkeys = pubkeys
         self.policy = policy or Policy()
         self.now = now
         self.log = log
@@ -304,7 +315,7 @@ class Ingest:
                 b.dup_frames += 1
             else:
                 recs = pf.records
-                if _EPOCH + (recs[-1][0] + 1) * _SLOT > b.latest_end:
+                if recs and _EPOCH + (recs[-1][0] + 1) * _SLOT > b.latest_end:
                     raise wire.WireReject(R_SLOT_IN_FUTURE, "slot %d ends after now + %ds"
                                           % (recs[-1][0], pol.future_tolerance_s), dev, seq)
                 decided = True
@@ -318,6 +329,8 @@ class Ingest:
                 status = pf.status
                 now_ms = b.now_ms
                 b.frames.append((ds, ss, kid, status, len(recs), now_ms, peer, data))
+                if pf.seal is not None:
+                    b.seals.append((dev, seq, pf.seal, data, addr))
                 old_recs = 0
                 for slot, imp, exp, flags in recs:
                     end_ms = (_EPOCH + (slot + 1) * _SLOT) * 1000
@@ -362,6 +375,8 @@ class Ingest:
                 counts["stored_slots"] += new
                 if new != len(values):
                     self._classify_duplicates(values, counts, batch.rejections, batch.now_ms)
+            if batch.seals:
+                self._store_seals(batch)
             if batch.rejections:
                 store.insert_rejections(batch.rejections)
             store.add_counters(counts)
@@ -373,6 +388,47 @@ class Ingest:
         self.stats.update(counts)
         self.stats["acks_sent"] += len(batch.replies)
         return batch.replies
+
+    def _store_seals(self, batch):
+        """Check each accepted seal against the stored values (this batch's included) and
+        store it with its verdict; the frame is acked whatever the verdict: the seal is the
+        device's statement, a failure is the collector's finding to keep, not to refuse."""
+        from host_tools.seal import check
+
+        reg = self.pubkeys() if self.pubkeys is not None else None
+        counts = batch.counts
+        for dev, seq, raw, data, addr in batch.seals:
+            counts["seals_received"] += 1
+            try:
+                s = edge_seal.parse(raw)
+                if s.device_id != dev:
+                    verdict, detail = "failed", "seal names device %d" % s.device_id
+                elif reg is None:
+                    verdict, detail = "unchecked", "no public-key registry (collect --pubkeys)"
+                else:
+                    res = check.check_day(dev, s.day, check.day_values(self.store, dev, s.day),
+                                          [raw], check.registry_lookup(reg))
+                    probs = res.seals[0].problems
+                    verdict = "failed" if probs else "verified"
+                    detail = "; ".join("%s: %s" % p for p in probs) or None
+            except edge_seal.SealError as e:
+                counts["seals_malformed"] += 1
+                self._reject(batch.rejections, counts, R_SEAL_MALFORMED, str(e), dev, seq, data,
+                             addr, batch.now_ms, frame_level=False)
+                continue
+            except sqlite3.Error:
+                raise  # the store failed: the batch is not stored, devices resend
+            except Exception as e:  # a check bug on strange bytes costs this seal, not the batch
+                self._reject(batch.rejections, counts, R_INTERNAL, "seal check: %s"
+                             % type(e).__name__, dev, seq, data, addr, batch.now_ms,
+                             frame_level=False)
+                continue
+            counts["seals_" + verdict] += 1
+            self.store.put_seal(dev, s.day, s.first, s.count, s.key_no, batch.now_ms, raw,
+                                verdict, detail)
+            if verdict == "failed" and self.log is not None:
+                self.log("seal of device %d day %d slots %d-%d failed: %s"
+                         % (dev, s.day, s.first, s.last(), detail))
 
     def _reject(self, rows, counts, reason, detail, dev, seq, data, addr, now_ms,
                 frame_level=True):
@@ -422,7 +478,7 @@ def format_stats(s, prefix="collect"):
                 s["duplicate_frames"], s["duplicate_slots"], s["rejected"], s["acks_sent"],
                 s["batches"])]
     for k in sorted(s):
-        if k.startswith("rejected.") or k.startswith("rejected_slots.") or k in (
-                R_SLOT_CONFLICT, "store_errors"):
+        if k.startswith("rejected.") or k.startswith("rejected_slots.") or k.startswith(
+                "seals_") or k in (R_SLOT_CONFLICT, "store_errors"):
             parts.append("%s=%d" % (k, s[k]))
     return " ".join(parts)

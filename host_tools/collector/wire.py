@@ -34,6 +34,7 @@ K_HEADER = 1
 K_RECORDS = 2
 K_ACK_UPTO = 3
 K_ACK_SEQS = 4
+K_SEAL = 5  # a daily seal (docs/seals.md): {1: header, 5: seal bytes}
 
 ALG_HMAC_SHA256_64 = 1
 ALG_HMAC_SHA256_128 = 2
@@ -107,9 +108,10 @@ class WireReject(Exception):
 class ParsedFrame:
     """Structure of a data frame, not yet authenticated."""
 
-    __slots__ = ("kid", "alg", "key_no", "device_id", "seq", "status", "records", "body_len")
+    __slots__ = ("kid", "alg", "key_no", "device_id", "seq", "status", "records", "body_len",
+                 "seal")
 
-    def __init__(self, kid, device_id, seq, status, records, body_len):
+    def __init__(self, kid, device_id, seq, status, records, body_len, seal=None):
         self.kid = kid
         self.alg = kid & 7
         self.key_no = kid >> 3
@@ -118,6 +120,7 @@ class ParsedFrame:
         self.status = status
         self.records = records
         self.body_len = body_len
+        self.seal = seal  # the seal bytes of a seal frame (records then empty), else None
 
 
 def _uint(v, limit):
@@ -243,13 +246,19 @@ def parse_frame(data):
 
 def _parse_general(data):
     body, m = _decode_body(data)
-    hdr, kid = _header(body, (K_HEADER, K_RECORDS), m, len(data))
+    hdr, kid = _header(body, (K_HEADER, K_RECORDS, K_SEAL), m, len(data))
     if len(hdr) != 4:
         raise WireReject(R_BAD_SCHEMA, "data header needs 4 fields")
     _, dev, seq, status = hdr
     if not (type(dev) is type(seq) is type(status) is int
             and 0 <= dev <= U64 and 0 <= seq <= U64 and 0 <= status <= U16):
         raise WireReject(R_BAD_SCHEMA, "header field out of range")
+    if K_SEAL in body:
+        sl = body[K_SEAL]
+        if K_RECORDS in body or type(sl) is not bytes or not sl:
+            raise WireReject(R_BAD_SCHEMA, "a seal frame carries one byte string, no records",
+                             dev, seq)
+        return ParsedFrame(kid, dev, seq, status, [], m, sl)
     flat = body.get(K_RECORDS)
     if type(flat) is not list or not flat or len(flat) % 4:
         raise WireReject(R_BAD_SCHEMA, "records must be a non-empty list of 4-tuples", dev, seq)

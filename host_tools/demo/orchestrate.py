@@ -31,6 +31,7 @@ WISUN_SCALE = 0.05  # module latencies and fault clock at 1/20 of emulated secon
 _LEAD_MS = 130  # how early the end-freeze line is written: agents re-read every 100 ms
 _HOLD_MAX_S = 60
 _END_RETRY_S = 2.0  # real seconds without the last slot closed before an agent is restarted
+_SEAL_RETRY_S = 5.0  # real seconds after the last slot without a full day's seal: restart
 _WISUN_IMPORT_MS = 1000  # assumed; corrected by the measured start (ready line) below
 
 DEVICE_KINDS = ("inverter", "charger", "meter")
@@ -87,10 +88,12 @@ class Device:
         self.index = index
         did, transport, rmap, pmax = DEVICE_SETUP[kind]
         self.device_id = did
-        self.transport = transport
+        # the QEMU board has UARTs and no network: every device on RTU over a pty there
+        self.transport = "rtu" if run.runtime == "qemu" else transport
         self.map = rmap
         self.max_power_w = pmax
         self.key = bytes((run.seed * 7 + index * 31 + i) & 0xFF for i in range(16))
+        self.seal_key = demo_seal_key(run.seed, index)
         d = os.path.join(run.dir, kind)
         os.makedirs(d, exist_ok=True)
         self.dir = d
@@ -114,7 +117,7 @@ class Run:
 
     def __init__(self, out_dir=None, devices=("inverter", "charger"), runtime="micropython",
                  speed=1440, hours=24, faults=None, seed=1, start="2026-06-21", poll_s=30,
-                 profiles=None, heap="512K", data_heap=None, rule=None):
+                 profiles=None, heap="512K", data_heap=None, rule=None, board_heap=None):
         from host_tools.accuracy_rule import load_rule
         from host_tools.demo.faults import FaultPlan
 
@@ -138,12 +141,14 @@ class Run:
         self.poll_s = poll_s
         self.heap = heap
         self.data_heap = data_heap
+        self.board_heap = board_heap  # qemu: MICROPY_HEAP_SIZE of the firmware (None: its default)
         self.profiles = profiles or {}
         self.rule = rule or load_rule()  # when a value is flagged estimated (issue 16)
         self.devices = [Device(self, k, i) for i, k in enumerate(devices)]
         self.clock_path = os.path.join(self.dir, "clock")
         self.db = os.path.join(self.dir, "collector.db")
         self.keys = os.path.join(self.dir, "keys.json")
+        self.pubkeys = os.path.join(self.dir, "pubkeys.json")
         self.collector_log = os.path.join(self.dir, "collector.log")
         self.collector_port = None
         self.procs = []
@@ -189,8 +194,10 @@ class Run:
         self.clock = SimClock.create(self.clock_path, self.start_ms, "%d/%d" % self.speed,
                                      wall_start_ms=wall_ms_now() + 3600 * 1000)
         write_keys(self.keys, [(d.device_id, 0, d.key) for d in self.devices])
+        self.write_pubkeys()
         col = self._spawn(CLI + ["collect", "--db", self.db, "--listen", "127.0.0.1:0", "--keys",
-                                 self.keys, "--clock", self.clock_path, "--stats-interval", "3600"],
+                                 self.keys, "--pubkeys", self.pubkeys, "--clock", self.clock_path,
+                                 "--stats-interval", "3600"],
                           self.collector_log)
         for d in self.devices:
             argv = CLI + ["emulate", d.kind, "--clock", self.clock_path, "--truth", d.truth,
@@ -209,7 +216,7 @@ class Run:
         self.collector_port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
         # The module emulators count fault time from their own start, in real seconds /
         # scale: plan the release of the clock now, so outages land at their simulated time.
-        hold_s = 2.5 if self.runtime == "micropython" else 4.0
+        hold_s = 2.5 if self.runtime == "micropython" else 4.0  # qemu: boot + 1 s clock sync
         self._run_wall_ms = wall_ms_now() + int((hold_s + 0.3 * len(self.devices)) * 1000)
         for d in self.devices:
             t0 = wall_ms_now() + _WISUN_IMPORT_MS  # its fault clock starts after its imports
@@ -256,6 +263,8 @@ class Run:
         # status file counts a good poll). An agent whose first poll failed (an injected
         # fault) would poll next only after the release: restart it while the clock holds.
         deadline = time.time() + _HOLD_MAX_S
+        # a QEMU board boots and aligns its clock on a host second edge first (up to 2 s)
+        retry_s = 4.0 if self.runtime == "qemu" else 1.0
         for d in self.devices:
             t_start = time.time()
             while time.time() < deadline:
@@ -264,7 +273,7 @@ class Run:
                 polls, ok = _status_polls(d)
                 if ok:
                     break
-                if polls and time.time() - t_start > 1.0:
+                if polls and time.time() - t_start > retry_s:
                     os.kill(d.agent.pid, signal.SIGKILL)
                     d.agent.wait()
                     d.killed.append(("start_retry", 0, 0))
@@ -286,9 +295,14 @@ class Run:
             dev.update(host="127.0.0.1", port=d.modbus_port)
         else:
             dev["port"] = d.modbus_link
+            if self.runtime == "qemu":
+                # QEMU hands a pty's bytes to the emulated UART one main-loop turn at a
+                # time: on a loaded host they come with pauses far above 3.5 characters
+                dev["rtu_gap_ms"] = 100
         cfg = {
             "comment": "written by smeter demo (docs/demo.md)",
             "device_id": d.device_id, "key": d.key.hex(), "key_no": 0, "data_dir": "data",
+            "seal_key": d.seal_key.hex(), "seal_key_no": 0,
             "device": dev,
             # max_gap_s at its limit and missing_ms at 10 min: accelerated time turns an
             # agent restart (0.2-1 s real) into minutes of simulated time; reg_margin_pct at
@@ -309,10 +323,21 @@ class Run:
         with open(d.config, "w") as f:
             json.dump(cfg, f, indent=1)
 
+    def write_pubkeys(self):
+        """The public seal keys of the run's devices (docs/seals.md), for the collector and
+        for anyone checking the run afterwards with `smeter seal verify --pubkeys`."""
+        from edge import p256
+        from host_tools.seal import pubkeys
+
+        pubkeys.write(self.pubkeys, pubkeys.Registry(
+            pubkeys.PubKey(d.device_id, 0, p256.public_key(d.seal_key), comment="smeter demo")
+            for d in self.devices))
+
     def _start_agent(self, d):
         from host_tools.agent_cmd import command
 
-        argv, env = command(d.config, self.runtime, self.heap, self.data_heap, self.clock_path)
+        heap = self.board_heap if self.runtime == "qemu" else self.heap
+        argv, env = command(d.config, self.runtime, heap, self.data_heap, self.clock_path)
         d.agent = self._spawn(argv, d.log, cwd=d.dir, env=env)
 
     def outage_windows(self, d):
@@ -379,7 +404,7 @@ class Run:
         while time.time() < end:
             got = self.stored_count()
             if all(got.get(d.device_id, 0) >= want for d in self.devices):
-                return True
+                return self._drain_seals(end)
             for d in self.devices:
                 if d.agent.poll() is not None:
                     d.killed.append(("exited", self.run_s, d.agent.returncode))
@@ -392,6 +417,60 @@ class Run:
                     d.killed.append(("end_retry", self.run_s, self.run_s))
                     self._start_agent(d)
                     since[d.kind] = time.time()
+            time.sleep(0.1)
+        return False
+
+    def unsealed_days(self, device_id):
+        """JST days (yyyymmdd) of the run for which the collector holds no seal reaching the
+        run's last slot of that day (a seal covers slots 1..k of a day)."""
+        from edge import seal
+
+        out = []
+        try:
+            from host_tools.collector.store import Store
+
+            st = Store(self.db, readonly=True)
+        except sqlite3.Error:
+            return ["?"]
+        try:
+            first, last = self.start_s // SLOT_S, self.end_s // SLOT_S - 1
+            for day_no in range(first // 48, last // 48 + 1):
+                need = min(last, day_no * 48 + 47) - day_no * 48 + 1  # slots of the day to cover
+                code = seal.day_code(day_no)
+                if not any(r.first_slot == 1 and r.n_slots >= need
+                           for r in st.seals(device_id, code)):
+                    out.append(code)
+        except sqlite3.Error:
+            return ["?"]
+        finally:
+            st.db.close()
+        return out
+
+    def _drain_seals(self, end):
+        """After the last slot: wait for every day of the run to be sealed. A full day seals
+        itself at its close (an agent still missing one after _SEAL_RETRY_S is restarted,
+        once); a day the run ends inside gets its partial seal when the agent restarts
+        (edge/sealing.py), so that agent is restarted at once, like a power cut."""
+        from edge import seal
+
+        t0 = time.time()
+        restarted = set()
+        last = self.end_s // SLOT_S - 1
+        # a run ending inside a JST day: that day can only be sealed by a restart
+        partial = seal.day_code(last // 48) if last % 48 != 47 else None
+        while time.time() < end:
+            missing = [(d, self.unsealed_days(d.device_id)) for d in self.devices]
+            missing = [(d, days) for d, days in missing if days]
+            if not missing:
+                return True
+            for d, days in missing:
+                if d.kind not in restarted and (partial in days or
+                                                time.time() - t0 > _SEAL_RETRY_S):
+                    restarted.add(d.kind)
+                    os.kill(d.agent.pid, signal.SIGKILL)
+                    d.agent.wait()
+                    d.killed.append(("seal_restart", self.run_s, self.run_s))
+                    self._start_agent(d)
             time.sleep(0.1)
         return False
 
@@ -421,6 +500,17 @@ class Run:
     def __exit__(self, *exc):
         self._terminate(self.procs)
         return False
+
+
+def demo_seal_key(seed, index):
+    """A device's private seal key, derived from the run's seed so a run can be repeated
+    (the demo only: real keys come from `smeter keys generate` or a secure element)."""
+    import hashlib
+
+    from edge import p256
+
+    h = hashlib.sha256(b"smeter demo seal key %d %d" % (seed, index)).digest()
+    return (1 + int.from_bytes(h, "big") % (p256.N - 1)).to_bytes(32, "big")
 
 
 def _status_polls(d):

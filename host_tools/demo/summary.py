@@ -246,10 +246,18 @@ def summarize(run):
         s["agent_exits"] = sum(1 for k in d.killed if k[0] == "exited")
         s["agent_end_restarts"] = sum(1 for k in d.killed if k[0] == "end_retry")
         s["agent_faults"] = _agent_faults(d.log)
+        if run.runtime == "qemu":
+            s["heap_size"], s["heap_peak"] = _heap(d.log)
         s["wisun"] = _read_json(d.dir + "/wisun-stats.json")
         s["emulator_faults"] = _emulator_faults(d.truth)
         s["link_outages_h"] = [[round(a / 3600.0, 2), round(b / 3600.0, 2)] for a, b in run.outage_windows(d)]
+    seals = seal_days(run)
+    for d, s in zip(run.devices, devs):
+        s["seals"] = [x for x in seals if x["device_id"] == d.device_id]
     return {
+        "seals_verified": sum(1 for x in seals if x["verdict"] == "PASS"),
+        "seals_failed": sum(1 for x in seals if x["verdict"] == "FAIL"),
+        "seals_incomplete": sum(1 for x in seals if x["verdict"] == "INCOMPLETE"),
         "devices": devs,
         "slots_stored": sum(d["slots_stored"] for d in devs),
         "slots_missing": sum(d["slots_missing"] for d in devs),
@@ -269,6 +277,30 @@ def summarize(run):
     }
 
 
+def seal_days(run):
+    """Every device-day of the run checked against its stored seals with the run's public
+    keys (host_tools/seal/check.py, the check `smeter seal verify` makes): one dict per
+    device-day with its verdict, failed and unsealed slots."""
+    from edge import seal
+    from host_tools.collector.store import Store
+    from host_tools.seal import check, pubkeys
+
+    reg = pubkeys.load(run.pubkeys)
+    st = Store(run.db, readonly=True)
+    try:
+        out = []
+        first, last = run.start_s // SLOT_S, (run.start_s + run.run_s) // SLOT_S - 1
+        for d in run.devices:
+            for day_no in range(first // 48, last // 48 + 1):
+                res = check.check_store_day(st, d.device_id, seal.day_code(day_no), reg)
+                j = res.to_json()
+                j["seals"] = len(res.seals)
+                out.append(j)
+        return out
+    finally:
+        st.db.close()
+
+
 def _iso(edge_s):
     from host_tools.emulator.simclock import edge_ms_to_iso
 
@@ -281,6 +313,23 @@ def _read_json(path):
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def _heap(log):
+    """(heap size, largest live heap) over every boot: the agents' ev=status lines."""
+    size = peak = 0
+    try:
+        with open(log, "rb") as f:
+            for raw in f:
+                if b" ev=status " in raw or b" ev=stop " in raw:
+                    for tok in raw.split():
+                        if tok.startswith(b"heap_peak="):
+                            peak = max(peak, int(tok[10:]))
+                        elif tok.startswith(b"heap_size="):
+                            size = int(tok[10:])
+    except (OSError, ValueError):
+        pass
+    return size, peak
 
 
 def _agent_faults(log):
@@ -356,7 +405,14 @@ def format_text(summary):
         out.append(" wh_lost: %s  wh_duplicated: %s  agent kills: %d  agent faults: %s  device faults: %s" % (
             d["wh_lost"], d["wh_duplicated"], d.get("agent_kills", 0), _kv(d.get("agent_faults", {})),
             _kv(d.get("emulator_faults", {}))))
+        for x in d.get("seals", []):
+            out.append(" seal %s: %s (%d seal(s))%s" % (
+                x["day"], x["verdict"], x["seals"],
+                "; " + "; ".join(p["message"] for p in x["problems"]) if x["problems"] else ""))
     out.append("")
+    out.append("seals: %d device-day(s) verified, %d failed, %d incomplete" % (
+        summary.get("seals_verified", 0), summary.get("seals_failed", 0),
+        summary.get("seals_incomplete", 0)))
     out.append("total: slots_stored %d, slots_missing %d, slots_late %d, wh_lost %s, wh_duplicated %s, "
                "frames_rejected %d, max_delivery_minutes %.1f, real time %.1f s" % (
                    summary["slots_stored"], summary["slots_missing"], summary["slots_late"],

@@ -245,6 +245,19 @@ def dr_days(data):
     return cache["mask"]
 
 
+def check_pattern(data, pattern):
+    """Pattern 3 admits only sites without a generation contract: all others are named."""
+    res = data.resources
+    if pattern == 3:
+        bad = res["resource_id"][res["gen_contract"] != 0]
+        if len(bad):
+            raise PatternError(
+                "pattern 3 admits only sites that can never reverse-flow (no generation "
+                "contract); %d resource(s) have one: %s" % (len(bad), ", ".join(bad.tolist())),
+                [Problem("pattern3_reverse_flow", "resources with a generation contract",
+                         bad.tolist())])
+
+
 def prepare_day(data, day, rules, pattern, plan_basis=None):
     """Inputs for one day (index into data.days): meter values, baselines, event mask."""
     if pattern not in PATTERNS:
@@ -254,14 +267,7 @@ def prepare_day(data, day, rules, pattern, plan_basis=None):
     n = len(res)
     names = res["resource_id"]
     is_device = data.is_device_point()
-    if pattern == 3:
-        bad = names[res["gen_contract"] != 0]
-        if len(bad):
-            raise PatternError(
-                "pattern 3 admits only sites that can never reverse-flow (no generation "
-                "contract); %d resource(s) have one: %s" % (len(bad), ", ".join(bad.tolist())),
-                [Problem("pattern3_reverse_flow", "resources with a generation contract",
-                         bad.tolist())])
+    check_pattern(data, pattern)
     meter = np.where(is_device[:, None], data.device[day], data.receiving[day])
     pair, pair_dem, pair_gen = pairs_of(data)
     baseline = np.zeros((n, SLOTS), np.int64)
@@ -402,18 +408,23 @@ def correct_day(data, day, rules, pattern, plan_basis=None, timings=None):
     dem_u, gen_u = shares_micro(inp, pattern)
     dem_wh, gen_wh = round_shares(dem_u, gen_u)
     t2 = time.perf_counter()
-    nb = len(data.bgs)
-    correction = np.zeros((nb, SLOTS), np.int64)
-    correction += _by_pair(dem_wh, pair_dem, nb)
-    has = pair_gen >= 0
-    correction -= _by_pair(gen_wh[has], pair_gen[has], nb)
-    actual = bg_actuals(data, day)
-    plan = bg_plans(data, day)
+    result = day_result(data.days[day], pair_dem, pair_gen, dem_wh, gen_wh,
+                        bg_actuals(data, day), bg_plans(data, day))
     if timings is not None:
         timings["prepare_s"] = timings.get("prepare_s", 0) + t1 - t0
         timings["correct_s"] = timings.get("correct_s", 0) + t2 - t1
         timings["bg_s"] = timings.get("bg_s", 0) + time.perf_counter() - t2
-    return DayResult(day=data.days[day], pair_dem=pair_dem, pair_gen=pair_gen,
+    return result
+
+
+def day_result(day, pair_dem, pair_gen, dem_wh, gen_wh, actual, plan):
+    """A DayResult from the rounded pair shares and the BG actuals and plans (bgs, 48)."""
+    nb = len(actual)
+    correction = np.zeros((nb, SLOTS), np.int64)
+    correction += _by_pair(dem_wh, pair_dem, nb)
+    has = pair_gen >= 0
+    correction -= _by_pair(gen_wh[has], pair_gen[has], nb)
+    return DayResult(day=day, pair_dem=pair_dem, pair_gen=pair_gen,
                      dem_share=dem_wh, gen_share=gen_wh, delivered=dem_wh + gen_wh,
                      plan=plan, actual=actual, correction=correction,
                      imbalance=actual + correction - plan)

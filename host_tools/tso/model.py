@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from host_tools.tso import partitions
 from host_tools.tso.errors import LoadError, Problem
 
 SLOTS = 48
@@ -55,9 +56,10 @@ SCHEMAS = {
     "events": (("group_id", _STR, True), ("date", _DATE, True), ("start_slot", _INT, True),
                ("end_slot", _INT, True)),
 }
-WIDE = ("receiving", "device", "device_plans")
+WIDE = partitions.WIDE
 WIDE_SCHEMA = (("resource_id", _STR, True), ("date", _DATE, True)) + tuple(
     (c, _INT, True) for c in SLOT_COLUMNS)
+PARTITION_SCHEMA = (WIDE_SCHEMA[0],) + WIDE_SCHEMA[2:]  # date (and demand BG) in the path
 OPTIONAL = ("device", "device_plans", "events", "list_patterns")
 # Every file a written data set may hold (tables, market data, a completion's record): what
 # a writer replacing an output directory owns (host_tools/atomic_output.atomic_dir).
@@ -191,18 +193,30 @@ class TsoData:
         return np.unique(self.bg_plans["date"].astype("datetime64[D]"))
 
     # -- saving -------------------------------------------------------------------------
-    def save(self, directory, fmt="parquet", progress=None):
-        """Write every table as DIR/<name>.<fmt> (fmt 'parquet' or 'csv'); progress(name, i, n)
-        is called before each table (the wide value tables of 100,000 resources take seconds)."""
+    def save(self, directory, fmt="parquet", partitioned=False):
+        """Write every table as DIR/<name>.<fmt> (fmt 'parquet' or 'csv'); with
+        `partitioned`, the per-slot values go to DIR/<table>/date=…/demand_bg=…/ instead
+        (host_tools.tso.partitions, Parquet only)."""
         os.makedirs(directory, exist_ok=True)
-        step = [0]
+        self.save_tables(directory, fmt)
+        dem = self.resources["demand_bg"].astype(str)
+        for name in WIDE:
+            values = getattr(self, name)
+            present = getattr(self, name + "_present")
+            if name != "receiving" and not present.any():
+                continue
+            sink = partitions.WideSink(directory, name, fmt, partitioned,
+                                       int32=np.abs(values).max(initial=0) < 2**31)
+            ids = self.resources["resource_id"]
+            for d in range(len(self.days)):
+                rows = np.flatnonzero(present[d])
+                for bg in (np.unique(dem[rows]) if partitioned else [None]):
+                    sel = rows[dem[rows] == bg] if partitioned else rows
+                    sink.write(self.days[d], bg, ids[sel], values[d, sel])
+            sink.close()
 
-        def put(table, name):
-            step[0] += 1
-            if progress is not None:
-                progress(name, step[0], 7 + len(WIDE))
-            _write(table, directory, name, fmt)
-
+    def save_tables(self, directory, fmt="parquet"):
+        """The tables other than per-slot values (resources, groups, plans, …)."""
         for name, attr in (("balancing_groups", "bgs"), ("resources", "resources"),
                            ("list_patterns", "list_patterns"), ("groups", "groups"),
                            ("members", "members"), ("bg_plans", "bg_plans"),
@@ -214,21 +228,7 @@ class TsoData:
                 if typ == _DATE:
                     values = values.astype("datetime64[D]")
                 cols[col] = pa.array(values, type=typ)
-            put(pa.table(cols), name)
-        for name in WIDE:
-            values = getattr(self, name)
-            present = getattr(self, name + "_present")
-            d_idx, r_idx = np.nonzero(present)
-            if name != "receiving" and len(d_idx) == 0:
-                continue
-            cols = {"resource_id": pa.array(self.resources["resource_id"][r_idx], type=_STR),
-                    "date": pa.array(self.days[d_idx], type=_DATE)}
-            block = values[d_idx, r_idx]
-            if np.abs(block).max(initial=0) < 2**31:
-                block = block.astype(np.int32)  # half the file; loaded back as int64
-            for s, col in enumerate(SLOT_COLUMNS):
-                cols[col] = pa.array(block[:, s])
-            put(pa.table(cols), name)
+            _write(pa.table(cols), directory, name, fmt)
 
 
 def _empty(name):
@@ -248,7 +248,7 @@ def _write(table, directory, name, fmt):
         raise ValueError("format must be parquet or csv, not %r" % (fmt,))
 
 
-def _find(directory, name):
+def find_table(directory, name):
     for ext in (".parquet", ".csv"):
         path = os.path.join(directory, name + ext)
         if os.path.exists(path):
@@ -256,10 +256,14 @@ def _find(directory, name):
     return None
 
 
-def _read(path, schema):
-    """One table file -> dict of numpy columns; any damage becomes a LoadError."""
+def read_arrow(path, schema):
+    """One table file -> arrow Table of the schema's columns, cast and null-checked.
+
+    Integer columns keep their width on disk (slot columns may be int32) and are widened
+    in numpy. Any damage becomes a LoadError naming the file.
+    """
     try:
-        return _read_table(path, schema)
+        return _read_arrow(path, schema)
     except LoadError:
         raise
     except (pa.ArrowException, OSError, UnicodeError, ValueError, TypeError) as exc:
@@ -325,7 +329,7 @@ def csv_int_cells(path, types):
                 raise err
 
 
-def _read_table(path, schema):
+def _read_arrow(path, schema):
     types = {col: typ for col, typ, _ in schema}
     if path.endswith(".csv"):
         try:
@@ -345,7 +349,7 @@ def _read_table(path, schema):
     cols = {}
     for col, typ, _ in schema:
         if col not in table.column_names:
-            cols[col] = np.full(table.num_rows, "", object)
+            cols[col] = pa.array(np.full(table.num_rows, ""), _STR)
             continue
         arr = table.column(col)
         if typ == _INT and pa.types.is_integer(arr.type):
@@ -362,37 +366,103 @@ def _read_table(path, schema):
                 err = int_cells_error(path, table, col) if typ != _DATE else None
                 raise err or LoadError("%s: column %s has %d empty value(s)"
                                        % (path, col, arr.null_count))
+        cols[col] = arr
+    return pa.table(cols)
+
+
+def to_numpy(table):
+    """arrow Table -> dict of numpy columns (strings as object arrays)."""
+    cols = {}
+    for col in table.column_names:
+        arr = table.column(col)
         np_arr = arr.to_numpy()
-        if typ == _STR:
+        if pa.types.is_string(arr.type):
             np_arr = np_arr.astype(object)
         cols[col] = np_arr
     return cols
 
 
-def load(directory):
-    """Read DIR/<table>.parquet or DIR/<table>.csv for every table (docs/tso-data.md)."""
+def _read(path, schema):
+    """One table file -> dict of numpy columns; any damage becomes a LoadError."""
+    return to_numpy(read_arrow(path, schema))
+
+
+def read_tables(directory):
+    """The tables other than per-slot values, as {name: dict of numpy columns or None}."""
     if not os.path.isdir(directory):
         raise LoadError("no such data directory: %s" % directory)
     tables = {}
     for name, schema in SCHEMAS.items():
-        path = _find(directory, name)
+        path = find_table(directory, name)
         if path is None:
             if name in OPTIONAL:
                 tables[name] = None
                 continue
             raise LoadError("%s: missing table %s (.parquet or .csv)" % (directory, name))
         tables[name] = _read(path, schema)
-    wide = {}
-    for name in WIDE:
-        path = _find(directory, name)
-        if path is None:
-            if name in OPTIONAL:
-                wide[name] = None
-                continue
-            raise LoadError("%s: missing table %s (.parquet or .csv)" % (directory, name))
-        wide[name] = _read(path, WIDE_SCHEMA)
+    return tables
 
+
+def read_partition(files, date, schema=None):
+    """The wide rows of one partition (all its files) as numpy columns with `date` added."""
+    parts = [read_arrow(f, schema or PARTITION_SCHEMA) for f in files]
+    cols = to_numpy(pa.concat_tables(parts)) if parts else None
+    if cols is not None:
+        cols["date"] = np.full(len(cols["resource_id"]), date, "datetime64[D]")
+    return cols
+
+
+def concat_columns(chunks):
+    if not chunks:
+        return None
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def _read_wide(directory, name, resources):
+    """One per-slot table, flat file or partitions -> (numpy columns or None, problems)."""
+    if partitions.is_partitioned(directory):
+        res_ids = pa.array(resources["resource_id"].astype(str), _STR)
+        res_dem = pa.array(resources["demand_bg"].astype(str), _STR)
+        chunks, wrong = [], []
+        for (date, bg), files in sorted(partitions.list_partitions(directory, name).items()):
+            cols = read_partition(files, date)
+            mask, offenders = partitions.misplaced(cols["resource_id"], date, bg,
+                                                   res_ids, res_dem)
+            wrong += offenders
+            chunks.append({k: v[~mask] for k, v in cols.items()} if mask.any() else cols)
+        problems = [partitions.misplaced_problem(name, wrong)] if wrong else []
+        if not chunks and name not in OPTIONAL:
+            raise LoadError("%s: no partitions under %s/ (date=…/demand_bg=…/*.parquet)"
+                            % (directory, name))
+        return concat_columns(chunks), problems
+    path = find_table(directory, name)
+    if path is None:
+        if name in OPTIONAL:
+            return None, []
+        raise LoadError("%s: missing table %s (.parquet or .csv)" % (directory, name))
+    return _read(path, WIDE_SCHEMA), []
+
+
+def load(directory):
+    """Read every table of DIR (docs/tso-data.md): single files, per-slot values flat or
+    partitioned by date and demand BG."""
+    tables = read_tables(directory)
+    wide, problems = {}, []
+    for name in WIDE:
+        wide[name], probs = _read_wide(directory, name, tables["resources"])
+        problems += probs
+    days = np.unique(wide["receiving"]["date"]).astype("datetime64[D]")
+    return assemble(tables, days, wide, problems)
+
+
+def assemble(tables, days, wide=None, problems=()):
+    """A TsoData from read tables, its calendar and per-slot columns.
+
+    wide None: the tables only, without value arrays (a driver that leaves the values to
+    partition workers); otherwise {name: numpy columns or None}.
+    """
     data = TsoData()
+    data.load_problems = list(problems)
     data.bgs = Table(**tables["balancing_groups"])
     data.resources = Table(**tables["resources"])
     data.groups = Table(**tables["groups"])
@@ -404,10 +474,11 @@ def load(directory):
     else:
         ids = np.unique(data.groups["list_pattern_id"].astype(str)).astype(object)
         data.list_patterns = Table(list_pattern_id=ids, kind=np.full(len(ids), "", object))
-    data.days = np.unique(wide["receiving"]["date"]).astype("datetime64[D]")
+    data.days = np.asarray(days, "datetime64[D]")
     data._index()
-    for name in WIDE:
-        _densify(data, name, wide[name])
+    if wide is not None:
+        for name in WIDE:
+            _densify(data, name, wide[name])
     return data
 
 
@@ -436,9 +507,7 @@ def _densify(data, name, cols):
             "unknown_resource", "%s rows name resources not in resources" % name,
             sorted(set(np.asarray(rows)[~known].tolist()))))
     if not known_day.all():
-        data.load_problems.append(Problem(
-            "unknown_date", "%s rows carry dates with no receiving-point data" % name,
-            sorted(set(str(d) for d in dates[~known_day]))))
+        data.load_problems.append(unknown_dates_problem(name, dates[~known_day]))
     ok = known & known_day
     r_ok, d_ok = r_idx[ok], d_pos_c[ok]
     flat = d_ok * nr + r_ok
@@ -455,3 +524,8 @@ def _densify(data, name, cols):
         block = block[:, ok]
     values.reshape(nd * nr, SLOTS)[flat] = block.T
     present[d_ok, r_ok] = True
+
+
+def unknown_dates_problem(name, dates):
+    return Problem("unknown_date", "%s rows carry dates with no receiving-point data" % name,
+                   sorted(set(str(d) for d in dates)))

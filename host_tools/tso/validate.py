@@ -17,12 +17,31 @@ def _dups(values):
     return uniq[counts > 1].tolist()
 
 
-def check(data, rules):
-    gm = rules["group_management"]
-    limit_wh = rules["correction"]["max_abs_wh_per_slot"]
-    problems = list(data.load_problems)
-    add = lambda kind, text, offenders: offenders and problems.append(
+def _collector(problems):
+    return lambda kind, text, offenders: offenders and problems.append(
         Problem(kind, text, offenders))
+
+
+def check(data, rules):
+    return list(data.load_problems) + check_tables(data, rules) + check_values(data, rules)
+
+
+def check_values(data, rules):
+    """The rules that read per-slot values, per (day, resource): a data set split into
+    (date, demand BG) partitions gives the union of its partitions' problems."""
+    problems = []
+    add = _collector(problems)
+    _check_dispatch(data, add)
+    _check_values(data, add, data.bg_codes("generation_bg"),
+                  rules["correction"]["max_abs_wh_per_slot"])
+    return problems
+
+
+def check_tables(data, rules):
+    """Every rule on the tables other than per-slot values (needs no value arrays)."""
+    gm = rules["group_management"]
+    problems = []
+    add = _collector(problems)
 
     res = data.resources
     rid = res["resource_id"].astype(str)
@@ -109,10 +128,9 @@ def check(data, rules):
     add("mixed_points_in_group", "groups mixing receiving-point and device-point resources "
         "(the resources of the minority kind are listed)", mixed)
 
-    # plans, events, completeness
+    # plans, events
     _check_plans(data, add, dem, gen, rules["correction"]["max_bg_plan_wh_per_slot"])
-    _check_events(data, add, g_ok, r_ok)
-    _check_values(data, add, gen, limit_wh)
+    _check_events(data, add)
     return problems
 
 
@@ -154,7 +172,7 @@ def _check_plans(data, add, dem, gen, max_plan_wh):
     add("plan_duplicate", "BG plan given more than once for a slot", doubled)
 
 
-def _check_events(data, add, g_ok, r_ok):
+def _check_events(data, add):
     ev = data.events
     if not len(ev):
         return
@@ -167,7 +185,16 @@ def _check_events(data, add, g_ok, r_ok):
     bad = (ev["start_slot"] < 1) | (ev["end_slot"] > SLOTS) | (ev["start_slot"] > ev["end_slot"])
     add("bad_event_slots", "events whose slots are not 1 <= start_slot <= end_slot <= 48",
         ["%s@%s" % (g, d) for g, d in zip(e_gid[bad], dates[bad])])
-    # A resource dispatched by two groups in one slot would be counted twice.
+
+
+def _check_dispatch(data, add):
+    """A resource dispatched by two groups in one slot would be counted twice."""
+    ev = data.events
+    if not len(ev):
+        return
+    e_gid = ev["group_id"].astype(str)
+    dates = ev["date"].astype("datetime64[D]")
+    bad = (ev["start_slot"] < 1) | (ev["end_slot"] > SLOTS) | (ev["start_slot"] > ev["end_slot"])
     nd, nr = len(data.days), len(data.resources)
     count = np.zeros((nd, nr, SLOTS), np.int16)
     members_of = data.group_rows()

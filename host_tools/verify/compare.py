@@ -43,7 +43,14 @@ FLAG_MEANING = {
     "clock_step": "time went backwards; the slot's time attribution is doubtful",
     "mismatch": "the device's register and power integral disagree beyond its tolerance",
     "invalid": "a reading was out of range and was ignored",
+    "estimated": "(推定) a time-proportional share of a register delta whose placement is unknown: "
+                 "the total is exact, the split across slots is estimated",
 }
+# Not an exclusion: the total is complete, and the comparison with the exact reference
+# measures the slot's error including any misattribution (the device's stated attribution
+# bound is reported, not added to the guard band: the guard band is the uncertainty of the
+# measured error, which comes from the reference, not from the meter under test).
+ESTIMATED = "estimated"
 
 
 class VerifyError(Exception):
@@ -94,23 +101,28 @@ def pct(x):
 
 
 class DevSlot:
-    __slots__ = ("slot", "imp", "exp", "flags", "order")
+    __slots__ = ("slot", "imp", "exp", "flags", "order", "bound")
 
-    def __init__(self, slot, imp, exp, flags, order):
+    def __init__(self, slot, imp, exp, flags, order, bound=None):
         self.slot = slot
         self.imp = imp
         self.exp = exp
         self.flags = flags
         self.order = order
+        self.bound = bound  # the device's attribution bound in Wh (flags bits 8..12), if given
 
     def value(self, d):
         return self.imp if d == "imp" else self.exp
 
 
 def parse_device_csv(text):
-    """The slot CSV of `smeter replay` -> [DevSlot] in output order."""
+    """The slot CSV of `smeter replay` -> [DevSlot] in output order. An optional sixth column
+    bound_wh holds the device's attribution bound per slot (edge/flags.py bits 8..12; empty:
+    unknown), as the collector stores it."""
     lines = text.splitlines()
-    if not lines or lines[0] != "slot_start,slot,import_wh,export_wh,flags":
+    head = lines[0] if lines else ""
+    if head not in ("slot_start,slot,import_wh,export_wh,flags",
+                    "slot_start,slot,import_wh,export_wh,flags,bound_wh"):
         raise VerifyError("device output is not a replay slot CSV")
     out = []
     for i, line in enumerate(lines[1:]):
@@ -118,8 +130,9 @@ def parse_device_csv(text):
             continue
         f = line.split(",")
         s, _ = parse_ts(f[0])
+        bound = Fraction(f[5]) if len(f) > 5 and f[5] else None
         out.append(DevSlot(s // (SLOT_MS // 1000), int(f[2]) if f[2] else None,
-                           int(f[3]) if f[3] else None, f[4], i))
+                           int(f[3]) if f[3] else None, f[4], i, bound))
     return out
 
 
@@ -144,6 +157,7 @@ class Row:
         self.status = "pass"
         self.reasons = []
         self.flag_fail = False  # excluded, but carries a flag that fails the verdict
+        self.bound = None  # the device's stated attribution bound (Wh) of an estimated slot
 
 
 class Result:
@@ -192,9 +206,11 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
     res.directions = list(directions)
     seen = {}
     rows = []
+    bounds = {}
     for ds in dev_slots:
         row = Row(ds.slot)
         row.flags = ds.flags
+        bounds[ds.slot] = ds.bound
         if ds.slot in seen:
             row.reasons.append("slot repeated in the device output (clock step)")
             seen[ds.slot].reasons.append("slot repeated in the device output (clock step)")
@@ -214,6 +230,9 @@ def compare(dev_slots, ref_slots, tol, min_energy_wh, resolution_wh, directions=
     for row in rows:
         if row.flags:
             for f in row.flags.split("|"):
+                if f == ESTIMATED:
+                    row.bound = bounds.get(row.slot)
+                    continue
                 row.reasons.append("device flag %s: %s" % (f, FLAG_MEANING.get(f, "unknown flag")))
         r = ref_slots.get(row.slot)
         if r is not None:

@@ -387,6 +387,21 @@ def page(doc, pngs, signature=None):
                        % (_e(c["class"]), _e(c["stage"]), _e(c["tolerance_pct"]), _e(c["verdict"]),
                           _e(decmod.TEXT[c["verdict"]]), cells))
         out.append("</table>")
+    sl = doc.get("seal")
+    if sl is not None:
+        out.append('<h2 id="seal">Daily seal (日次署名) of the device-day</h2>')
+        out.append(_kv([("device", sl["device_id"]), ("day (JST)", sl["day"]),
+                        ("seal verdict", sl["verdict"]), ("seals", sl["seals"]),
+                        ("public key from", sl["key_source"]),
+                        ("verified slots compared with the sealed values",
+                         sl["verified_slots_compared"]),
+                        ("of which differ", len(sl["verified_slots_differing"])),
+                        ("failed slots", ", ".join(map(str, sl["failed_slots"])) or "none"),
+                        ("unsealed slots", ", ".join(map(str, sl["unsealed_slots"])) or "none")]))
+        probs = [p["what"] + ": " + p["message"] for p in sl["problems"]]
+        probs += sl["verified_slots_differing"]
+        if probs:
+            out.append("<ul>%s</ul>" % "".join("<li>%s</li>" % _e(x) for x in probs))
     out.append("<h2>Meter under test</h2>")
     out.append(_kv(_decl_rows(doc["meter"], METER_FIELDS)) if doc["meter"] else
                "<p>Not declared (<code>--meter</code>).</p>")

@@ -1,5 +1,6 @@
 """Microseconds per poll cycle (build request -> parse reply -> decode -> integrate), under the
-MicroPython unix port and under CPython, in one run:
+MicroPython unix port, under CPython and, where qemu-system-arm and the firmware build work,
+on the emulated Cortex-M3 board (the edge cycles only: the agent rig is not frozen), in one run:
 
     .venv/bin/python tests/bench/poll_cycle.py [N]
 
@@ -34,6 +35,26 @@ except ImportError:
 
     def since_us(t0):
         return now_us() - t0
+
+
+def in_micropython(script, args=(), heap="1M"):
+    """Run `script` (this directory) under the MicroPython unix port of this environment and
+    return the numbers of its `MP ...` line, or None (no micropython, or it failed: its
+    output is printed)."""
+    import subprocess
+
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if not os.path.exists(exe):
+        return None
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join([ROOT, os.path.join(ROOT, "tests", "portable"), ".frozen"])
+    out = subprocess.run([exe, "-X", "heapsize=" + heap, os.path.join(HERE, script)] + list(args),
+                         capture_output=True, env=env, cwd=ROOT)
+    for ln in out.stdout.decode().splitlines():
+        if ln.startswith("MP "):
+            return [float(x) for x in ln.split()[1:]]
+    print(out.stdout.decode() + out.stderr.decode())
+    return None
 
 
 def _words(i):
@@ -83,7 +104,7 @@ MAP = {"name": "bench", "function": 3, "start": 40070, "count": 27,
 
 
 def bench_edge(kind, n):
-    from edge.integrator import Integrator
+    from edge.integrator import REC_LEN, Integrator
     from edge.modbus_rtu import RtuClient
     from edge.modbus_tcp import TcpClient
     from edge.reading import new_reading
@@ -92,7 +113,7 @@ def bench_edge(kind, n):
     rm = compile_map(MAP)
     words = [0] * rm.count
     reading = new_reading()
-    rec = [0] * 6
+    rec = [0] * REC_LEN
     ig = Integrator()
     req = bytearray(12)
     if kind == "tcp":
@@ -169,11 +190,33 @@ def main():
         for line in out.splitlines():
             if line.startswith("MP "):
                 mp = [float(x) for x in line.split()[1:]]
+    board = board_figures(n)
     print("poll cycle, us per poll (best of 5 x %d polls; request -> parse -> decode -> integrate)" % n)
-    print("%-34s %12s %12s" % ("", "micropython", "cpython"))
+    print("%-34s %12s %12s %14s" % ("", "micropython", "cpython", "qemu cortex-m3"))
     names = ("edge, Modbus TCP", "edge, Modbus RTU (CRC check)", "agent (TCP, with bookkeeping)")
     for i, name in enumerate(names):
-        print("%-34s %12s %12.1f" % (name, "%.1f" % mp[i] if mp else "n/a", cp[i]))
+        b = "%.1f" % board[i] if board and i < len(board) else "n/a"
+        print("%-34s %12s %12.1f %14s" % (name, "%.1f" % mp[i] if mp else "n/a", cp[i], b))
+
+
+def board_figures(n):
+    """The edge cycles on the MPS2-AN385 firmware under QEMU (this file's functions typed into
+    its REPL), or None where the board lane cannot run. QEMU's SysTick is the clock: it runs
+    up to ~7 % slow on a loaded host, so these figures are lower bounds."""
+    from host_tools.firmware import qemu
+
+    if qemu.available():
+        return None
+    with open(os.path.abspath(__file__)) as f:
+        src = f.read().split('\nif __name__ == "__main__":')[0]
+    code = src + ("\nbench_edge('rtu', 50)\nt = min(bench_edge('tcp', %d) for _ in range(3))\n"
+                  "r = min(bench_edge('rtu', %d) for _ in range(3))\nprint('QEMU', t, r)\n"
+                  "import smeter_board\nsmeter_board.exit(0)\n") % (n, n)
+    rc, out = qemu.run_code(code, timeout=600)
+    for line in out.splitlines():
+        if line.startswith("QEMU "):
+            return [float(x) for x in line.split()[1:]]
+    return None
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ except (ImportError, AttributeError):  # MicroPython: paths come from MICROPYPAT
     ROOT = "."
     sys.path.append("tests/bench")
 
-from poll_cycle import bench_agent, now_us, since_us  # noqa: E402
+from poll_cycle import bench_agent, in_micropython, now_us, since_us  # noqa: E402
 
 PRIV = bytes.fromhex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
 
@@ -75,20 +75,7 @@ def main():
     if sys.implementation.name == "micropython":
         print("MP " + line)
         return
-    import subprocess
-
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    mp = None
-    if os.path.exists(exe):
-        env = dict(os.environ)
-        env["MICROPYPATH"] = ":".join([ROOT, os.path.join(ROOT, "tests", "portable"), ".frozen"])
-        out = subprocess.run([exe, "-X", "heapsize=1M", os.path.abspath(__file__), str(ops)],
-                             capture_output=True, env=env, cwd=ROOT)
-        for ln in out.stdout.decode().splitlines():
-            if ln.startswith("MP "):
-                mp = [float(x) for x in ln.split()[1:]]
-        if mp is None:
-            print(out.stdout.decode() + out.stderr.decode())
+    mp = in_micropython("seal_signing.py", [str(ops)], "1M")
     print("full-day seal (48 slots), Sealer.step(%d) until done; best of 5" % ops)
     print("%-40s %12s %12s" % ("", "micropython", "cpython"))
     names = ("whole seal, ms", "steps", "longest step, ms", "signer heap at peak, bytes",

@@ -25,7 +25,7 @@ def host_decode(data, key=KEY):
         wire.verify(pf, data, wire.MacKey(key))
     except wire.WireReject as r:
         return "reject:" + r.reason
-    return (pf.device_id, pf.kid, pf.seq, pf.status, [list(r) for r in pf.records])
+    return (pf.device_id, pf.kid, pf.seq, pf.status, [list(r) for r in pf.records], pf.seal)
 
 
 def edge_decode(data, key=KEY):
@@ -33,7 +33,7 @@ def edge_decode(data, key=KEY):
         f = fr.decode_frame(data, lambda d, k: key)
     except fr.FrameError as e:
         return "reject:" + e.kind
-    return (f.device_id, f.kid, f.seq, f.status, [list(r) for r in f.records])
+    return (f.device_id, f.kid, f.seq, f.status, [list(r) for r in f.records], f.seal)
 
 
 def sign(body, key=KEY, tlen=8):
@@ -49,7 +49,7 @@ def test_golden_vectors_decode_identically():
         data = bytes.fromhex(v["hex"])
         got = host_decode(data, key)
         assert got == (v["device_id"], v["key_no"] << 3 | v["alg"], v["seq"], v["status"],
-                       v["records"]), v["name"]
+                       v["records"], None), v["name"]
         assert got == edge_decode(data, key)
     for v in vec["acks"]:
         data = bytes.fromhex(v["hex"])
@@ -78,7 +78,7 @@ def test_device_frames_decode_identically(dev, seq, status, key_no, alg, start, 
         records.append([slot, imp, exp, flags])
     data = fr.FrameEncoder(dev, KEY, key_no, alg).encode(seq, records, status=status)
     got = host_decode(data)
-    assert got == (dev, key_no << 3 | alg, seq, status, records)
+    assert got == (dev, key_no << 3 | alg, seq, status, records, None)
     assert got == edge_decode(data)
     assert host_decode(data, bytes(32)) == "reject:bad_mac"
 
@@ -156,6 +156,9 @@ GOOD_BODY = cbor2.dumps({1: [9, 7, 5, 0], 2: [112488, 10, 0, 0, 1, 11, 0, 1]})
     # unsupported version, unknown key, bool where an int belongs, 3-field header
     (cbor2.dumps({0: 2, 1: [9, 7, 5, 0], 2: [1, 1, 1, 1]}), "unsupported_version"),
     (cbor2.dumps({1: [9, 7, 5, 0], 2: [1, 1, 1, 1], 5: 0}), "bad_schema"),
+    (cbor2.dumps({1: [9, 7, 5, 0], 2: [1, 1, 1, 1], 5: b"seal"}), "bad_schema"),
+    (cbor2.dumps({1: [9, 7, 5, 0], 5: b""}), "bad_schema"),
+    (cbor2.dumps({1: [9, 7, 5, 0], 5: "seal"}), "bad_schema"),
     (cbor2.dumps({1: [9, 7, True, 0], 2: [1, 1, 1, 1]}), "bad_schema"),
     (cbor2.dumps({1: [9, 7, 5], 2: [1, 1, 1, 1]}), "bad_schema"),
     (cbor2.dumps({1: [9, 7, 5, 0], 2: [1, 1, 1, 1, 0, 1, 1, 1]}), "bad_schema"),
@@ -187,7 +190,8 @@ def cbor_values():
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hdr=st.lists(cbor_values(), max_size=5), recs=st.lists(st.integers(-3, 2**33), max_size=9),
-       extra=st.dictionaries(st.integers(0, 5), cbor_values(), max_size=2),
+       extra=st.dictionaries(st.integers(0, 5), st.one_of(cbor_values(), st.binary(max_size=40)),
+                             max_size=2),
        tlen=st.sampled_from([8, 16, 7]))
 def test_differential_signed_bodies(hdr, recs, extra, tlen):
     """Bodies that carry a valid MAC: both decoders accept the same ones, with the same content."""
@@ -195,7 +199,8 @@ def test_differential_signed_bodies(hdr, recs, extra, tlen):
         hdr[0] = hdr[0] & ~7 | 1 if hdr[0] <= 0xFFFF else hdr[0]
     body = dict(extra)
     body[1] = hdr
-    body[2] = recs
+    if 5 not in extra:  # with key 5 and no key 2: a seal frame candidate
+        body[2] = recs
     try:
         raw = cbor2.dumps(body, canonical=True)
     except Exception:
@@ -306,3 +311,13 @@ def test_short_path_equals_general_path(vals, alg, widths, tlen, pos, val):
         short_vs_general(sign(bytes(mutated[: len(body)]), tlen=tlen))
         for cut in (1, 2, tlen, len(body) - 1):
             short_vs_general(data[:-cut])
+
+
+@settings(max_examples=60, deadline=None)
+@given(dev=st.integers(0, U64), seq=st.integers(0, U64), status=st.integers(0, 0xFFFF),
+       seal=st.binary(min_size=1, max_size=400))
+def test_seal_frames_decode_identically(dev, seq, status, seal):
+    buf = bytearray(512)
+    n = fr.FrameEncoder(dev, KEY, 3).encode_seal_into(buf, seq, seal, status)
+    data = bytes(buf[:n])
+    assert host_decode(data) == edge_decode(data) == (dev, 3 << 3 | 1, seq, status, [], seal)

@@ -34,6 +34,10 @@ def test_demo_json_short_run(tmp_path):
     for d in s["devices"]:
         assert d["stored_wh"] == d["register_delta_wh"] > 0, d
         assert d["agent_kills"] == 1 and len(d["slots"]) == 4
+    # each device's day (16:00-18:00 of it) sealed by the device, checked with its public key
+    assert s["seals_verified"] == 2 and s["seals_failed"] == 0 and s["seals_incomplete"] == 0
+    for d in s["devices"]:
+        assert [x["verdict"] for x in d["seals"]] == ["PASS"], d["seals"]
     meter = s["devices"][1]
     assert meter["import_wh"] > 0 or meter["export_wh"] > 0
     assert b"demo: 100%" in p.stderr  # progress lines when stderr is not a terminal

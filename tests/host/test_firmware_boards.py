@@ -60,8 +60,7 @@ main.BOARD = sys.argv[1]
 main.CONFIG = sys.argv[2]
 cfg, clock, meter, radio, synced = main.setup()
 import agent_main
-cfg2, agent = agent_main.build(main.CONFIG, storage_factory=agent_main.PaddedFlashStore,
-                               sink=lambda line: None)
+cfg2, agent = agent_main.build(main.CONFIG, sink=lambda line: None)
 s, ms = clock.now()
 radio.write(agent.service(100, s))
 u = machine.LOG

@@ -283,3 +283,18 @@ def test_encoder_api_raises_only_frame_errors(seq, status, start, count, max_pay
             call()
         except fr.FrameError as e:
             assert e.kind in ("frame_bad_value", "frame_too_large")
+
+
+def test_bound_code_costs_one_byte_on_an_estimated_slot_only():
+    # Issue 16: the attribution bound rides in flags bits 8..12 of estimated slots only.
+    from edge.flags import ALL, BOUND_SHIFT, BOUND_UNKNOWN, ESTIMATED
+
+    enc = fr.FrameEncoder(U32, KEY)
+    exact = [[SLOT_2040, 5000, 5000, 63]]
+    est = [[SLOT_2040, 5000, 5000, ALL | BOUND_UNKNOWN << BOUND_SHIFT]]
+    assert enc.frame_size(U32, exact, 0, 1, status=15) == 38
+    assert enc.frame_size(U32, est, 0, 1, status=15) == 39
+    one = [[SLOT_2040, 5000, 5000, ESTIMATED | 1 << BOUND_SHIFT]]
+    assert enc.frame_size(U32, one, 0, 1) == 39
+    frame = enc.encode(1, est)
+    assert fr.decode_frame(frame, lambda d, k: KEY).records[0][3] == est[0][3]

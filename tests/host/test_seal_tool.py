@@ -172,20 +172,27 @@ def test_one_changed_byte_of_a_value_fails_on_exactly_that_slot(tmp_path, capsys
 
 
 def test_every_byte_of_the_seal_matters_and_both_verifiers_agree(tmp_path, capsys):
+    """Every byte of the seal changed, checked by the day check `smeter seal verify` runs
+    (check_day) and by the independent verifier; the command itself on one byte per field."""
     doc = _doc()
     raw = bytes.fromhex(doc["seals"][0])
+    values = {r["slot"]: (r["import_wh"], r["export_wh"], r["flags"]) for r in doc["values"]}
+    lookup = check.registry_lookup(pubkeys.Registry([pubkeys.PubKey(DEV, 0, PUB)]))
+    body_len = len(seal.parse(raw).body)
     for off in range(len(raw)):
         bad = bytearray(raw)
         bad[off] ^= 0x10
         d = dict(doc, seals=[bytes(bad).hex()])
-        rc, res, _ = _verify(tmp_path, d, capsys)
+        res = check.check_day(DEV, DAY, values, [bytes(bad)], lookup)
         ok, verdicts = independent_verify(d, PUB)
-        assert rc == exit_codes.FAILED, off
-        assert not ok, off
-        whats = {p["what"] for p in res["problems"]}
-        assert whats & {"seal", "signature", "key"}, (off, res["problems"])
+        assert res.verdict == "FAIL" and not ok, off
+        whats = {w for w, _ in res.problems}
+        assert whats & {"seal", "signature", "key"}, (off, res.problems)
         if verdicts and "seal" not in whats:  # both could parse it: same per-slot verdicts
-            assert _slots(res) == verdicts, off
+            assert res.slots == verdicts, off
+        if off in (2, 5, 10, 20, 60, body_len - 1, body_len, len(raw) - 1):
+            rc, out, _ = _verify(tmp_path, d, capsys)
+            assert rc == exit_codes.FAILED and out["verdict"] == "FAIL", off
 
 
 def test_missing_extra_and_unsealed_slots(tmp_path, capsys):
@@ -340,3 +347,22 @@ def test_keys_generate_rotate_retire_list(tmp_path, capsys):
     cfg.write_text(json.dumps(dict(base, device_id=7)))
     assert cli.main(args) == exit_codes.USAGE
     assert "device_id is 7" in capsys.readouterr().err
+
+
+def test_status_shows_the_sealing_job_only_when_there_is_one():
+    from host_tools.status_cmd import format_status
+
+    c = {k: 1 for k in ("polls", "polls_ok", "slots_closed", "frames_sent", "frames_acked",
+                        "joins")}
+    c.update(faults=0, frames_send_failed=0, ack_timeouts=0, session_losses=0, seals_made=2,
+             seals_acked=1)
+    st = {"counters": c, "faults": {}, "device_id": 5, "map": "m", "last_slot": -1,
+          "queue_depth": 0, "queue_head": 0, "queue_tail": 0, "overflow_slots": 0,
+          "uplink": "idle", "seq_next": 3, "wisun_state": "ready", "wisun_session": 1,
+          "wisun_rate": 1, "seal": None}
+    assert "seals" not in format_status(st, 0)
+    st["seal"] = {"seal_last_day": seal.day_number(DAY), "seal_outbox": 1, "seal_phase": "idle",
+                  "seals_made": 2, "seal_days_skipped": 0}
+    last = format_status(st, 0).splitlines()[-1]
+    assert last.split() == ["seals", "last", "sealed", "day", "20261203,", "idle,", "outbox",
+                            "waiting,", "2", "made,", "1", "acked"]

@@ -203,3 +203,33 @@ def test_a_partly_covered_point_is_incomplete(tmp_path, capsys):
     assert rc == 3
     assert pts["I100-50Hz"]["decision"] == "incomplete" and pts["I100-50Hz"]["slots_compared"] == 1
     assert pts["I100-50Hz"]["reasons"][0].startswith("coverage: 1 of 2 planned slot(s) compared")
+
+
+def test_emulate_plan_options_are_checked(tmp_path, capsys):
+    base = ["emulate", "meter", "--tcp", "127.0.0.1:0", "--duration", "1s"]
+    cases = [(["--plan", "jemic_basic"], "--plan needs --meter"),
+             (["--meter", METER], "need --plan"),
+             (["--plan", "jemic_basic", "--meter", METER, "--profile", "v2h"], "--plan replaces --profile"),
+             (["--plan", "jemic_basic", "--meter", METER, "--plan-fault", "nope=dead"], "POINT=gain:F"),
+             (["--plan", "nosuch", "--meter", METER], "plans here: jemic_basic"),
+             (["--plan", "jemic_basic", "--meter", METER, "--plan-start", "2026-06-22T09:10"],
+              "slot boundary")]
+    for extra, msg in cases:
+        assert main(base + extra) == 2, extra
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (extra, err)
+
+
+def test_estimated_slots_are_compared_and_their_bound_reported(tmp_path, capsys):
+    """An agent that closes slots on time flags the energy it moves across a boundary
+    `estimated` (edge/flags.py) and states an attribution bound: the slot total is complete,
+    so it is compared (its measured error includes any misattribution), not excluded."""
+    truth, dev = bench().make(str(tmp_path), faults=("I20-50Hz=gain:1.05",))
+    lines = open(dev).read().splitlines()
+    out = [lines[0] + ",bound_wh"] + [ln + "estimated,24" for ln in lines[1:]]
+    open(dev, "w").write("\n".join(out) + "\n")
+    rc, doc, pts = verify_json(capsys, dev, truth)
+    assert rc == 1
+    assert {k for k, p in pts.items() if p["decision"] != "pass"} == {"I20-50Hz"}
+    s = [x for x in doc["slots"] if x["slot_start"].endswith("T10:00:00+09:00")][0]
+    assert s["status"] == "fail" and s["attribution_bound_wh"] == "24" and s["flags"] == "estimated"

@@ -14,7 +14,7 @@ import pytest
 
 from agent_stack import Stack, agent_config
 from conftest import ROOT
-from edge.flags import names
+from edge.flags import flag_bound, names
 from edge.slots import slot_iso
 from host_tools.cli import main
 
@@ -41,13 +41,16 @@ class PlanStack(Stack):
         return Stack._spawn(self, argv, **kw)
 
     def device_csv(self, path):
-        """What the agent reported (the collector's rows) in `smeter replay` format."""
+        """What the agent reported (the collector's rows) in `smeter replay` format, with the
+        attribution bound the agent states per slot (flags bits 8..12)."""
         stored, rejected = self.stored()
         with open(path, "w") as f:
-            f.write("slot_start,slot,import_wh,export_wh,flags\n")
+            f.write("slot_start,slot,import_wh,export_wh,flags,bound_wh\n")
             for s in sorted(stored):
                 imp, exp, fl = stored[s]
-                f.write("%s,%d,%s,%s,%s\n" % (slot_iso(s), s % 48 + 1, imp, exp, names(fl)))
+                b = flag_bound(fl)
+                f.write("%s,%d,%s,%s,%s,%s\n" % (slot_iso(s), s % 48 + 1, imp, exp, names(fl),
+                                                 b if b >= 0 else ""))
         return rejected
 
 
@@ -58,7 +61,7 @@ def bench_run(tmp, faults=()):
         assert st.ready["plan"]["start"] is None  # armed: starts after the first read
         agent_config(st.config, st.modbus_port, st.link,
                      device={"map": "sunspec_meter_203", "poll_interval_s": 10})
-        until = (st.sim_s() // 1800 + st.ready["plan"]["slots"] + 6) * 1800
+        until = (st.sim_s() // 1800 + st.ready["plan"]["slots"] + 8) * 1800
         p = st.agent("cpython", until=until)
         # The emulator says when the plan starts (once the agent has read the meter); the run
         # is over when the collector holds the plan's last slot.

@@ -160,6 +160,7 @@ class Collector:
         self.dups = 0
         self.conflicts = 0
         self.seqs = []
+        self.seals = []  # seal bytes of every accepted seal frame, in arrival order
         self.rejected = 0
 
     def _lookup(self, dev, kid):
@@ -173,6 +174,8 @@ class Collector:
             return None
         assert f.seq not in self.seqs, "seq reused"
         self.seqs.append(f.seq)
+        if f.seal is not None:
+            self.seals.append(f.seal)
         for r in f.records:
             old = self.slots.get(r[0])
             if old is not None:

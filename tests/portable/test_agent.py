@@ -224,3 +224,31 @@ def test_slots_closed_while_the_clock_is_unsynced_are_flagged():
     for s in (s0, s0 + 1):
         fl = _flags_of(rig, s)
         assert fl & ESTIMATED and (fl >> 8) & 31 == BOUND_UNKNOWN and flag_bound(fl) == -1
+
+
+def test_an_rtu_reply_after_a_timeout_is_stamped_from_the_timed_out_poll():
+    # RTU has no transaction id: the reply to a timed-out request may arrive during the
+    # next one and be taken for its reply. The reading then keeps the timed-out poll's
+    # stamp, so its uncertainty (stamp to reply) covers either sample moment.
+    from edge.crc import crc16
+
+    cfg = config()
+    cfg["device"]["transport"] = "rtu"
+    cfg["device"]["port"] = "/dev/null"
+    a = Agent(cfg, map_json(), PROFILE, MemStorage(), None, T0)
+    a.start_poll(T0, 0, 0)
+    a.modbus_check(5000, T0 + 5)  # no reply: timeout
+    inv = Inverter(3600)
+
+    def rtu_reply(req, t):  # the inverter's TCP reply, reframed for RTU
+        body = inv.reply(bytes((0, 1, 0, 0, 0, 6)) + bytes(req[:6]), t)[6:]
+        c = crc16(body, 0, len(body))
+        return body + bytes((c & 0xFF, c >> 8))
+
+    rep = rtu_reply(a.start_poll(T0 + 10, 0, 5000), T0 + 10)
+    a.modbus_feed(rep, len(rep), 5100, T0 + 12, 0)
+    assert a.log.counters["polls_ok"] == 1
+    assert a.integ.st[6] == T0  # the integrator's time base: the timed-out poll's stamp
+    rep = rtu_reply(a.start_poll(T0 + 20, 0, 6000), T0 + 20)  # after a good reply: stamps move on
+    a.modbus_feed(rep, len(rep), 6100, T0 + 21, 0)
+    assert a.integ.st[6] == T0 + 20

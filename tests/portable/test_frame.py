@@ -284,3 +284,33 @@ def test_decode_ack_fuzz_raises_only_frame_error():
             b = bytearray(rnd(256) for _ in range(rnd(40)))
         r = _reason(bytes(b), ack=True)
         assert r is None or r.startswith("frame_"), (bytes(b), r)
+
+
+def test_seal_frames_round_trip_and_refuse_mixed_or_empty_bodies():
+    enc = fr.FrameEncoder(5, KEY, 0)
+    seal = bytes(range(200)) + bytes(118)  # any bytes: the frame does not look inside
+    buf = bytearray(400)
+    n = enc.encode_seal_into(buf, 77, seal, 2)
+    assert n == enc.seal_frame_size(77, len(seal), 2)
+    raw = bytes(buf[:n])
+    # the body is the deterministic encoding of {1: header, 5: seal}, then the 8-byte tag
+    assert raw[:-8] == dumps({1: [1, 5, 77, 2], 5: seal})
+    f = fr.decode_frame(raw, _lookup)
+    assert f.seal == seal and f.records == [] and (f.device_id, f.seq, f.status) == (5, 77, 2)
+    assert fr.decode_frame(bytes.fromhex(V["frames"][0]["hex"]), _lookup).seal is None
+    bad = bytearray(raw)
+    bad[40] ^= 1
+    assert _reason(bytes(bad)) == "frame_bad_mac"
+
+    def signed(body):
+        return body + HmacSha256(KEY).digest(body)[:8]
+
+    for s in ({1: [1, 5, 1, 0], 5: b""}, {1: [1, 5, 1, 0], 5: "text"},
+              {1: [1, 5, 1, 0], 2: [1, 2, 3, 0], 5: b"x"}, {1: [1, 5, 1, 0], 5: 7}):
+        assert _reason(signed(dumps(s))) == "frame_malformed", s
+    try:
+        enc.encode_seal_into(bytearray(100), 1, seal)
+    except fr.FrameError as e:
+        assert e.kind == "frame_too_large"
+    else:
+        raise AssertionError("a seal frame larger than the buffer was written")

@@ -272,3 +272,24 @@ def test_replay_writes_every_spread_slot_in_order():
     assert [int(r[2]) for r in rows] == [1800, 1800, 1800, 602]
     assert [r[4] for r in rows[:3]] == ["estimated"] * 3
     assert rows[3][4] == "partial|missing|estimated"
+
+
+def test_a_late_reply_stamped_in_a_slot_already_closed_moves_its_energy_later():
+    # advance() closed slot 0 (the device seemed silent), then the reply of a poll sent
+    # inside slot 0 is handled: its delta is energy the closed slot lacks. It goes to the
+    # next slot, flagged estimated, and slot 0 is never written twice (before the fix the
+    # reading re-opened slot 0 and the delta since the base was lost).
+    it = Integrator(max_gap_s=60)
+    out = [0] * REC_LEN
+    c = warm(it, out)  # 100 Wh in slot 0, last reading at DAY + 100
+    assert it.advance(DAY + 1800 + 60, out) == 1 and out[0] == S0 and out[1] == 100
+    recs = []
+    if it.feed(reading(c + 1500000), DAY + 1600, 0, out):  # the late reply, stamped in slot 0
+        recs.append(list(out))
+    for i in range(1, 40):  # then on time again in slot 1, at 1 Wh/s
+        if it.feed(reading(c + 1500000 + 1000 * (i * 30)), DAY + 1800 + i * 30, 0, out):
+            recs.append(list(out))
+    while it.close(out):
+        recs.append(list(out))
+    assert [r[0] for r in recs] == [S0 + 1]
+    assert recs[0][1] == 1500 + 39 * 30 and recs[0][3] & ESTIMATED
