@@ -668,7 +668,9 @@ class Integrator:
             m = b + u1
         p = self.max_power_w
         x = _BIG
-        if m <= _BND_MS:
+        # m < 0 (the base's sample may lie after the boundary): no power bound is claimed,
+        # the delta below caps it (and _muldiv takes no negative factor)
+        if 0 <= m <= _BND_MS:
             x = self._muldiv(p, m, 3600) + 1
         if dl < _BIG:
             a = u0 - a if u0 > a else 0

@@ -246,7 +246,7 @@ def test_missing_column_is_the_same_load_error(tmp_path, datasets, cluster, caps
     with pytest.raises(LoadError) as mem:
         model.load(str(bad))
     for engine in (("--engine", "memory"), ("--engine", "dask", "--scheduler", address)):
-        assert smeter("correct", "--data", bad, "--pattern", 2, *engine) == 1
+        assert smeter("correct", "--data", bad, "--pattern", 2, *engine) == 2  # USAGE: unreadable data set (docs/commands/exit-codes.md)
         assert "%s: missing column(s) s17" % path in capsys.readouterr().err
     assert str(mem.value) == "%s: missing column(s) s17" % path
 
@@ -264,5 +264,5 @@ def test_flat_layout_is_refused_by_the_dask_engine(tmp_path, cluster, capsys):
     _, address = cluster
     generate.write(50, str(tmp_path / "flat"), days=3)
     assert smeter("correct", "--data", tmp_path / "flat", "--pattern", 1, "--engine", "dask",
-                  "--scheduler", address) == 1
+                  "--scheduler", address) == 2  # USAGE
     assert "not a partitioned data set" in capsys.readouterr().err
