@@ -1,5 +1,5 @@
 """The part of `smeter replay` that runs inside MicroPython (or CPython): compact sample
-rows in, slot CSV rows out. The host (host_tools/replay_cmd.py) does the heavy parsing
+rows in, slot CSV rows out. The host (host_tools/replay.py) does the heavy parsing
 (ISO dates, decimals) and streams integers, so both runtimes run exactly this code and
 write byte-identical output. This is the one edge module that takes stream objects.
 

@@ -15,17 +15,23 @@ import threading
 from host_tools import cli_log, exit_codes
 
 COMMANDS = [
-    "host_tools.read_cmd",
-    "host_tools.replay_cmd", "host_tools.verify_cmd",
-    "host_tools.emulate_cmd",
-    "host_tools.collect_cmd",
-    "host_tools.wisun_emulator_cmd",
-    "host_tools.correct_cmd", "host_tools.gen_tso_data_cmd",
-    "host_tools.agent_cmd", "host_tools.status_cmd",
-    "host_tools.demo_cmd",
-    "host_tools.firmware_cmd",
-    "host_tools.settle_cmd", "host_tools.complete_cmd", "host_tools.purge_cmd",
-    "host_tools.keys_cmd", "host_tools.seal_cmd",
+    "host_tools.commands.read",
+    "host_tools.commands.replay",
+    "host_tools.commands.verify",
+    "host_tools.commands.emulate",
+    "host_tools.commands.collect",
+    "host_tools.commands.wisun_emulator",
+    "host_tools.commands.correct",
+    "host_tools.commands.gen_tso_data",
+    "host_tools.commands.agent",
+    "host_tools.commands.status",
+    "host_tools.commands.demo",
+    "host_tools.commands.firmware",
+    "host_tools.commands.settle",
+    "host_tools.commands.complete",
+    "host_tools.commands.purge",
+    "host_tools.commands.keys",
+    "host_tools.commands.seal",
 ]
 
 

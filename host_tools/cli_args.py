@@ -105,6 +105,19 @@ def byte_size(minimum=1, maximum=1 << 30):
     return check
 
 
+def board_heap(text):
+    """A board image's heap (MICROPY_HEAP_SIZE): bytes or NK, a multiple of 4, at least 8K -> int."""
+    t = text.strip().upper()
+    mult = 1024 if t.endswith("K") else 1
+    try:
+        n = int(t[:-1] if t.endswith("K") else t) * mult
+    except ValueError:
+        raise _Bad("heap size must be bytes or NK (e.g. 48K), got %r" % text)
+    if n < 8192 or n % 4:
+        raise _Bad("heap size must be a multiple of 4 and at least 8K")
+    return n
+
+
 def unix_time(text):
     """Unix seconds or ISO 8601 with a UTC offset -> float seconds, within years 1970..9999."""
     import datetime

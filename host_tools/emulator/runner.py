@@ -1,6 +1,6 @@
 """One emulated device at work: model + clock + faults + Modbus server + ground-truth file.
 
-Used in-process by tests and the demo, and by `smeter emulate` (host_tools/emulate_cmd.py).
+Used in-process by tests and the demo, and by `smeter emulate` (host_tools/commands/emulate.py).
 Every read advances the device to the clock's time before the registers are served, so a
 reply always shows the exact energy at the simulated instant of the read; a ticker advances
 it between reads so slot rows reach the truth file on time and the clock owner's scheduled

@@ -1,7 +1,7 @@
 """The report a lab can sign: ONE self-contained HTML file (charts as data-URI PNG and inline
 SVG, print CSS for PDF), plus report.json (the same data) and slots.csv beside it.
 
-The report's data is the verify document (verify_cmd.document): it is embedded in the page
+The report's data is the verify document (verification.document): it is embedded in the page
 as canonical JSON (<script type="application/json" id="report-data">) and the page ends with
 the SHA-256 of exactly those bytes, so a reader can check that the figures on the page are the
 ones the tool produced. Every setting needed to reproduce the run is on the page.

@@ -1,6 +1,6 @@
 """Launches the whole run as real processes: `smeter emulate` (Modbus TCP on loopback, owner
 of the accelerated shared clock), `smeter collect`, `smeter wisun-emulator` on a pty, and the
-agent (host_tools.agent_cmd.command) under MicroPython or CPython. Used by
+agent (host_tools.agent_process.command) under MicroPython or CPython. Used by
 tests/host/test_agent_*.py; the demo can use the same pieces.
 """
 import json
@@ -120,7 +120,7 @@ class Stack:
 
     def agent(self, runtime, until=None, heap="512K", data_heap=None, log=None, for_s=None,
               config=None):
-        from host_tools.agent_cmd import command
+        from host_tools.agent_process import command
 
         argv, env = command(config or self.config, runtime, heap, data_heap, self.clock, until,
                             for_s)

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from conftest import ROOT, micropython_or_fail
+from host_tools import micropython
 
 CHILD = r'''
 import sys
@@ -270,9 +271,7 @@ def python_env():
 
 
 def mp_env():
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join([ROOT, os.path.join(ROOT, "firmware", "lib"), ".frozen"])
-    return env
+    return micropython.path_env([ROOT, os.path.join(ROOT, "firmware", "lib")])
 
 
 def check(parent, kills):

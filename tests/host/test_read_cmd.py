@@ -11,7 +11,7 @@ import pytest
 import sunspec2.device as ssd
 
 from conftest import ROOT
-from host_tools import read_cmd
+from host_tools.commands import read as read_cmd
 from test_modbus_servers import PtyPair, f32, rtu_server, sim_device, tcp_server  # noqa: F401 (fixtures)
 
 UNIT = 7
@@ -183,7 +183,7 @@ def test_console_command_end_to_end(tcp_server):
 
 def test_read_help_names_every_map():
     out = subprocess.run(
-        [sys.executable, "-c", "from host_tools import read_cmd; import argparse; p=argparse.ArgumentParser(prog='smeter');"
+        [sys.executable, "-c", "from host_tools.commands import read as read_cmd; import argparse; p=argparse.ArgumentParser(prog='smeter');"
          "read_cmd.register(p.add_subparsers()); p.parse_args(['read','--help'])"],
         capture_output=True, text=True, cwd=ROOT,
     ).stdout

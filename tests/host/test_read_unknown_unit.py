@@ -8,7 +8,7 @@ lookup fails and it reports a device failure). docs/commands/read.md states all 
 """
 import os
 
-from host_tools import read_cmd
+from host_tools.commands import read as read_cmd
 from host_tools.emulator.runner import Emulator, EmulatorThread
 from host_tools.emulator.server import quiet_pymodbus
 from host_tools.emulator.simclock import SimClock, parse_start

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT, find_micropython, micropython_or_fail
+from conftest import ROOT, micropython_or_fail
+from host_tools import micropython
 from host_tools.cli import main
 
 SAMPLE = os.path.join(ROOT, "samples", "pv_day_1s.csv")
@@ -28,7 +29,7 @@ def sample_runs(tmp_path_factory):
     mp_out = tmp_path_factory.mktemp("mp") / "slots.csv"
     cmd = [sys.executable, "-m", "host_tools.cli", "replay", SAMPLE]
     mp = None
-    if find_micropython() is not None:
+    if micropython.find() is not None:
         mp = subprocess.Popen(cmd + ["--runtime", "micropython", "--out", str(mp_out)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     cp = subprocess.run(cmd, capture_output=True, cwd=ROOT, timeout=300)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import micropython_or_fail
-from host_tools.replay_cmd import (
+from host_tools.replay import (
     DEFAULTS, build_mpy, compact_lines, config_line, replay_cpython, replay_micropython,
 )
 

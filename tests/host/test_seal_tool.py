@@ -350,7 +350,7 @@ def test_keys_generate_rotate_retire_list(tmp_path, capsys):
 
 
 def test_status_shows_the_sealing_job_only_when_there_is_one():
-    from host_tools.status_cmd import format_status
+    from host_tools.commands.status import format_status
 
     c = {k: 1 for k in ("polls", "polls_ok", "slots_closed", "frames_sent", "frames_acked",
                         "joins")}

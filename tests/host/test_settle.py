@@ -6,7 +6,7 @@ import pyarrow.csv as pacsv
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from host_tools import gen_tso_data_cmd, settle_cmd
+from host_tools.commands import gen_tso_data as gen_tso_data_cmd, settle as settle_cmd
 from host_tools.tso import config, correction, generate, pricing, settlement
 from host_tools.tso.market_data import generate_market
 

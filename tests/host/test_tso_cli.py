@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from host_tools import correct_cmd, gen_tso_data_cmd, settle_cmd
+from host_tools.commands import correct as correct_cmd, gen_tso_data as gen_tso_data_cmd, settle as settle_cmd
 
 
 def smeter(*argv):

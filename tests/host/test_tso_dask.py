@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from host_tools import correct_cmd
+from host_tools.commands import correct as correct_cmd
 from host_tools.tso import config, dask_engine, generate, model, partitions, validate
 from host_tools.tso.errors import LoadError, TsoError, ValidationError
 

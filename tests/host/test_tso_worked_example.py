@@ -132,7 +132,7 @@ def test_example_through_files_and_cli(tmp_path):
     data.save(str(tmp_path / "ex"), "csv")
     out = tmp_path / "out.csv"
     code = ("import sys, argparse\n"
-            "from host_tools import correct_cmd\n"
+            "from host_tools.commands import correct as correct_cmd\n"
             "p = argparse.ArgumentParser(); s = p.add_subparsers(); correct_cmd.register(s)\n"
             "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n")
     proc = subprocess.run([sys.executable, "-c", code, "correct", "--data", str(tmp_path / "ex"),

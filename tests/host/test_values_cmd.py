@@ -7,7 +7,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
-from host_tools import complete_cmd, gen_tso_data_cmd, purge_cmd
+from host_tools.commands import complete as complete_cmd, gen_tso_data as gen_tso_data_cmd, purge as purge_cmd
 from host_tools.collector import store
 from host_tools.tso import model
 
@@ -164,7 +164,7 @@ def test_without_since_the_window_starts_at_the_store_s_first_day(tmp_path, caps
 
 def test_a_device_that_stops_reporting_shows_up_in_both_reports(tmp_path, capsys):
     """Device 5 reports 05-30 .. 06-01 and stops; device 6 starts on 05-31 and goes on."""
-    from host_tools import collect_cmd
+    from host_tools.commands import collect as collect_cmd
     db = tmp_path / "c.db"
     _store(db, [(5, FIRST - 96, FIRST + 48), (6, FIRST - 48, FIRST + 48 * 5)])
     now = iso(FIRST + 48 * 5 + 4)  # 06-06 02:00: 06-05 wholly due

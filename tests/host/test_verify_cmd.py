@@ -19,7 +19,7 @@ from host_tools.cli import build_parser, main
 from host_tools.verify import compare as cmp
 from host_tools.verify import reference as R
 from host_tools.verify import report
-from host_tools import verify_cmd
+from host_tools.verify import verification
 
 SAMPLE = os.path.join(ROOT, "samples", "pv_day_1s.csv")
 DECL = os.path.join(ROOT, "samples", "declarations")
@@ -51,11 +51,11 @@ def sample_both():
     out = {}
 
     def mp():
-        out["micropython"] = verify_cmd.replay_device(args_for(SAMPLE, "--runtime", "micropython"))
+        out["micropython"] = verification.replay_device(args_for(SAMPLE, "--runtime", "micropython"))
 
     th = threading.Thread(target=mp)
     th.start()
-    out["cpython"] = verify_cmd.replay_device(args_for(SAMPLE))
+    out["cpython"] = verification.replay_device(args_for(SAMPLE))
     samples = R.read_samples(SAMPLE)
     th.join()
     return out, samples, R.reference(samples, 60000)
@@ -107,7 +107,7 @@ def test_charger_register_trace_off_the_boundaries(tmp_path):
     mod.main(str(gen))
     assert gen.read_bytes() == open(CHARGER, "rb").read()
     micropython_or_fail()
-    dev = {rt: verify_cmd.replay_device(args_for(CHARGER, "--runtime", rt))
+    dev = {rt: verification.replay_device(args_for(CHARGER, "--runtime", rt))
            for rt in ("cpython", "micropython")}
     assert dev["cpython"] == dev["micropython"]
     samples = R.read_samples(CHARGER)
@@ -244,7 +244,7 @@ def test_report_records_what_reproduces_it(gain_pair, gap_trace, tmp_path, capsy
                           text=True).stdout.strip()
     if head:  # a git checkout: the commit is recorded
         assert "0.1.0 (git %s" % head in page
-    assert verify_cmd.source_sha256() in page
+    assert verification.source_sha256() in page
     assert "CPython " in page and "class n5, in-use: 5 %" in page
     for text in ("EXAMPLE-CAL-2026-0001", "EXAMPLE-PV-0001", "A. Example", "50.0 : 1",
                  "ILAC-G8:09/2019", "device flag partial"):

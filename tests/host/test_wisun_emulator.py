@@ -23,7 +23,7 @@ from edge.wisun import (  # noqa: E402
     EV_GATE, EV_JOIN_FAILED, EV_JOINED, EV_REOPEN, EV_SEND_FAILED, EV_SEND_OK, EV_UDP_RECEIVED,
     GATE_RATE, GATE_SESSION, MODE_HEX, WisunDriver, WisunPayloadTooLarge,
 )
-from host_tools import wisun_emulator_cmd  # noqa: E402
+from host_tools.commands import wisun_emulator as wisun_emulator_cmd  # noqa: E402
 from host_tools.wisun_emulator import (  # noqa: E402
     FaultSpecError, WisunEmulator, load_profile, parse_faults, profile_ids,
 )
@@ -326,7 +326,7 @@ def test_the_shipped_profiles_are_valid_and_cite_sources():
 
 
 CLI = ("import argparse, sys\n"
-       "from host_tools import wisun_emulator_cmd as m\n"
+       "from host_tools.commands import wisun_emulator as m\n"
        "p = argparse.ArgumentParser(prog='smeter'); m.register(p.add_subparsers())\n"
        "a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))\n")
 
