@@ -1,14 +1,7 @@
-"""One verification run of `smeter verify` (host_tools/commands/verify.py), input to verdict,
-report document and summary lines. Two different checks, named differently
-(docs/commands/verify.md):
-
-- Integration check (no --reference): do the 30-minute values follow from the device's own
-  readings? The edge core's values against the exact reference computed from the same trace,
-  and the device's register against its own power integral. Never an accuracy verdict.
-- Accuracy verification (--reference with --reference-meter): the device's 30-minute values
-  against a separate, declared, calibrated reference meter, per slot or per test-plan point
-  (--plan), with the reference's uncertainty as guard band (verify/decision.py).
-"""
+"""One verification run of `smeter verify` (host_tools/commands/verify.py parses and prints):
+trace or slot CSV in; the integration check or the accuracy verification (per slot or per
+test-plan point) as docs/commands/verify.md defines them; out the verdict, the report
+document (what --json prints and the report page embeds) and the summary lines."""
 import datetime
 import functools
 import hashlib
