@@ -2,24 +2,333 @@
  *
  * Ingest.verify's Python fast path accepts the steady-state frame (one record, short
  * layout, known key valid now, correct MAC, seq above the device's window, slot inside
- * both slot windows). About half of its cost is interpreter overhead around a few
- * C calls, so this module runs the same loop in C. It decides nothing new: every frame it
- * does not accept is handed back to Python's general path, which decides from scratch and
- * names the reason. It reads and writes the same Python objects (windows, key entries,
- * MacKey SHA-256 states, the batch's lists and dicts) through their methods, so the replay
- * windows and the key handling stay implemented once, in Python. Only MacKey's HMAC finish
- * and ack assembly are repeated here (mac_finish, ack_one_c): calling the Python methods
- * cost about 12 % of a batched frame; the tests hold both byte-equal.
+ * both slot windows); every frame it does not accept is handed back to Python's general
+ * path, which decides from scratch and names the reason. This module runs the same loop in
+ * C. What it reads and writes is a documented interface, nothing private:
+ *
+ *   KeyTable(entries)   built by keys.Keyring.fast_keys() from each key's public fields
+ *                       (device_id, kid, key, not_before, not_after, mac) and the one-seq
+ *                       ack layout of wire.one_seq_ack_prefix(); it keeps the two HMAC
+ *                       midstates of each key, so the MAC of a frame and of its ack is
+ *                       computed here (SHA-256 below, held equal to hmac.new by tests)
+ *                       without a Python call.
+ *   FastPath(frame_columns, value_columns, tag_len, epoch, slot_seconds, peer_of)
+ *                       the row layouts are store.FRAME_COLUMNS / store.VALUE_COLUMNS: each
+ *                       row is built in the order those names give (any order: the names
+ *                       are mapped here once), so the stored row is declared in one place.
+ *     .accept_run(batch, datagrams, start, keys, windows) -> (next, accepted)
+ *                       batch: an ingest.Batch, read by its attribute names (now, now_ms,
+ *                       latest_end, oldest_end_ms, frames, values, pending, acks, peers);
+ *                       windows: {device_id: replay_guard.ReplayWindow}, used through its
+ *                       `top` and `mark` (the window logic stays in Python, once).
+ *     .acks_out(acks, out, multi, keys)  the batch's acks, one-seq ones computed here.
+ *
  * tests/host/test_collector_fast_path.py checks that batches give the same acks, counters
  * and rows with this module, with the Python fast path and with neither.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-static PyObject *s_top, *s_mark, *s_valid_at, *s_mac, *s_inner, *s_outer, *s_ack, *s_ack_one,
-    *s_copy, *s_update, *s_digest;
+static PyObject *s_top, *s_mark, *s_now, *s_now_ms, *s_latest_end, *s_oldest_end_ms,
+    *s_frames, *s_values, *s_pending, *s_acks, *s_peers;
+
+/* ---------------------------------------------------------------- SHA-256 (FIPS 180-4) */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+static const uint32_t H256[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void
+sha256_block(uint32_t h[8], const unsigned char *p)
+{
+    uint32_t w[64], a, b, c, d, e, f, g, k, t1, t2;
+    int i;
+
+    for (i = 0; i < 16; i++)
+        w[i] = ((uint32_t)p[4 * i] << 24) | ((uint32_t)p[4 * i + 1] << 16)
+               | ((uint32_t)p[4 * i + 2] << 8) | p[4 * i + 3];
+    for (i = 16; i < 64; i++)
+        w[i] = (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10)) + w[i - 7]
+               + (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3)) + w[i - 16];
+    a = h[0]; b = h[1]; c = h[2]; d = h[3]; e = h[4]; f = h[5]; g = h[6]; k = h[7];
+    for (i = 0; i < 64; i++) {
+        t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        k = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+}
+
+/* SHA-256 of msg[0:n] continued from state h, which has already absorbed `done` bytes (a
+ * multiple of 64); the digest goes to out. */
+static void
+sha256_finish(const uint32_t h0[8], uint64_t done, const unsigned char *msg, size_t n,
+              unsigned char out[32])
+{
+    uint32_t h[8];
+    unsigned char blk[128];
+    uint64_t bits = (done + n) * 8;
+    size_t r, m, i;
+
+    memcpy(h, h0, sizeof h);
+    while (n >= 64) {
+        sha256_block(h, msg);
+        msg += 64;
+        n -= 64;
+    }
+    r = n;
+    memcpy(blk, msg, r);
+    blk[r] = 0x80;
+    m = r + 1 <= 56 ? 64 : 128;
+    memset(blk + r + 1, 0, m - r - 1);
+    for (i = 0; i < 8; i++)
+        blk[m - 1 - i] = (unsigned char)(bits >> (8 * i));
+    sha256_block(h, blk);
+    if (m == 128)
+        sha256_block(h, blk + 64);
+    for (i = 0; i < 8; i++) {
+        out[4 * i] = (unsigned char)(h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)h[i];
+    }
+}
+
+/* HMAC-SHA256 (RFC 2104) from the midstates after key^ipad and key^opad (one block each). */
+static void
+hmac_mid(const uint32_t inner[8], const uint32_t outer[8], const unsigned char *msg, size_t n,
+         unsigned char out[32])
+{
+    unsigned char d[32];
+
+    sha256_finish(inner, 64, msg, n, d);
+    sha256_finish(outer, 64, d, 32, out);
+}
+
+static void
+hmac_midstates(const unsigned char *key, size_t klen, uint32_t inner[8], uint32_t outer[8])
+{
+    unsigned char k[64], pad[64];
+    size_t i;
+
+    memset(k, 0, sizeof k);
+    if (klen > 64)
+        sha256_finish(H256, 0, key, klen, k);
+    else
+        memcpy(k, key, klen);
+    memcpy(inner, H256, sizeof H256);
+    memcpy(outer, H256, sizeof H256);
+    for (i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x36;
+    sha256_block(inner, pad);
+    for (i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x5c;
+    sha256_block(outer, pad);
+}
+
+/* hmac_sha256(key, msg) -> 32 bytes: for the tests that hold this code equal to hmac.new. */
+static PyObject *
+py_hmac_sha256(PyObject *self, PyObject *args)
+{
+    Py_buffer key, msg;
+    uint32_t inner[8], outer[8];
+    unsigned char out[32];
+
+    if (!PyArg_ParseTuple(args, "y*y*", &key, &msg))
+        return NULL;
+    hmac_midstates(key.buf, (size_t)key.len, inner, outer);
+    hmac_mid(inner, outer, msg.buf, (size_t)msg.len, out);
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&msg);
+    return PyBytes_FromStringAndSize((const char *)out, 32);
+}
+
+/* ---------------------------------------------------------------- KeyTable */
+
+#define PREFIX_MAX 32  /* the one-seq ack prefix: map, key 1, [kid, dev], key 4, array(1) */
+
+typedef struct {
+    uint64_t dev;
+    uint32_t kid;
+    int used;
+    uint32_t inner[8], outer[8];
+    double not_before, not_after;  /* -inf / +inf for "none" */
+    PyObject *dev_obj, *kid_obj, *mac;
+    unsigned char prefix[PREFIX_MAX];
+    Py_ssize_t prefix_len;
+} KeySlot;
+
+typedef struct {
+    PyObject_HEAD
+    KeySlot *slots;
+    size_t mask;  /* capacity - 1, a power of two */
+    Py_ssize_t n;
+} KeyTable;
+
+static size_t
+key_hash(uint64_t dev, uint32_t kid)
+{
+    uint64_t x = dev * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)kid * 0xC2B2AE3D27D4EB4FULL);
+    return (size_t)(x ^ (x >> 29));
+}
+
+static KeySlot *
+key_find(KeyTable *t, uint64_t dev, uint32_t kid)
+{
+    size_t i;
+
+    if (t->slots == NULL)
+        return NULL;
+    for (i = key_hash(dev, kid) & t->mask;; i = (i + 1) & t->mask) {
+        KeySlot *s = &t->slots[i];
+        if (!s->used)
+            return NULL;
+        if (s->dev == dev && s->kid == kid)
+            return s;
+    }
+}
+
+static void
+KeyTable_dealloc(KeyTable *t)
+{
+    size_t i;
+
+    if (t->slots != NULL) {
+        for (i = 0; i <= t->mask; i++) {
+            Py_XDECREF(t->slots[i].dev_obj);
+            Py_XDECREF(t->slots[i].kid_obj);
+            Py_XDECREF(t->slots[i].mac);
+        }
+        PyMem_Free(t->slots);
+    }
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+static double
+bound(PyObject *v, double none)
+{
+    return v == Py_None ? none : PyFloat_AsDouble(v);
+}
+
+/* KeyTable(entries): entries a sequence of (device_id, kid, key, not_before, not_after, mac,
+ * ack_prefix); not_before/not_after None or unix seconds, as keys.KeyEntry. */
+static int
+KeyTable_init(KeyTable *t, PyObject *args, PyObject *kw)
+{
+    PyObject *entries, *seq;
+    Py_ssize_t n, j;
+    size_t cap = 8;
+
+    if (t->slots != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "KeyTable already built");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "O", &entries))
+        return -1;
+    seq = PySequence_Fast(entries, "KeyTable needs a sequence of entries");
+    if (seq == NULL)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    while (cap < (size_t)n * 2)
+        cap *= 2;
+    t->slots = PyMem_Calloc(cap, sizeof(KeySlot));
+    if (t->slots == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->mask = cap - 1;
+    for (j = 0; j < n; j++) {
+        PyObject *e = PySequence_Fast_GET_ITEM(seq, j), *dev_o, *kid_o, *nb, *na, *mac;
+        Py_buffer key, prefix;
+        unsigned long long dev;
+        unsigned long kid;
+        size_t i;
+        KeySlot *s;
+
+        if (!PyArg_ParseTuple(e, "O!O!y*OOOy*", &PyLong_Type, &dev_o, &PyLong_Type, &kid_o,
+                              &key, &nb, &na, &mac, &prefix))
+            goto fail;
+        dev = PyLong_AsUnsignedLongLong(dev_o);
+        kid = PyLong_AsUnsignedLong(kid_o);
+        if (PyErr_Occurred() || kid > 0xFFFF || prefix.len > PREFIX_MAX) {
+            PyBuffer_Release(&key);
+            PyBuffer_Release(&prefix);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "kid or ack prefix out of range");
+            goto fail;
+        }
+        for (i = key_hash(dev, (uint32_t)kid) & t->mask; t->slots[i].used
+             && !(t->slots[i].dev == dev && t->slots[i].kid == kid); i = (i + 1) & t->mask)
+            ;
+        s = &t->slots[i];
+        if (s->used) {
+            PyBuffer_Release(&key);
+            PyBuffer_Release(&prefix);
+            PyErr_SetString(PyExc_ValueError, "duplicate (device_id, kid)");
+            goto fail;
+        }
+        s->used = 1;
+        s->dev = dev;
+        s->kid = (uint32_t)kid;
+        hmac_midstates(key.buf, (size_t)key.len, s->inner, s->outer);
+        memcpy(s->prefix, prefix.buf, (size_t)prefix.len);
+        s->prefix_len = prefix.len;
+        PyBuffer_Release(&key);
+        PyBuffer_Release(&prefix);
+        s->not_before = bound(nb, -INFINITY);
+        s->not_after = bound(na, INFINITY);
+        if (PyErr_Occurred())
+            goto fail;
+        Py_INCREF(dev_o);
+        s->dev_obj = dev_o;
+        Py_INCREF(kid_o);
+        s->kid_obj = kid_o;
+        Py_INCREF(mac);
+        s->mac = mac;
+        t->n++;
+    }
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    return -1;
+}
+
+static Py_ssize_t
+KeyTable_len(KeyTable *t)
+{
+    return t->n;
+}
+
+static PySequenceMethods KeyTable_seq = {.sq_length = (lenfunc)KeyTable_len};
+
+static PyTypeObject KeyTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "host_tools.collector._fastpath.KeyTable",
+    .tp_basicsize = sizeof(KeyTable),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "KeyTable([(device_id, kid, key, not_before, not_after, mac, ack_prefix)])",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)KeyTable_init,
+    .tp_dealloc = (destructor)KeyTable_dealloc,
+    .tp_as_sequence = &KeyTable_seq,
+};
 
 /* One CBOR unsigned int (major type 0) in shortest form, at most `width` bytes wide, at
  * p[*i]: the same bytes wire._SHORT's _U16/_U32/_U64 groups accept. */
@@ -120,87 +429,6 @@ parse_short(PyObject *self, PyObject *arg)
                          (unsigned long long)s.exp, (unsigned long long)s.flags, s.body_len);
 }
 
-/* MacKey._finish: the HMAC from an inner SHA-256 state that has absorbed the message
- * (a new reference to the 32-byte digest, or NULL). */
-static PyObject *
-mac_finish(PyObject *mac, PyObject *inner)
-{
-    PyObject *d1, *o0, *o, *r, *d;
-
-    d1 = PyObject_CallMethodNoArgs(inner, s_digest);
-    if (d1 == NULL)
-        return NULL;
-    o0 = PyObject_GetAttr(mac, s_outer);
-    if (o0 == NULL) {
-        Py_DECREF(d1);
-        return NULL;
-    }
-    o = PyObject_CallMethodNoArgs(o0, s_copy);
-    Py_DECREF(o0);
-    if (o == NULL) {
-        Py_DECREF(d1);
-        return NULL;
-    }
-    r = PyObject_CallMethodOneArg(o, s_update, d1);
-    Py_DECREF(d1);
-    if (r == NULL) {
-        Py_DECREF(o);
-        return NULL;
-    }
-    Py_DECREF(r);
-    d = PyObject_CallMethodNoArgs(o, s_digest);
-    Py_DECREF(o);
-    if (d != NULL && (!PyBytes_Check(d) || PyBytes_GET_SIZE(d) != 32)) {
-        Py_DECREF(d);
-        PyErr_SetString(PyExc_ValueError, "not a SHA-256 digest");
-        return NULL;
-    }
-    return d;
-}
-
-/* MacKey.check(data, body_len, tlen): 1 match, 0 not, -1 error. */
-static int
-mac_check(PyObject *mac, const char *p, Py_ssize_t body_len, Py_ssize_t tlen)
-{
-    PyObject *h0, *h, *body, *r, *d;
-    const unsigned char *dd, *tag = (const unsigned char *)p + body_len;
-    unsigned char diff = 0;
-    Py_ssize_t j;
-
-    if (tlen > 32) {
-        PyErr_SetString(PyExc_ValueError, "tag longer than the digest");
-        return -1;
-    }
-    h0 = PyObject_GetAttr(mac, s_inner);
-    if (h0 == NULL)
-        return -1;
-    h = PyObject_CallMethodNoArgs(h0, s_copy);
-    Py_DECREF(h0);
-    if (h == NULL)
-        return -1;
-    body = PyBytes_FromStringAndSize(p, body_len);
-    if (body == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    r = PyObject_CallMethodOneArg(h, s_update, body);
-    Py_DECREF(body);
-    if (r == NULL) {
-        Py_DECREF(h);
-        return -1;
-    }
-    Py_DECREF(r);
-    d = mac_finish(mac, h);
-    Py_DECREF(h);
-    if (d == NULL)
-        return -1;
-    dd = (const unsigned char *)PyBytes_AS_STRING(d);
-    for (j = 0; j < tlen; j++)  /* constant time, as hmac.compare_digest */
-        diff |= dd[j] ^ tag[j];
-    Py_DECREF(d);
-    return diff == 0;
-}
-
 /* acks[(addr, dev, kid)]: (mac, seq) for the first frame, then (mac, [seq, ...]). */
 static int
 add_ack(PyObject *acks, PyObject *addr, PyObject *dev, PyObject *kid, PyObject *mac,
@@ -247,224 +475,6 @@ add_ack(PyObject *acks, PyObject *addr, PyObject *dev, PyObject *kid, PyObject *
     return rc;
 }
 
-/* Steal-all helper: a tuple of n new references; on any NULL, release the rest. */
-static PyObject *
-tuple_steal(Py_ssize_t n, PyObject **items)
-{
-    PyObject *t;
-    Py_ssize_t j;
-
-    for (j = 0; j < n; j++) {
-        if (items[j] == NULL) {
-            for (j = 0; j < n; j++)
-                Py_XDECREF(items[j]);
-            return NULL;
-        }
-    }
-    t = PyTuple_New(n);
-    if (t == NULL) {
-        for (j = 0; j < n; j++)
-            Py_DECREF(items[j]);
-        return NULL;
-    }
-    for (j = 0; j < n; j++)
-        PyTuple_SET_ITEM(t, j, items[j]);
-    return t;
-}
-
-/* accept_run(datagrams, start, ctx) -> (next, accepted)
- *
- * Accepts datagrams[start:] in order while each is a steady-state frame and returns the
- * index of the first one that is not (len(datagrams) when all were), left untouched for
- * the general path. ctx = (by_id, windows, tag_len, now, latest_end, oldest_end_ms,
- * now_ms, epoch, slot_seconds, frames, values, pending, acks, peers, peer_of), as in
- * Ingest.verify; tag_len is a tuple of 8 (tag length or None by algorithm). */
-static PyObject *
-accept_run(PyObject *self, PyObject *args)
-{
-    PyObject *dl, *ctx, *by_id, *windows, *tag_len, *now_obj, *frames, *values, *pending,
-        *acks, *peers, *peer_of;
-    Py_ssize_t start, n, i, accepted = 0;
-    double latest_end;
-    long long oldest_end_ms, now_ms, epoch, slot_s;
-
-    if (!PyArg_ParseTuple(args, "O!nO!", &PyList_Type, &dl, &start, &PyTuple_Type, &ctx))
-        return NULL;
-    if (!PyArg_ParseTuple(ctx, "O!O!O!OdLLLLO!O!O!O!O!O", &PyDict_Type, &by_id, &PyDict_Type,
-                          &windows, &PyTuple_Type, &tag_len, &now_obj, &latest_end,
-                          &oldest_end_ms, &now_ms, &epoch, &slot_s, &PyList_Type, &frames,
-                          &PyList_Type, &values, &PyDict_Type, &pending, &PyDict_Type, &acks,
-                          &PyDict_Type, &peers, &peer_of))
-        return NULL;
-    if (PyTuple_GET_SIZE(tag_len) != 8) {
-        PyErr_SetString(PyExc_ValueError, "tag_len must have 8 entries");
-        return NULL;
-    }
-    n = PyList_GET_SIZE(dl);
-    for (i = start < 0 ? 0 : start; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(dl, i), *data, *addr, *tl, *dev = NULL, *kid = NULL,
-            *seq = NULL, *key, *entry, *win, *top, *mac = NULL, *r, *peer, *row, *f[9];
-        const char *p;
-        Py_ssize_t len, tlen;
-        long long end, end_ms;
-        Short s;
-        int ok;
-
-        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
-            break;
-        data = PyTuple_GET_ITEM(item, 0);
-        addr = PyTuple_GET_ITEM(item, 1);
-        if (!PyBytes_CheckExact(data))
-            break;
-        p = PyBytes_AS_STRING(data);
-        len = PyBytes_GET_SIZE(data);
-        if (!parse_short_c((const unsigned char *)p, len, &s))
-            break;
-        tl = PyTuple_GET_ITEM(tag_len, s.kid & 7);
-        if (tl == Py_None)
-            break;
-        tlen = PyLong_AsSsize_t(tl);
-        if (tlen < 0 && PyErr_Occurred())
-            return NULL;
-        if (len - s.body_len != tlen)
-            break;
-        /* slot <= 2**32 - 1: end and end_ms stay far inside 64 bits */
-        end = epoch + ((long long)s.slot + 1) * slot_s;
-        end_ms = end * 1000;
-        if (!((double)end <= latest_end) || end_ms < oldest_end_ms)
-            break;
-        dev = PyLong_FromUnsignedLongLong(s.dev);
-        kid = PyLong_FromUnsignedLongLong(s.kid);
-        seq = PyLong_FromUnsignedLongLong(s.seq);
-        if (dev == NULL || kid == NULL || seq == NULL)
-            goto error;
-        key = PyTuple_Pack(2, dev, kid);
-        if (key == NULL)
-            goto error;
-        entry = PyDict_GetItemWithError(by_id, key);  /* borrowed */
-        Py_DECREF(key);
-        if (entry == NULL) {
-            if (PyErr_Occurred())
-                goto error;
-            goto stop;
-        }
-        win = PyDict_GetItemWithError(windows, dev);  /* borrowed */
-        if (win == NULL) {
-            if (PyErr_Occurred())
-                goto error;
-            goto stop;
-        }
-        top = PyObject_GetAttr(win, s_top);
-        if (top == NULL)
-            goto error;
-        ok = PyObject_RichCompareBool(seq, top, Py_GT);
-        Py_DECREF(top);
-        if (ok < 0)
-            goto error;
-        if (!ok)
-            goto stop;
-        r = PyObject_CallMethodOneArg(entry, s_valid_at, now_obj);
-        if (r == NULL)
-            goto error;
-        ok = PyObject_IsTrue(r);
-        Py_DECREF(r);
-        if (ok < 0)
-            goto error;
-        if (!ok)
-            goto stop;
-        mac = PyObject_GetAttr(entry, s_mac);
-        if (mac == NULL)
-            goto error;
-        ok = mac_check(mac, p, s.body_len, tlen);
-        if (ok < 0)
-            goto error;
-        if (!ok)
-            goto stop;
-
-        /* accepted: the same effects, in the same order, as the Python fast path */
-        r = PyObject_CallMethodOneArg(win, s_mark, seq);
-        if (r == NULL)
-            goto error;
-        Py_DECREF(r);
-        key = PyTuple_Pack(2, dev, seq);
-        if (key == NULL)
-            goto error;
-        ok = PyDict_SetItem(pending, key, data);
-        Py_DECREF(key);
-        if (ok < 0)
-            goto error;
-        peer = PyDict_GetItemWithError(peers, addr);  /* borrowed */
-        if (peer == NULL) {
-            if (PyErr_Occurred())
-                goto error;
-            r = PyObject_CallOneArg(peer_of, addr);
-            if (r == NULL)
-                goto error;
-            ok = PyDict_SetItem(peers, addr, r);
-            Py_DECREF(r);  /* the dict holds it */
-            if (ok < 0)
-                goto error;
-            peer = r;
-        }
-        /* signed 64-bit as stored (two's complement, store.s64) */
-        f[0] = PyLong_FromLongLong((long long)(int64_t)s.dev);
-        f[1] = PyLong_FromLongLong((long long)(int64_t)s.seq);
-        Py_INCREF(kid);
-        f[2] = kid;
-        f[3] = PyLong_FromUnsignedLongLong(s.status);
-        f[4] = PyLong_FromLong(1);
-        f[5] = PyLong_FromLongLong(now_ms);
-        Py_INCREF(peer);
-        f[6] = peer;
-        Py_INCREF(data);
-        f[7] = data;
-        row = tuple_steal(8, f);
-        if (row == NULL)
-            goto error;
-        ok = PyList_Append(frames, row);
-        Py_DECREF(row);
-        if (ok < 0)
-            goto error;
-        f[0] = PyLong_FromLongLong((long long)(int64_t)s.dev);
-        f[1] = PyLong_FromUnsignedLongLong(s.slot);
-        f[2] = PyLong_FromUnsignedLongLong(s.imp);
-        f[3] = PyLong_FromUnsignedLongLong(s.exp);
-        f[4] = PyLong_FromUnsignedLongLong(s.flags);
-        f[5] = PyLong_FromUnsignedLongLong(s.status);
-        f[6] = PyLong_FromLongLong((long long)(int64_t)s.seq);
-        f[7] = PyLong_FromLongLong(now_ms);
-        f[8] = PyLong_FromLongLong(now_ms - end_ms);
-        row = tuple_steal(9, f);
-        if (row == NULL)
-            goto error;
-        ok = PyList_Append(values, row);
-        Py_DECREF(row);
-        if (ok < 0)
-            goto error;
-        if (add_ack(acks, addr, dev, kid, mac, seq) < 0)
-            goto error;
-        accepted++;
-        Py_DECREF(dev);
-        Py_DECREF(kid);
-        Py_DECREF(seq);
-        Py_DECREF(mac);
-        continue;
-    stop:
-        Py_DECREF(dev);
-        Py_DECREF(kid);
-        Py_DECREF(seq);
-        Py_XDECREF(mac);
-        break;
-    error:
-        Py_XDECREF(dev);
-        Py_XDECREF(kid);
-        Py_XDECREF(seq);
-        Py_XDECREF(mac);
-        return NULL;
-    }
-    return Py_BuildValue("(nn)", i, accepted);
-}
-
 /* The shortest CBOR head of an unsigned int, as wire._cbor_uint. */
 static Py_ssize_t
 cbor_uint(uint64_t v, unsigned char *out)
@@ -498,97 +508,380 @@ cbor_uint(uint64_t v, unsigned char *out)
     return 1 + w;
 }
 
-/* MacKey.ack_one(dev, kid, seq) from the key's cached prefix state; the Python method
- * itself when the cache is not (yet) for this device and kid. */
-static PyObject *
-ack_one_c(PyObject *mac, PyObject *dev, PyObject *kid, PyObject *seq)
-{
-    PyObject *a, *prefix, *h, *u, *d, *out, *r;
-    unsigned long long sv;
-    unsigned char ub[9];
-    Py_ssize_t ulen, plen, tlen;
-    char *q;
-    int same;
+/* ---------------------------------------------------------------- FastPath */
 
-    a = PyObject_GetAttr(mac, s_ack);
-    if (a == NULL)
-        return NULL;
-    same = PyTuple_CheckExact(a) && PyTuple_GET_SIZE(a) == 5;
-    if (same) {
-        same = PyObject_RichCompareBool(PyTuple_GET_ITEM(a, 0), dev, Py_EQ);
-        if (same > 0)
-            same = PyObject_RichCompareBool(PyTuple_GET_ITEM(a, 1), kid, Py_EQ);
-        if (same < 0) {
-            Py_DECREF(a);
-            return NULL;
+/* Fields a stored row can hold; store.FRAME_COLUMNS / VALUE_COLUMNS name them. */
+enum { F_DEVICE_ID, F_SEQ, F_KID, F_STATUS, F_N_RECORDS, F_ARRIVED_MS, F_PEER, F_RAW, F_SLOT,
+       F_IMPORT_WH, F_EXPORT_WH, F_FLAGS, F_DELAY_MS, F_COUNT };
+static const char *FIELD_NAMES[F_COUNT] = {
+    "device_id", "seq", "kid", "status", "n_records", "arrived_ms", "peer", "raw", "slot",
+    "import_wh", "export_wh", "flags", "delay_ms"};
+#define MAX_COLS 16
+
+typedef struct {
+    PyObject_HEAD
+    int frame_cols[MAX_COLS], value_cols[MAX_COLS];
+    Py_ssize_t n_frame, n_value;
+    Py_ssize_t tag_len[8];  /* -1: no such algorithm */
+    long long epoch, slot_s;
+    PyObject *peer_of;
+} FastPath;
+
+static void
+FastPath_dealloc(FastPath *f)
+{
+    Py_XDECREF(f->peer_of);
+    Py_TYPE(f)->tp_free((PyObject *)f);
+}
+
+static int
+columns(PyObject *names, int *out, Py_ssize_t *n, const char *what)
+{
+    PyObject *seq = PySequence_Fast(names, "columns must be a sequence of names");
+    Py_ssize_t j;
+    int k;
+
+    if (seq == NULL)
+        return -1;
+    *n = PySequence_Fast_GET_SIZE(seq);
+    if (*n < 1 || *n > MAX_COLS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "%s: 1 to %d columns", what, MAX_COLS);
+        return -1;
+    }
+    for (j = 0; j < *n; j++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, j));
+        if (name == NULL) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        for (k = 0; k < F_COUNT && strcmp(name, FIELD_NAMES[k]) != 0; k++)
+            ;
+        if (k == F_COUNT) {
+            PyErr_Format(PyExc_ValueError, "%s: no field for column %s", what, name);
+            Py_DECREF(seq);
+            return -1;
+        }
+        out[j] = k;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int
+FastPath_init(FastPath *f, PyObject *args, PyObject *kw)
+{
+    static char *names[] = {"frame_columns", "value_columns", "tag_len", "epoch",
+                            "slot_seconds", "peer_of", NULL};
+    PyObject *fc, *vc, *tl, *peer_of;
+    int j;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO!LLO", names, &fc, &vc, &PyTuple_Type, &tl,
+                                     &f->epoch, &f->slot_s, &peer_of))
+        return -1;
+    if (columns(fc, f->frame_cols, &f->n_frame, "frame_columns") < 0
+        || columns(vc, f->value_cols, &f->n_value, "value_columns") < 0)
+        return -1;
+    if (PyTuple_GET_SIZE(tl) != 8) {
+        PyErr_SetString(PyExc_ValueError, "tag_len: 8 entries (tag length or None)");
+        return -1;
+    }
+    for (j = 0; j < 8; j++) {
+        PyObject *v = PyTuple_GET_ITEM(tl, j);
+        f->tag_len[j] = v == Py_None ? -1 : PyLong_AsSsize_t(v);
+        if (f->tag_len[j] == -1 && PyErr_Occurred())
+            return -1;
+        if (v != Py_None && (f->tag_len[j] < 1 || f->tag_len[j] > 32)) {
+            PyErr_SetString(PyExc_ValueError, "tag_len: 1..32 bytes");
+            return -1;
         }
     }
-    sv = PyLong_AsUnsignedLongLong(seq);
-    if (sv == (unsigned long long)-1 && PyErr_Occurred()) {
-        Py_DECREF(a);
-        return NULL;
+    Py_INCREF(peer_of);
+    Py_XSETREF(f->peer_of, peer_of);
+    return 0;
+}
+
+typedef struct {  /* one accepted frame, for its two rows */
+    const Short *s;
+    KeySlot *key;
+    PyObject *seq, *peer, *data, *now_ms;
+    long long now_ms_v, end_ms;
+} Accepted;
+
+static PyObject *
+field(int which, const Accepted *a)
+{
+    const Short *s = a->s;
+
+    switch (which) {
+    case F_DEVICE_ID:  /* signed 64-bit as stored (two's complement, store.s64) */
+        return PyLong_FromLongLong((long long)(int64_t)s->dev);
+    case F_SEQ:
+        return PyLong_FromLongLong((long long)(int64_t)s->seq);
+    case F_KID:
+        Py_INCREF(a->key->kid_obj);
+        return a->key->kid_obj;
+    case F_STATUS:
+        return PyLong_FromUnsignedLongLong(s->status);
+    case F_N_RECORDS:
+        return PyLong_FromLong(1);
+    case F_ARRIVED_MS:
+        Py_INCREF(a->now_ms);
+        return a->now_ms;
+    case F_PEER:
+        Py_INCREF(a->peer);
+        return a->peer;
+    case F_RAW:
+        Py_INCREF(a->data);
+        return a->data;
+    case F_SLOT:
+        return PyLong_FromUnsignedLongLong(s->slot);
+    case F_IMPORT_WH:
+        return PyLong_FromUnsignedLongLong(s->imp);
+    case F_EXPORT_WH:
+        return PyLong_FromUnsignedLongLong(s->exp);
+    case F_FLAGS:
+        return PyLong_FromUnsignedLongLong(s->flags);
+    case F_DELAY_MS:
+        return PyLong_FromLongLong(a->now_ms_v - a->end_ms);
     }
-    if (!same || !PyBytes_CheckExact(PyTuple_GET_ITEM(a, 2))) {
-        Py_DECREF(a);
-        return PyObject_CallMethodObjArgs(mac, s_ack_one, dev, kid, seq, NULL);
-    }
-    prefix = PyTuple_GET_ITEM(a, 2);
-    h = PyTuple_GET_ITEM(a, 3);
-    tlen = PyLong_AsSsize_t(PyTuple_GET_ITEM(a, 4));
-    if (tlen < 0) {
-        Py_DECREF(a);
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "negative tag length");
-        return NULL;
-    }
-    ulen = cbor_uint(sv, ub);
-    u = PyBytes_FromStringAndSize((const char *)ub, ulen);
-    h = PyObject_CallMethodNoArgs(h, s_copy);
-    if (u == NULL || h == NULL)
-        goto fail;
-    r = PyObject_CallMethodOneArg(h, s_update, u);
-    if (r == NULL)
-        goto fail;
-    Py_DECREF(r);
-    d = mac_finish(mac, h);
-    if (d == NULL)
-        goto fail;
-    if (tlen > 32) {
-        Py_DECREF(d);
-        PyErr_SetString(PyExc_ValueError, "tag longer than the digest");
-        goto fail;
-    }
-    plen = PyBytes_GET_SIZE(prefix);
-    out = PyBytes_FromStringAndSize(NULL, plen + ulen + tlen);
-    if (out != NULL) {
-        q = PyBytes_AS_STRING(out);
-        memcpy(q, PyBytes_AS_STRING(prefix), plen);
-        memcpy(q + plen, ub, ulen);
-        memcpy(q + plen + ulen, PyBytes_AS_STRING(d), tlen);
-    }
-    Py_DECREF(d);
-    Py_DECREF(u);
-    Py_DECREF(h);
-    Py_DECREF(a);
-    return out;
-fail:
-    Py_XDECREF(u);
-    Py_XDECREF(h);
-    Py_DECREF(a);
+    PyErr_SetString(PyExc_SystemError, "unknown row field");
     return NULL;
 }
 
-/* acks_out(acks, out, multi): for each acks item of Ingest.verify, appends (addr, ack) to
- * out, the one-seq ack computed here; multi(addr, dev, kid, mac, seqs) returns the list of
- * (addr, ack) for a device with several seqs in the batch. Returns None. */
+static int
+append_row(PyObject *list, const int *cols, Py_ssize_t n, const Accepted *a)
+{
+    PyObject *row = PyTuple_New(n), *v;
+    Py_ssize_t j;
+    int rc;
+
+    if (row == NULL)
+        return -1;
+    for (j = 0; j < n; j++) {
+        v = field(cols[j], a);
+        if (v == NULL) {
+            Py_DECREF(row);
+            return -1;
+        }
+        PyTuple_SET_ITEM(row, j, v);
+    }
+    rc = PyList_Append(list, row);
+    Py_DECREF(row);
+    return rc;
+}
+
+/* batch attribute `name` (a new reference) that must be of type `type` (NULL: any) */
 static PyObject *
-acks_out(PyObject *self, PyObject *args)
+battr(PyObject *batch, PyObject *name, PyTypeObject *type)
+{
+    PyObject *v = PyObject_GetAttr(batch, name);
+
+    if (v != NULL && type != NULL && !PyObject_TypeCheck(v, type)) {
+        PyErr_Format(PyExc_TypeError, "batch.%U: %s expected", name, type->tp_name);
+        Py_CLEAR(v);
+    }
+    return v;
+}
+
+/* accept_run(batch, datagrams, start, keys, windows) -> (next, accepted)
+ *
+ * Accepts datagrams[start:] in order while each is a steady-state frame and returns the
+ * index of the first one that is not (len(datagrams) when all were), left untouched for
+ * the general path. */
+static PyObject *
+FastPath_accept_run(FastPath *f, PyObject *args)
+{
+    PyObject *batch, *dl, *windows, *now_o = NULL, *now_ms_o = NULL, *latest_o = NULL,
+        *oldest_o = NULL, *frames = NULL, *values = NULL, *pending = NULL, *acks = NULL,
+        *peers = NULL, *ret = NULL;
+    KeyTable *keys;
+    Py_ssize_t start, n, i, accepted = 0;
+    double now, latest_end;
+    long long oldest_end_ms, now_ms;
+
+    if (!PyArg_ParseTuple(args, "OO!nO!O!", &batch, &PyList_Type, &dl, &start, &KeyTableType,
+                          &keys, &PyDict_Type, &windows))
+        return NULL;
+    if ((now_o = battr(batch, s_now, NULL)) == NULL
+        || (now_ms_o = battr(batch, s_now_ms, &PyLong_Type)) == NULL
+        || (latest_o = battr(batch, s_latest_end, NULL)) == NULL
+        || (oldest_o = battr(batch, s_oldest_end_ms, &PyLong_Type)) == NULL
+        || (frames = battr(batch, s_frames, &PyList_Type)) == NULL
+        || (values = battr(batch, s_values, &PyList_Type)) == NULL
+        || (pending = battr(batch, s_pending, &PyDict_Type)) == NULL
+        || (acks = battr(batch, s_acks, &PyDict_Type)) == NULL
+        || (peers = battr(batch, s_peers, &PyDict_Type)) == NULL)
+        goto done;
+    now = PyFloat_AsDouble(now_o);
+    latest_end = PyFloat_AsDouble(latest_o);
+    oldest_end_ms = PyLong_AsLongLong(oldest_o);
+    now_ms = PyLong_AsLongLong(now_ms_o);
+    if (PyErr_Occurred())
+        goto done;
+    n = PyList_GET_SIZE(dl);
+    for (i = start < 0 ? 0 : start; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(dl, i), *data, *addr, *seq = NULL, *key, *win, *top,
+            *r, *peer;
+        const char *p;
+        Py_ssize_t len, tlen;
+        long long end, end_ms;
+        unsigned char mac[32], diff = 0;
+        Short s;
+        KeySlot *ks;
+        Accepted a;
+        int ok, j;
+
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+            break;
+        data = PyTuple_GET_ITEM(item, 0);
+        addr = PyTuple_GET_ITEM(item, 1);
+        if (!PyBytes_CheckExact(data))
+            break;
+        p = PyBytes_AS_STRING(data);
+        len = PyBytes_GET_SIZE(data);
+        if (!parse_short_c((const unsigned char *)p, len, &s))
+            break;
+        tlen = f->tag_len[s.kid & 7];
+        if (tlen < 0 || len - s.body_len != tlen)
+            break;
+        /* slot <= 2**32 - 1: end and end_ms stay far inside 64 bits */
+        end = f->epoch + ((long long)s.slot + 1) * f->slot_s;
+        end_ms = end * 1000;
+        if (!((double)end <= latest_end) || end_ms < oldest_end_ms)
+            break;
+        ks = key_find(keys, s.dev, (uint32_t)s.kid);
+        if (ks == NULL || now < ks->not_before || !(now < ks->not_after))
+            break;  /* as KeyEntry.valid_at */
+        win = PyDict_GetItemWithError(windows, ks->dev_obj);  /* borrowed */
+        if (win == NULL) {
+            if (PyErr_Occurred())
+                goto done;
+            break;
+        }
+        seq = PyLong_FromUnsignedLongLong(s.seq);
+        if (seq == NULL)
+            goto done;
+        top = PyObject_GetAttr(win, s_top);
+        if (top == NULL)
+            goto error;
+        ok = PyObject_RichCompareBool(seq, top, Py_GT);
+        Py_DECREF(top);
+        if (ok < 0)
+            goto error;
+        if (!ok)
+            goto stop;
+        hmac_mid(ks->inner, ks->outer, (const unsigned char *)p, (size_t)s.body_len, mac);
+        for (j = 0; j < tlen; j++)  /* constant time, as hmac.compare_digest */
+            diff |= mac[j] ^ (unsigned char)p[s.body_len + j];
+        if (diff != 0)
+            goto stop;
+
+        /* accepted: the same effects, in the same order, as the Python fast path */
+        r = PyObject_CallMethodOneArg(win, s_mark, seq);
+        if (r == NULL)
+            goto error;
+        Py_DECREF(r);
+        key = PyTuple_Pack(2, ks->dev_obj, seq);
+        if (key == NULL)
+            goto error;
+        ok = PyDict_SetItem(pending, key, data);
+        Py_DECREF(key);
+        if (ok < 0)
+            goto error;
+        peer = PyDict_GetItemWithError(peers, addr);  /* borrowed */
+        if (peer == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            r = PyObject_CallOneArg(f->peer_of, addr);
+            if (r == NULL)
+                goto error;
+            ok = PyDict_SetItem(peers, addr, r);
+            Py_DECREF(r);  /* the dict holds it */
+            if (ok < 0)
+                goto error;
+            peer = r;
+        }
+        a.s = &s;
+        a.key = ks;
+        a.seq = seq;
+        a.peer = peer;
+        a.data = data;
+        a.now_ms = now_ms_o;
+        a.now_ms_v = now_ms;
+        a.end_ms = end_ms;
+        if (append_row(frames, f->frame_cols, f->n_frame, &a) < 0
+            || append_row(values, f->value_cols, f->n_value, &a) < 0
+            || add_ack(acks, addr, ks->dev_obj, ks->kid_obj, ks->mac, seq) < 0)
+            goto error;
+        accepted++;
+        Py_DECREF(seq);
+        continue;
+    stop:
+        Py_DECREF(seq);
+        break;
+    error:
+        Py_DECREF(seq);
+        goto done;
+    }
+    ret = Py_BuildValue("(nn)", i, accepted);
+done:
+    Py_XDECREF(now_o);
+    Py_XDECREF(now_ms_o);
+    Py_XDECREF(latest_o);
+    Py_XDECREF(oldest_o);
+    Py_XDECREF(frames);
+    Py_XDECREF(values);
+    Py_XDECREF(pending);
+    Py_XDECREF(acks);
+    Py_XDECREF(peers);
+    return ret;
+}
+
+/* The one-seq ack of wire.one_seq_ack_prefix: prefix + seq + its MAC (NULL: not in keys). */
+static PyObject *
+ack_one(KeyTable *keys, PyObject *dev, PyObject *kid, PyObject *seq, Py_ssize_t tlen_of[8])
+{
+    unsigned long long d = PyLong_AsUnsignedLongLong(dev), q;
+    unsigned long k = PyLong_AsUnsignedLong(kid);
+    unsigned char msg[PREFIX_MAX + 9], mac[32];
+    Py_ssize_t m, tlen;
+    KeySlot *ks;
+    PyObject *out;
+
+    q = PyLong_AsUnsignedLongLong(seq);
+    if (PyErr_Occurred())
+        return NULL;
+    ks = key_find(keys, d, (uint32_t)k);
+    tlen = tlen_of[k & 7];
+    if (ks == NULL || k > 0xFFFF || tlen < 0) {
+        PyErr_SetString(PyExc_KeyError, "ack for a key the table does not hold");
+        return NULL;
+    }
+    memcpy(msg, ks->prefix, (size_t)ks->prefix_len);
+    m = ks->prefix_len + cbor_uint(q, msg + ks->prefix_len);
+    hmac_mid(ks->inner, ks->outer, msg, (size_t)m, mac);
+    out = PyBytes_FromStringAndSize(NULL, m + tlen);
+    if (out != NULL) {
+        memcpy(PyBytes_AS_STRING(out), msg, (size_t)m);
+        memcpy(PyBytes_AS_STRING(out) + m, mac, (size_t)tlen);
+    }
+    return out;
+}
+
+/* acks_out(acks, out, multi, keys): for each acks item of Ingest.verify, appends (addr, ack)
+ * to out, the one-seq ack computed here; multi(addr, dev, kid, mac, seqs) returns the list
+ * of (addr, ack) for a device with several seqs in the batch. Returns None. */
+static PyObject *
+FastPath_acks_out(FastPath *f, PyObject *args)
 {
     PyObject *acks, *out, *multi, *key, *val, *ack, *pair, *r;
+    KeyTable *keys;
     Py_ssize_t pos = 0;
     int rc;
 
-    if (!PyArg_ParseTuple(args, "O!O!O", &PyDict_Type, &acks, &PyList_Type, &out, &multi))
+    if (!PyArg_ParseTuple(args, "O!O!OO!", &PyDict_Type, &acks, &PyList_Type, &out, &multi,
+                          &KeyTableType, &keys))
         return NULL;
     while (PyDict_Next(acks, &pos, &key, &val)) {
         if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 3
@@ -597,8 +890,8 @@ acks_out(PyObject *self, PyObject *args)
             return NULL;
         }
         if (PyLong_CheckExact(PyTuple_GET_ITEM(val, 1))) {
-            ack = ack_one_c(PyTuple_GET_ITEM(val, 0), PyTuple_GET_ITEM(key, 1),
-                            PyTuple_GET_ITEM(key, 2), PyTuple_GET_ITEM(val, 1));
+            ack = ack_one(keys, PyTuple_GET_ITEM(key, 1), PyTuple_GET_ITEM(key, 2),
+                          PyTuple_GET_ITEM(val, 1), f->tag_len);
             if (ack == NULL)
                 return NULL;
             pair = PyTuple_Pack(2, PyTuple_GET_ITEM(key, 0), ack);
@@ -624,12 +917,31 @@ acks_out(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyMethodDef FastPath_methods[] = {
+    {"accept_run", (PyCFunction)FastPath_accept_run, METH_VARARGS,
+     "accept_run(batch, datagrams, start, keys, windows) -> (next, accepted); see Ingest.verify"},
+    {"acks_out", (PyCFunction)FastPath_acks_out, METH_VARARGS,
+     "acks_out(acks, out, multi, keys); see Ingest.verify"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FastPathType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "host_tools.collector._fastpath.FastPath",
+    .tp_basicsize = sizeof(FastPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "FastPath(frame_columns, value_columns, tag_len, epoch, slot_seconds, peer_of)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FastPath_init,
+    .tp_dealloc = (destructor)FastPath_dealloc,
+    .tp_methods = FastPath_methods,
+};
+
 static PyMethodDef methods[] = {
     {"parse_short", parse_short, METH_O,
      "parse_short(data) -> (kid, dev, seq, status, slot, imp, exp, flags, body_len) or None"},
-    {"accept_run", accept_run, METH_VARARGS,
-     "accept_run(datagrams, start, ctx) -> (next, accepted); see Ingest.verify"},
-    {"acks_out", acks_out, METH_VARARGS, "acks_out(acks, out, multi); see Ingest.verify"},
+    {"hmac_sha256", py_hmac_sha256, METH_VARARGS,
+     "hmac_sha256(key, msg) -> the 32-byte HMAC-SHA256 this module computes (tests)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -642,18 +954,32 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
+    PyObject *m;
+
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
     INTERN(s_top, "top");
     INTERN(s_mark, "mark");
-    INTERN(s_valid_at, "valid_at");
-    INTERN(s_mac, "mac");
-    INTERN(s_inner, "_inner");
-    INTERN(s_outer, "_outer");
-    INTERN(s_ack, "_ack");
-    INTERN(s_ack_one, "ack_one");
-    INTERN(s_copy, "copy");
-    INTERN(s_update, "update");
-    INTERN(s_digest, "digest");
+    INTERN(s_now, "now");
+    INTERN(s_now_ms, "now_ms");
+    INTERN(s_latest_end, "latest_end");
+    INTERN(s_oldest_end_ms, "oldest_end_ms");
+    INTERN(s_frames, "frames");
+    INTERN(s_values, "values");
+    INTERN(s_pending, "pending");
+    INTERN(s_acks, "acks");
+    INTERN(s_peers, "peers");
 #undef INTERN
-    return PyModule_Create(&module);
+    if (PyType_Ready(&KeyTableType) < 0 || PyType_Ready(&FastPathType) < 0)
+        return NULL;
+    m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&KeyTableType);
+    Py_INCREF(&FastPathType);
+    if (PyModule_AddObject(m, "KeyTable", (PyObject *)&KeyTableType) < 0
+        || PyModule_AddObject(m, "FastPath", (PyObject *)&FastPathType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

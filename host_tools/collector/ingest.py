@@ -36,7 +36,8 @@ import time
 from edge import seal as edge_seal
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
 from host_tools.collector import replay_guard, wire
-from host_tools.collector.store import s64, u64
+from host_tools.collector.store import (FRAME_COLUMNS, VALUE_COLUMNS, frame_row, s64, u64,
+                                        value_row)
 
 _EPOCH = EDGE_EPOCH_UNIX
 _SLOT = SLOT_SECONDS
@@ -50,6 +51,8 @@ except ImportError:
     _fastpath = None
 # wire.TAG_LEN by algorithm number 0..7, as a tuple for _fastpath
 _TAG_LEN8 = tuple(wire.TAG_LEN.get(a) for a in range(8))
+# positions in a slot_values row (store.VALUE_COLUMNS)
+_V = {c: i for i, c in enumerate(VALUE_COLUMNS)}
 
 R_REPLAY = "replay"
 R_SEQ_BELOW_WINDOW = "seq_below_window"
@@ -94,7 +97,11 @@ def _peer(addr):
 
 class Batch:
     """One batch's decisions: filled by Ingest.verify (and _general), whose rows
-    Ingest.store_batch writes before it releases `replies`, the acks to send."""
+    Ingest.store_batch writes before it releases `replies`, the acks to send.
+
+    The C loop (_fastpath.FastPath.accept_run) reads these attributes by name: now (s),
+    now_ms, latest_end (s), oldest_end_ms, frames and values (row lists in store.FRAME_COLUMNS
+    / VALUE_COLUMNS order), pending, acks, peers."""
 
     __slots__ = ("keyring", "now", "now_ms", "latest_end", "oldest_end_ms", "counts",
                  "frames", "values", "rejections", "pending", "acks", "peers", "received",
@@ -149,6 +156,23 @@ class Ingest:
         # The steady-state fast path of verify(): its loop in "c" (when _fastpath is built)
         # or in "python"; None turns it off. Tests compare all three (same decisions).
         self.fast_path = "c" if _fastpath is not None else "python"
+        if _fastpath is not None:
+            self._c = _fastpath.FastPath(frame_columns=FRAME_COLUMNS, value_columns=VALUE_COLUMNS,
+                                         tag_len=_TAG_LEN8, epoch=_EPOCH, slot_seconds=_SLOT,
+                                         peer_of=_peer)
+        self._key_table = (None, None)  # (keyring, its _fastpath.KeyTable)
+
+    def _keys_c(self, keyring):
+        """The C loop's table of this keyring's keys (rebuilt when the keyring changes): per
+        key its public fields (keys.KeyEntry) and the one-seq ack prefix of wire."""
+        kr, table = self._key_table
+        if kr is not keyring:
+            table = _fastpath.KeyTable([
+                (e.device_id, e.kid, e.key, e.not_before, e.not_after, e.mac,
+                 wire.one_seq_ack_prefix(e.device_id, e.kid))
+                for e in keyring.by_id.values()])
+            self._key_table = (keyring, table)
+        return table
 
     def _window(self, dev):
         """The device's window, rebuilt from its newest accepted seqs in the frames table
@@ -205,11 +229,11 @@ class Ingest:
                 dl = datagrams if type(datagrams) is list else list(datagrams)
                 n = len(dl)
                 b.received += n
-                ctx = (b.keyring.by_id, windows, _TAG_LEN8, now, latest_end, oldest_end_ms,
-                       now_ms, _EPOCH, _SLOT, frames, values, pending, acks, peers, _peer)
+                keys_c = self._keys_c(b.keyring)
+                run = self._c.accept_run
                 i = 0
                 while i < n:
-                    i, k = _fastpath.accept_run(dl, i, ctx)
+                    i, k = run(b, dl, i, keys_c, windows)
                     accepted += k
                     if i < n:
                         data, addr = dl[i]
@@ -250,9 +274,11 @@ class Ingest:
                     peer = peers.get(addr)
                     if peer is None:
                         peer = peers[addr] = _peer(addr)
-                    frames.append((ds, ss, kid, status, 1, now_ms, peer, data))
-                    values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
-                                   now_ms - end * 1000))
+                    frames.append(frame_row(device_id=ds, seq=ss, kid=kid, status=status,
+                                            n_records=1, arrived_ms=now_ms, peer=peer, raw=data))
+                    values.append(value_row(device_id=ds, slot=slot, import_wh=imp, export_wh=exp,
+                                            flags=flags, status=status, seq=ss,
+                                            arrived_ms=now_ms, delay_ms=now_ms - end * 1000))
                     accepted += 1
                     _add_ack(acks, addr, dev, kid, entry.mac, seq)
             counts = b.counts
@@ -264,7 +290,7 @@ class Ingest:
             # The acks are computed now but released by store_batch only after the commit.
             out = b.replies
             if mode == "c":
-                _fastpath.acks_out(acks, out, self._acks_multi)
+                self._c.acks_out(acks, out, self._acks_multi, keys_c)
             else:
                 for (addr, dev, kid), (mac, seqs) in acks.items():
                     if type(seqs) is int:  # the steady state: one frame of the device
@@ -328,7 +354,9 @@ class Ingest:
                     peer = b.peers[addr] = _peer(addr)
                 status = pf.status
                 now_ms = b.now_ms
-                b.frames.append((ds, ss, kid, status, len(recs), now_ms, peer, data))
+                b.frames.append(frame_row(device_id=ds, seq=ss, kid=kid, status=status,
+                                          n_records=len(recs), arrived_ms=now_ms, peer=peer,
+                                          raw=data))
                 if pf.seal is not None:
                     b.seals.append((dev, seq, pf.seal, data, addr))
                 old_recs = 0
@@ -337,8 +365,9 @@ class Ingest:
                     if end_ms < b.oldest_end_ms:
                         old_recs += 1
                         continue
-                    b.values.append((ds, slot, imp, exp, flags, status, ss, now_ms,
-                                     now_ms - end_ms))
+                    b.values.append(value_row(device_id=ds, slot=slot, import_wh=imp,
+                                              export_wh=exp, flags=flags, status=status, seq=ss,
+                                              arrived_ms=now_ms, delay_ms=now_ms - end_ms))
                 if old_recs:
                     b.counts["rejected_slots." + R_SLOT_TOO_OLD] += old_recs
                     self._reject(b.rejections, b.counts, R_SLOT_TOO_OLD,
@@ -446,23 +475,27 @@ class Ingest:
 
     def _classify_duplicates(self, values, counts, rejections, now_ms):
         """Some (device, slot) rows already existed: tell duplicates from conflicts."""
+        dev_i, slot_i, seq_i = _V["device_id"], _V["slot"], _V["seq"]
+        got_i = (_V["import_wh"], _V["export_wh"], _V["flags"])
         by_dev = collections.defaultdict(list)
         for row in values:
-            by_dev[u64(row[0])].append(row)
+            by_dev[u64(row[dev_i])].append(row)
         for dev, rows in by_dev.items():
-            stored = self.store.stored_for(s64(dev), [r[1] for r in rows])
+            stored = self.store.stored_for(s64(dev), [r[slot_i] for r in rows])
             for r in rows:
-                st = stored.get(r[1])
-                if st is None or s64(st[3]) == r[6]:
+                slot = r[slot_i]
+                st = stored.get(slot)
+                if st is None or s64(st[3]) == r[seq_i]:
                     continue  # inserted by this very row
-                if (st[0], st[1], st[2]) == (r[2], r[3], r[4]):
+                sent = tuple(r[i] for i in got_i)
+                if (st[0], st[1], st[2]) == sent:
                     counts["duplicate_slots"] += 1
                 else:
                     counts[R_SLOT_CONFLICT] += 1
-                    seq = u64(r[6])
+                    seq = u64(r[seq_i])
                     raw = self.store.frame_raw(dev, seq)
                     detail = ("slot %d: stored %d/%d/%d from seq %d kept, seq %d sent %d/%d/%d"
-                              % (r[1], st[0], st[1], st[2], st[3], seq, r[2], r[3], r[4]))
+                              % ((slot,) + st[:3] + (st[3], seq) + sent))
                     self._reject(rejections, counts, R_SLOT_CONFLICT, detail, dev, seq,
                                  raw or b"", None, now_ms, frame_level=False)
 

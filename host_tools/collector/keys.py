@@ -36,13 +36,17 @@ def _time(v, where):
 
 
 class KeyEntry:
-    __slots__ = ("device_id", "key_no", "alg", "kid", "mac", "not_before", "not_after")
+    """One device key: `key` (bytes) and `mac` (its wire.MacKey) for (device_id, kid), valid
+    from not_before (inclusive) to not_after (exclusive), unix seconds, None = unbounded."""
+
+    __slots__ = ("device_id", "key_no", "alg", "kid", "key", "mac", "not_before", "not_after")
 
     def __init__(self, device_id, key_no, alg, key, not_before=None, not_after=None):
         self.device_id = device_id
         self.key_no = key_no
         self.alg = alg
         self.kid = (key_no << 3) | alg
+        self.key = bytes(key)
         self.mac = wire.MacKey(key)
         self.not_before = not_before
         self.not_after = not_after

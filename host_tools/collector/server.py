@@ -248,7 +248,10 @@ class Drain(threading.Thread):
     another core). The kernel buffer (net.core.rmem_max, 8 MiB here: ~10,000 small datagrams)
     thus has to absorb only a few milliseconds of traffic, not a whole batch's commit; the
     server takes its batches from the queue. `notify` (a pipe's write end) gets one byte when
-    the queue turns non-empty."""
+    the queue turns non-empty.
+
+    This Python thread is the fallback of _batchio.Receiver (start_receiver), which does the
+    same on a thread that never takes the GIL."""
 
     def __init__(self, sock, notify, log, limit=DRAIN_LIMIT):
         threading.Thread.__init__(self, name="collect-drain", daemon=True)
@@ -284,6 +287,9 @@ class Drain(threading.Thread):
                     os.write(self.notify, b"\0")
             time.sleep(_DRAIN_PAUSE_S)
 
+    def __len__(self):
+        return len(self.queue)
+
     def take(self, n):
         """Up to n queued datagrams, oldest first (the server's loop)."""
         self.signalled = False
@@ -295,6 +301,18 @@ class Drain(threading.Thread):
         self.join()
         os.close(self._stop_r)
         os.close(self._stop_w)
+
+
+def start_receiver(sock, notify, log, limit=DRAIN_LIMIT):
+    """The thread moving datagrams from the kernel buffer to a queue (started): `len(r)`
+    queued, `r.take(n)` the oldest n as [(bytes, addr)], `r.stop()`. _batchio.Receiver (C,
+    never takes the GIL, so its reads go on while the server verifies and commits) when
+    built, else Drain."""
+    if _batchio is not None:
+        return _batchio.Receiver(sock.fileno(), notify, limit)
+    d = Drain(sock, notify, log, limit)
+    d.start()
+    return d
 
 
 class CollectorServer:
@@ -376,12 +394,12 @@ class CollectorServer:
         batch = self._drain.take(self.max_batch)
         if batch:
             self._dispatch(batch)
-        if self._drain.queue and not self._stop.is_set():
+        if len(self._drain) and not self._stop.is_set():
             asyncio.get_running_loop().call_soon(self._on_queued)
 
     def _drain_rest(self):
         """At the stop: what the drain thread queued, then what the socket still holds."""
-        batch = self._drain.take(len(self._drain.queue)) if self._drain else []
+        batch = self._drain.take(len(self._drain)) if self._drain is not None else []
         try:
             batch += recv_all(self.sock, 1 << 30, self._buf)
         except OSError as e:
@@ -422,6 +440,9 @@ class CollectorServer:
             line = format_stats(self.stats, prefix)
         else:
             line = self.ingest.stats_line(prefix)
+        errors = getattr(self._drain, "recv_errors", 0)  # the C receiver counts, Drain logs
+        if errors:
+            line += " recv_errors=%d" % errors
         drops = kernel_drops(self.sock)
         if drops is not None:  # counted by the kernel, not stored: it never saw their bytes
             line += " kernel_drops=%d" % drops
@@ -467,8 +488,7 @@ class CollectorServer:
         # the drain thread starts after the workers forked (a fork copies no running thread)
         self._notify_r, notify_w = os.pipe()
         os.set_blocking(self._notify_r, False)
-        self._drain = Drain(self.sock, notify_w, self.log)
-        self._drain.start()
+        self._drain = start_receiver(self.sock, notify_w, self.log)
         loop.add_reader(self._notify_r, self._on_queued)
         self._tick_handle = loop.call_later(self.stats_interval, self._tick)
         if ready is not None:

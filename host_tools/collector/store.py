@@ -7,6 +7,7 @@ API, or apply the same mapping in raw SQL.
 """
 import collections
 import itertools
+import operator
 import sqlite3
 import threading
 
@@ -25,6 +26,54 @@ _TWO63 = 1 << 63
 _TWO64 = 1 << 64
 _chain = itertools.chain.from_iterable
 
+# The stored rows of an accepted frame, declared once: (column, SQL type). Every writer
+# builds its rows in this order — ingest.py's two Python paths through frame_row/value_row,
+# the C loop (_fastpath.c) by mapping these names once — and the INSERTs name the columns.
+FRAME_TABLE = (
+    ("device_id", "INTEGER NOT NULL"),
+    ("seq", "INTEGER NOT NULL"),
+    ("kid", "INTEGER NOT NULL"),
+    ("status", "INTEGER NOT NULL"),
+    ("n_records", "INTEGER NOT NULL"),
+    ("arrived_ms", "INTEGER NOT NULL"),
+    ("peer", "TEXT"),
+    ("raw", "BLOB NOT NULL"),
+)
+VALUE_TABLE = (  # one 30-minute value
+    ("device_id", "INTEGER NOT NULL"),
+    ("slot", "INTEGER NOT NULL"),
+    ("import_wh", "INTEGER NOT NULL"),
+    ("export_wh", "INTEGER NOT NULL"),
+    ("flags", "INTEGER NOT NULL"),
+    ("status", "INTEGER NOT NULL"),
+    ("seq", "INTEGER NOT NULL"),
+    ("arrived_ms", "INTEGER NOT NULL"),
+    ("delay_ms", "INTEGER NOT NULL"),
+)
+FRAME_COLUMNS = tuple(c for c, _ in FRAME_TABLE)
+VALUE_COLUMNS = tuple(c for c, _ in VALUE_TABLE)
+
+
+_V_DEV = VALUE_COLUMNS.index("device_id")
+_V_SEQ = VALUE_COLUMNS.index("seq")
+_FRAME_FIELDS = operator.itemgetter(*FRAME_COLUMNS)
+_VALUE_FIELDS = operator.itemgetter(*VALUE_COLUMNS)
+
+
+def frame_row(**fields):
+    """A frames row from its fields by column name (all of FRAME_COLUMNS), in table order."""
+    return _FRAME_FIELDS(fields)
+
+
+def value_row(**fields):
+    """A slot_values row from its fields by column name (all of VALUE_COLUMNS)."""
+    return _VALUE_FIELDS(fields)
+
+
+def _columns_sql(table):
+    return ",\n".join("    %-10s %s" % c for c in table)
+
+
 # Version 2 clusters both hot tables by time, not by device: a steady-state batch holds one
 # frame from each of many devices for the slot that just closed, so keyed by device it
 # dirtied one leaf page per device in each table (most of a commit's cost); keyed by slot
@@ -33,28 +82,14 @@ _chain = itertools.chain.from_iterable
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS slot_values (
-    device_id  INTEGER NOT NULL,
-    slot       INTEGER NOT NULL,
-    import_wh  INTEGER NOT NULL,
-    export_wh  INTEGER NOT NULL,
-    flags      INTEGER NOT NULL,
-    status     INTEGER NOT NULL,
-    seq        INTEGER NOT NULL,
-    arrived_ms INTEGER NOT NULL,
-    delay_ms   INTEGER NOT NULL,
+%s,
     PRIMARY KEY (slot, device_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS frames (
-    device_id  INTEGER NOT NULL,
-    seq        INTEGER NOT NULL,
-    kid        INTEGER NOT NULL,
-    status     INTEGER NOT NULL,
-    n_records  INTEGER NOT NULL,
-    arrived_ms INTEGER NOT NULL,
-    peer       TEXT,
-    raw        BLOB NOT NULL
+%s
 );
 CREATE UNIQUE INDEX IF NOT EXISTS frames_device_seq ON frames (device_id, seq);
+""" % (_columns_sql(VALUE_TABLE), _columns_sql(FRAME_TABLE)) + """
 CREATE TABLE IF NOT EXISTS rejections (
     id         INTEGER PRIMARY KEY,
     arrived_ms INTEGER NOT NULL,
@@ -103,10 +138,7 @@ DROP TABLE frames_v1;
 UPDATE meta SET v = '2' WHERE k = 'schema_version';
 """ % SCHEMA
 
-SlotValue = collections.namedtuple(
-    "SlotValue",
-    "device_id slot import_wh export_wh flags status seq arrived_ms delay_ms",
-)
+SlotValue = collections.namedtuple("SlotValue", VALUE_COLUMNS)
 # day is yyyymmdd (JST), first_slot 1..48 within it (docs/seals.md); verdict is what the
 # collector found when it checked the seal against its stored values.
 SealRow = collections.namedtuple(
@@ -244,10 +276,12 @@ class Store:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
-    def _insert(self, verb, table, ncols, rows):
+    def _insert(self, verb, table, columns, rows):
         """INSERT rows in statements of MULTI_ROW rows each (multi-row VALUES), the rest one
         by one; returns the number of rows inserted. Per-row statement overhead is a third
         of an executemany insert's cost, and these tables take every accepted frame."""
+        ncols = len(columns)
+        table = "%s (%s)" % (table, ", ".join(columns))
         one = "(%s)" % ",".join("?" * ncols)
         n = len(rows)
         full = n - n % MULTI_ROW
@@ -265,12 +299,13 @@ class Store:
         return done
 
     def insert_frames(self, rows):
-        """rows: (device_id, seq, kid, status, n_records, arrived_ms, peer, raw), s64 applied."""
-        self._insert("INSERT", "frames", 8, rows)
+        """rows: tuples in FRAME_COLUMNS order (frame_row), ids and seqs s64 applied."""
+        self._insert("INSERT", "frames", FRAME_COLUMNS, rows)
 
     def insert_values(self, rows):
-        """rows: slot_values tuples; returns how many were new ((device, slot) dedup)."""
-        return self._insert("INSERT OR IGNORE", "slot_values", 9, rows)
+        """rows: tuples in VALUE_COLUMNS order (value_row); returns how many were new
+        ((device, slot) dedup)."""
+        return self._insert("INSERT OR IGNORE", "slot_values", VALUE_COLUMNS, rows)
 
     def stored_for(self, device_id_s64, slots):
         """{slot: (import_wh, export_wh, flags, seq)} already stored for these slots."""
@@ -331,12 +366,10 @@ class Store:
         if lo > hi:
             return []
         q = ("WITH RECURSIVE s(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM s WHERE x < ?) "
-             "SELECT v.* FROM s CROSS JOIN slot_values v ON v.slot = s.x AND v.device_id = ? "
-             "ORDER BY v.slot")
-        return [
-            SlotValue(u64(r[0]), r[1], r[2], r[3], r[4], r[5], u64(r[6]), r[7], r[8])
-            for r in self.db.execute(q, (lo, hi, s64(device_id)))
-        ]
+             "SELECT %s FROM s CROSS JOIN slot_values v ON v.slot = s.x AND v.device_id = ? "
+             "ORDER BY v.slot" % ", ".join("v." + c for c in VALUE_COLUMNS))
+        return [SlotValue._make(r)._replace(device_id=u64(r[_V_DEV]), seq=u64(r[_V_SEQ]))
+                for r in self.db.execute(q, (lo, hi, s64(device_id)))]
 
     def put_seal(self, device_id, day, first_slot, n_slots, key_no, arrived_ms, raw, verdict,
                  detail=None):

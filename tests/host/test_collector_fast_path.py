@@ -176,3 +176,43 @@ def test_a_batch_that_fails_midway_leaves_no_marks(tmp_path, mode):
     assert [r.import_wh for r in s.slot_values(23)] == [5, 7]
     assert ing.stats["rejected"] == 0
     s.close()
+
+
+def test_every_path_builds_rows_in_the_declared_column_order(tmp_path):
+    """The stored row is declared once (store.FRAME_COLUMNS / VALUE_COLUMNS): the C loop maps
+    those names to its fields when it is set up, so any order of the names gives rows in that
+    order, and the Python paths build rows by name. Read back by name, all three agree."""
+    if ingest._fastpath is None:
+        pytest.skip("_fastpath not built")
+    rows = {}
+    for mode in MODES:
+        kr = keyring()
+        ing = ingest.Ingest(store.Store(str(tmp_path / ("%s.db" % mode))), lambda: kr,
+                            now=lambda: T0)
+        set_mode(ing, mode)
+        enc = fr.FrameEncoder(2**64 - 1, KEY)
+        ing.process([(enc.encode(1, [[SLOT_NOW - 1, 5, 0, 0]]), ("127.0.0.1", 9))])
+        b = ing.verify([(enc.encode(2**63 + 5, [[SLOT_NOW, 7, 3, 64]]), ("127.0.0.1", 9))])
+        rows[mode] = ([dict(zip(store.FRAME_COLUMNS, r)) for r in b.frames],
+                      [dict(zip(store.VALUE_COLUMNS, r)) for r in b.values])
+        ing.store_batch(b)
+        ing.store.close()
+    assert rows["c"] == rows["python"] == rows["general"]
+    assert rows["c"][1][0]["seq"] == 5 - 2**63 and rows["c"][1][0]["import_wh"] == 7
+    # the C loop follows whatever order the names come in
+    kr = keyring()
+    ing = ingest.Ingest(store.Store(str(tmp_path / "rev.db")), lambda: kr, now=lambda: T0)
+    rev_f, rev_v = store.FRAME_COLUMNS[::-1], store.VALUE_COLUMNS[::-1]
+    ing._c = ingest._fastpath.FastPath(frame_columns=rev_f, value_columns=rev_v,
+                                       tag_len=ingest._TAG_LEN8, epoch=EDGE_EPOCH_UNIX,
+                                       slot_seconds=SLOT_SECONDS, peer_of=ingest._peer)
+    enc = fr.FrameEncoder(2**64 - 1, KEY)
+    ing.process([(enc.encode(1, [[SLOT_NOW - 1, 5, 0, 0]]), ("127.0.0.1", 9))])
+    b = ing.verify([(enc.encode(2**63 + 5, [[SLOT_NOW, 7, 3, 64]]), ("127.0.0.1", 9))])
+    assert [dict(zip(rev_f, r)) for r in b.frames] == rows["c"][0]
+    assert [dict(zip(rev_v, r)) for r in b.values] == rows["c"][1]
+    ing.store.close()
+    with pytest.raises(ValueError, match="no field for column bogus"):
+        ingest._fastpath.FastPath(frame_columns=store.FRAME_COLUMNS + ("bogus",),
+                                  value_columns=store.VALUE_COLUMNS, tag_len=ingest._TAG_LEN8,
+                                  epoch=0, slot_seconds=1800, peer_of=ingest._peer)
