@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from host_tools.collector import wire
+
 try:  # recvmmsg/sendmmsg (setup.py, Linux); one system call per datagram without it
     from host_tools.collector import _batchio
 except ImportError:
@@ -72,38 +74,11 @@ def kernel_drops(sock):
     return None
 
 
-_UINT_WIDTH = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}
-
-
-def _device_id_fast(data):
-    """The device id of a frame laid out as the canonical encoder writes it (map head, key 1,
-    array(4) head, kid, device id), read from the bytes without decoding; None otherwise.
-    Any frame the collector can accept has this layout and cbor2 would read the same id."""
-    if data[:3] == b"\xa2\x01\x84":
-        i = 3
-    elif data[:5] == b"\xa3\x00\x01\x01\x84":  # with the optional version key
-        i = 5
-    else:
-        return None
-    for field in (0, 1):  # kid, then device id
-        if i >= len(data):
-            return None
-        h = data[i]
-        if h < 24:
-            v, i = h, i + 1
-        else:
-            w = _UINT_WIDTH.get(h)
-            if w is None or i + 1 + w > len(data):
-                return None
-            v, i = int.from_bytes(data[i + 1 : i + 1 + w], "big"), i + 1 + w
-    return v
-
-
 def route(data, n):
-    """Worker index for a datagram: by device id when its bytes have the frame layout, else
-    0. Never decodes: every acceptable frame has that layout, the rest only needs a worker
-    to reject it (decoding here cost the server hostile CBOR's price a second time)."""
-    dev = _device_id_fast(data)
+    """Worker index for a datagram: by the device id wire.peek_device_id reads from its first
+    bytes, else 0. Never decodes: every acceptable frame has that layout, the rest only needs
+    a worker to reject it (decoding here cost the server hostile CBOR's price a second time)."""
+    dev = wire.peek_device_id(data)
     return 0 if dev is None else dev % n
 
 

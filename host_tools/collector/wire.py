@@ -202,6 +202,22 @@ def _layout(regs):
 
 
 short_match = _SHORT.match  # for the collector's fast path (ingest.py)
+# The front of a frame as the canonical encoder writes it, the optional version key included:
+# map head, [key 0: 1,] key 1, array(4) head, kid, device id (the same heads as _SHORT).
+_FRONT = re.compile(b"(?:\xa2|\xa3\x00\x01)\x01\x84" + _U16 + _U64, re.S)
+
+
+def peek_device_id(data):
+    """The device id of a frame read from its first bytes without decoding anything else,
+    or None if they are not laid out as an acceptable frame's are. Every frame the collector
+    can accept starts this way (deterministic encoding), so the id is the one parse_frame
+    reads; the server routes datagrams to workers by it (hostile CBOR costs nothing here)."""
+    m = _FRONT.match(data)
+    if m is None:
+        return None
+    g = m.group(2)
+    return g[0] if len(g) == 1 else int.from_bytes(g[1:], "big")
+
 
 
 def layouts(regs):

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge import frame as fr
-from host_tools.collector import server, store
+from host_tools.collector import server, store, wire
 
 KEY = bytes(range(32))
 
@@ -36,7 +36,7 @@ def test_route_matches_decoding(dev, key_no, seq, n, nrec, version, pos, val):
     if version:  # the optional version key 0 in front
         body = cbor2.loads(data)
         data = cbor2.dumps({0: 1, 1: body[1], 2: body[2]}) + data[-8:]
-    assert server._device_id_fast(data) == dev
+    assert wire.peek_device_id(data) == dev == wire.parse_frame(data).device_id
     assert server.route(data, n) == route_by_decoding(data, n) == dev % n
     # damaged or cut datagrams: never raises, always a valid worker index
     bad = bytearray(data)
