@@ -13,7 +13,7 @@ import threading
 
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 WRITER_CACHE_KIB = 65536  # page cache of the writer connection (SQLite default: 2 MiB)
 CHECKPOINT_INTERVAL_S = 0.1
 # With the checkpoint thread running, the writer checkpoints itself only past this many
@@ -115,6 +115,26 @@ CREATE TABLE IF NOT EXISTS seals (
     detail     TEXT,
     PRIMARY KEY (device_id, day, first_slot, n_slots)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS register_reads (
+    device_id       INTEGER NOT NULL,
+    slot            INTEGER NOT NULL,
+    import_total_wh INTEGER NOT NULL,
+    export_total_wh INTEGER NOT NULL,
+    source          TEXT NOT NULL,
+    PRIMARY KEY (device_id, slot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS value_sets (
+    device_id  INTEGER NOT NULL,
+    slot       INTEGER NOT NULL,
+    kind       INTEGER NOT NULL,
+    import_wh  INTEGER NOT NULL,
+    export_wh  INTEGER NOT NULL,
+    method     TEXT NOT NULL,
+    estimated  INTEGER NOT NULL,
+    made_unix  INTEGER NOT NULL,
+    revision   INTEGER NOT NULL,
+    PRIMARY KEY (device_id, slot, kind)
+) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS slot_quality AS
     SELECT device_id, slot, import_wh, export_wh, flags,
            (flags & 64) != 0 AS estimated,
@@ -130,13 +150,22 @@ CREATE VIEW IF NOT EXISTS slot_quality AS
 _MIGRATE_1_TO_2 = """
 ALTER TABLE slot_values RENAME TO slot_values_v1;
 ALTER TABLE frames RENAME TO frames_v1;
-%s
-INSERT INTO slot_values SELECT * FROM slot_values_v1;
-INSERT INTO frames SELECT * FROM frames_v1 ORDER BY arrived_ms, device_id, seq;
+%(schema)s
+INSERT INTO slot_values (%(v)s) SELECT %(v)s FROM slot_values_v1;
+INSERT INTO frames (%(f)s) SELECT %(f)s FROM frames_v1 ORDER BY arrived_ms, device_id, seq;
 DROP TABLE slot_values_v1;
 DROP TABLE frames_v1;
 UPDATE meta SET v = '2' WHERE k = 'schema_version';
+""" % {"schema": SCHEMA, "v": ", ".join(VALUE_COLUMNS), "f": ", ".join(FRAME_COLUMNS)}
+# Schema 2 -> 3: the TSO tools' tables (register_reads, value_sets; docs/completion.md) and
+# the seals table come under the schema version. Under 2 they were created on first use by
+# CREATE TABLE IF NOT EXISTS, so a version-2 database may hold them already, rows and all:
+# kept as they are (same definitions).
+_MIGRATE_2_TO_3 = """
+%s
+UPDATE meta SET v = '3' WHERE k = 'schema_version';
 """ % SCHEMA
+_MIGRATIONS = {"1": _MIGRATE_1_TO_2, "2": _MIGRATE_2_TO_3}
 
 SlotValue = collections.namedtuple("SlotValue", VALUE_COLUMNS)
 # day is yyyymmdd (JST), first_slot 1..48 within it (docs/seals.md); verdict is what the
@@ -212,19 +241,22 @@ class Store:
         row = self.db.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()
         if row is None or row[0] == str(SCHEMA_VERSION):
             return None
-        if row[0] != "1":
-            raise sqlite3.DatabaseError("schema version %s, expected %d (or 1, migrated)"
+        if row[0] not in _MIGRATIONS:
+            raise sqlite3.DatabaseError("schema version %s, expected %d (or 1 or 2, migrated)"
                                         % (row[0], SCHEMA_VERSION))
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            for stmt in _MIGRATE_1_TO_2.split(";"):
-                if stmt.strip():
-                    self.db.execute(stmt)
+            v = row[0]
+            while v != str(SCHEMA_VERSION):
+                for stmt in _MIGRATIONS[v].split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                v = str(int(v) + 1)
             self.db.execute("COMMIT")
         except Exception:
             self.db.execute("ROLLBACK")
             raise
-        return 1
+        return int(row[0])
 
     def close(self):
         self.stop_checkpointer()
@@ -419,3 +451,162 @@ class Store:
     def counters(self):
         """Cumulative counters over all runs: accepted frames, stored slots, each reason."""
         return dict(self.db.execute("SELECT name, n FROM counters"))
+
+    # ------------------------------------------------------------ delivery timeliness
+
+    def delivery_by_day(self, last_due, deadline_ms, slots_per_day, device_id=None,
+                        slot_from=None, slot_below=None):
+        """Per (device, day = slot // slots_per_day) with stored values: (device_id, day,
+        stored due slots delivered within deadline_ms, max delay_ms, stored due slots), due
+        meaning slot <= last_due; ascending. For collector.timeliness."""
+        q = ("SELECT device_id, slot / %d AS day, sum(slot <= ? AND delay_ms <= ?), "
+             "max(delay_ms), sum(slot <= ?) FROM slot_values" % slots_per_day)
+        args = [last_due, deadline_ms, last_due]
+        where = []
+        if device_id is not None:
+            where.append("device_id = ?")
+            args.append(s64(device_id))
+        if slot_from is not None:
+            where.append("slot >= ?")
+            args.append(slot_from)
+        if slot_below is not None:
+            where.append("slot < ?")
+            args.append(slot_below)
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        q += " GROUP BY device_id, day ORDER BY device_id, day"
+        return [(u64(r[0]),) + tuple(r[1:]) for r in self.db.execute(q, args)]
+
+    def first_slot(self):
+        """The lowest slot with a stored value, or None."""
+        return self.db.execute("SELECT min(slot) FROM slot_values").fetchone()[0]
+
+    # ------------------------------------------------------------ TSO value sets
+    # (host_tools/tso/values.py; docs/completion.md). Device ids in and out of the bulk
+    # readers below are as stored (store.s64), which is what the numpy arrays there hold.
+
+    def _joined(self, table, rows, query, args=()):
+        """Fill a temporary table and run `query` joined to it (index seeks and range scans,
+        never a scan of the whole history). One savepoint: rows are not committed one by
+        one."""
+        db = self.db
+        db.execute("SAVEPOINT _cv")
+        try:
+            db.execute("DROP TABLE IF EXISTS temp.%s" % table)
+            if table == "_cv_devs":
+                db.execute("CREATE TEMP TABLE _cv_devs (id INTEGER PRIMARY KEY)")
+                db.executemany("INSERT INTO _cv_devs VALUES (?)", rows)
+            else:
+                db.execute("CREATE TEMP TABLE %s (device_id INTEGER, slot INTEGER, idx INTEGER)"
+                           % table)
+                db.executemany("INSERT INTO %s VALUES (?,?,?)" % table, rows)
+            out = db.execute(query, args).fetchall()
+            db.execute("DROP TABLE temp.%s" % table)
+        finally:
+            db.execute("RELEASE _cv")
+        return out
+
+    def values_of(self, stored_ids, slot_from, slot_to, flag_mask=0):
+        """[(device_id, slot, import_wh, export_wh, flags & flag_mask)] of these devices (as
+        stored) in slot_from..slot_to inclusive, any order."""
+        return self._joined(
+            "_cv_devs", [(int(k),) for k in stored_ids],
+            "SELECT v.device_id, v.slot, v.import_wh, v.export_wh, v.flags & %d FROM "
+            "slot_values v CROSS JOIN _cv_devs d ON d.id = v.device_id WHERE v.slot >= ? AND "
+            "v.slot <= ?" % int(flag_mask), (slot_from, slot_to))
+
+    def values_at(self, wanted):
+        """wanted: [(device_id as stored, slot, idx)] -> [(idx, import_wh, export_wh)] for
+        those stored."""
+        return self._joined("_cv_want", wanted,
+                            "SELECT w.idx, v.import_wh, v.export_wh FROM _cv_want w CROSS JOIN "
+                            "slot_values v ON v.device_id = w.device_id AND v.slot = w.slot")
+
+    def add_register_reads(self, rows, source):
+        """rows: (device_id, slot, import_total_wh, export_total_wh), a reading at the start
+        of `slot`; replaces an earlier reading of the same boundary."""
+        self.db.executemany("INSERT OR REPLACE INTO register_reads VALUES (?,?,?,?,?)",
+                            [(s64(d), int(sl), int(i), int(e), source) for d, sl, i, e in rows])
+
+    def register_reads(self, slot_from, slot_to):
+        """[(device_id as stored, slot, import_total_wh, export_total_wh)] in the range
+        (inclusive), by device and slot."""
+        return self.db.execute(
+            "SELECT device_id, slot, import_total_wh, export_total_wh FROM register_reads "
+            "WHERE slot >= ? AND slot <= ? ORDER BY device_id, slot",
+            (slot_from, slot_to)).fetchall()
+
+    def value_set_kinds(self, stored_ids, slot_from, slot_to):
+        """[(device_id as stored, slot, kind, method)] the value sets hold for these devices
+        in the range (inclusive)."""
+        return self._joined(
+            "_cv_devs", [(int(k),) for k in stored_ids],
+            "SELECT v.device_id, v.slot, v.kind, v.method FROM _cv_devs d CROSS JOIN value_sets v"
+            " ON v.device_id = d.id AND v.slot >= ? AND v.slot <= ?", (slot_from, slot_to))
+
+    def write_value_sets(self, made_unix, new, revised, revised_kind):
+        """One transaction: new: {kind: [(device_id as stored, slot, import_wh, export_wh,
+        method, estimated)]} inserted at revision 0 (an existing row is left alone: a
+        concurrent run made it); revised: such rows replacing the value of `revised_kind`,
+        revision + 1."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for kind, rows in new.items():
+                db.executemany("INSERT OR IGNORE INTO value_sets VALUES (?,?,%d,?,?,?,?,%d,0)"
+                               % (int(kind), int(made_unix)), rows)
+            db.executemany("UPDATE value_sets SET import_wh=?, export_wh=?, method=?, "
+                           "estimated=?, made_unix=%d, revision=revision+1 WHERE device_id=? "
+                           "AND slot=? AND kind=%d" % (int(made_unix), int(revised_kind)),
+                           [(r[2], r[3], r[4], r[5], r[0], r[1]) for r in revised])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def value_set(self, kind, device_id=None, slot_from=None, slot_to=None):
+        """Rows of one value set: (device_id, slot, kind, import_wh, export_wh, method,
+        estimated, made_unix, revision), ascending (device, slot)."""
+        q = "SELECT * FROM value_sets WHERE kind=?"
+        args = [kind]
+        if device_id is not None:
+            q += " AND device_id=?"
+            args.append(s64(device_id))
+        q += slot_range(args, slot_from, slot_to)
+        rows = [(u64(r[0]),) + tuple(r[1:]) for r in self.db.execute(q, args)]
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return rows
+
+    def set_delivery_by_day(self, kind, deadline_s, last_due, slot_from, slots_per_day):
+        """Per day (slot // slots_per_day) of the set `kind`'s values for slots slot_from ..
+        last_due: (day, values without a stored 30-minute value behind them, values made
+        within deadline_s of their slot's end)."""
+        q = ("SELECT p.slot / %d, sum(v.slot IS NULL), "
+             "sum(p.made_unix - (? + (p.slot + 1) * %d) <= ?) "
+             "FROM value_sets p LEFT JOIN slot_values v ON v.device_id = p.device_id AND "
+             "v.slot = p.slot WHERE p.kind = ? AND p.slot <= ? AND p.slot >= ? GROUP BY 1"
+             % (slots_per_day, SLOT_SECONDS))
+        return self.db.execute(q, (EDGE_EPOCH_UNIX, deadline_s, kind, last_due,
+                                   slot_from)).fetchall()
+
+    def purge_before(self, slot, arrived_ms, dry_run=False):
+        """Delete (or with dry_run only count) in one transaction the values, value sets and
+        register reads before `slot` and the frames and rejections that arrived before
+        `arrived_ms`. Returns {table: rows}."""
+        where = (("slot_values", "slot < ?", slot), ("value_sets", "slot < ?", slot),
+                 ("register_reads", "slot < ?", slot), ("frames", "arrived_ms < ?", arrived_ms),
+                 ("rejections", "arrived_ms < ?", arrived_ms))
+        counts = collections.OrderedDict()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, cond, arg in where:
+                counts[table] = db.execute("SELECT count(*) FROM %s WHERE %s" % (table, cond),
+                                           (arg,)).fetchone()[0]
+                if not dry_run:
+                    db.execute("DELETE FROM %s WHERE %s" % (table, cond), (arg,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return counts

@@ -9,7 +9,7 @@ import collections
 import datetime
 
 from edge.timebase import SLOTS_PER_DAY
-from host_tools.collector.store import s64, slot_end_unix, u64
+from host_tools.collector.store import slot_end_unix
 
 # The TSO's system produces a preliminary 30-minute value within 60 minutes of the slot's
 # end (seed 000, issue ② "TSO system provides": 速報値 within 60 minutes; as read 2026-11).
@@ -43,33 +43,17 @@ def report(store, now_unix, device_id=None, day_from=None, day_to=None,
     per device through the last day with a due slot, so a device that stopped reporting keeps
     showing up with its missing slots. max_delay_s is None on a day without values.
     """
-    db = store.db
     # Highest slot whose deadline has passed: slot_end + deadline <= now.
     last_due = _last_due_slot(now_unix, deadline_s)
-    q = ("SELECT device_id, slot / %d AS day, sum(slot <= ? AND delay_ms <= ?), max(delay_ms), "
-         "sum(slot <= ?) FROM slot_values" % SLOTS_PER_DAY)
-    args = [last_due, deadline_s * 1000, last_due]
-    where = []
-    if device_id is not None:
-        where.append("device_id = ?")
-        args.append(s64(device_id))
-    if day_from is not None:
-        where.append("slot >= ?")
-        args.append(day_from * SLOTS_PER_DAY)
-    if day_to is not None:
-        where.append("slot < ?")
-        args.append((day_to + 1) * SLOTS_PER_DAY)
-    if where:
-        q += " WHERE " + " AND ".join(where)
-    q += " GROUP BY device_id, day ORDER BY device_id, day"
     per_dev = collections.defaultdict(dict)
-    for dev, day, on_time, max_delay, n_due in db.execute(q, args):
-        per_dev[u64(dev)][day] = (on_time, max_delay, n_due)
+    for dev, day, on_time, max_delay, n_due in store.delivery_by_day(
+            last_due, deadline_s * 1000, SLOTS_PER_DAY, device_id,
+            None if day_from is None else day_from * SLOTS_PER_DAY,
+            None if day_to is None else (day_to + 1) * SLOTS_PER_DAY):
+        per_dev[dev][day] = (on_time, max_delay, n_due)
     if day_from is not None:
         # devices silent through the whole range still exist (they have values before it)
-        known = ([device_id] if device_id is not None else
-                 [u64(r[0]) for r in db.execute("SELECT DISTINCT device_id FROM slot_values")])
-        for dev in known:
+        for dev in [device_id] if device_id is not None else store.devices():
             per_dev.setdefault(dev, {})
     if device_id is not None and device_id not in per_dev:
         per_dev[device_id] = {}

@@ -1,7 +1,8 @@
 """Preliminary (速報値) and confirmed (確報値) value sets over the collector's SQLite store,
 their timeliness, and retention (データ保存期間).
 
-Tables added to the collector database (docs/completion.md has the schema):
+Tables of the collector database (store.py holds them under its schema version;
+docs/completion.md has the schema), read and written through the store's API:
 - `register_reads`: cumulative register totals (device, slot boundary), e.g. from a remote
   manual read (遠隔手動); they bracket gaps for completion;
 - `value_sets`: one row per (device, slot, kind) with kind 1 = preliminary, 2 = confirmed,
@@ -23,7 +24,7 @@ import numpy as np
 from edge.timebase import EDGE_EPOCH_UNIX, SLOT_SECONDS, SLOTS_PER_DAY
 from edge.flags import ESTIMATED
 from host_tools.collector import timeliness as g_timeliness
-from host_tools.collector.store import s64, slot_range, u64
+from host_tools.collector.store import s64
 from host_tools.tso import completion as comp
 
 # Seed 000, issue ② (TSO system scope, read 2026-11): preliminary 30-minute value within 60
@@ -43,34 +44,6 @@ PRELIMINARY = 1
 CONFIRMED = 2
 _RANK = {comp.METHOD_PROFILE: 1, comp.METHOD_BRACKETED: 2, comp.METHOD_MEASURED: 3}
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS register_reads (
-    device_id      INTEGER NOT NULL,
-    slot           INTEGER NOT NULL,
-    import_total_wh INTEGER NOT NULL,
-    export_total_wh INTEGER NOT NULL,
-    source         TEXT NOT NULL,
-    PRIMARY KEY (device_id, slot)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS value_sets (
-    device_id  INTEGER NOT NULL,
-    slot       INTEGER NOT NULL,
-    kind       INTEGER NOT NULL,
-    import_wh  INTEGER NOT NULL,
-    export_wh  INTEGER NOT NULL,
-    method     TEXT NOT NULL,
-    estimated  INTEGER NOT NULL,
-    made_unix  INTEGER NOT NULL,
-    revision   INTEGER NOT NULL,
-    PRIMARY KEY (device_id, slot, kind)
-) WITHOUT ROWID;
-"""
-
-
-def ensure_schema(store):
-    store.db.executescript(SCHEMA)
-
-
 def last_ended_slot(now_unix):
     """Highest slot whose end is <= now_unix."""
     return (int(now_unix) - EDGE_EPOCH_UNIX) // SLOT_SECONDS - 1
@@ -79,9 +52,7 @@ def last_ended_slot(now_unix):
 def add_reads(store, rows, source="manual"):
     """rows: (device_id, slot, import_total_wh, export_total_wh); a reading at the start of
     `slot` (a slot boundary). Replaces an earlier reading of the same boundary."""
-    ensure_schema(store)
-    store.db.executemany("INSERT OR REPLACE INTO register_reads VALUES (?,?,?,?,?)",
-                         [(s64(d), int(s), int(i), int(e), source) for d, s, i, e in rows])
+    store.add_register_reads(rows, source)
 
 
 class Estimate:
@@ -92,34 +63,12 @@ class Estimate:
         self.__dict__.update(kw)
 
 
-def _join_rows(db, table, rows, query, args=()):
-    """Fill a temporary table and run `query` joined to it (index seeks and range scans, never a
-    scan of the whole history). One savepoint: rows are not committed one by one."""
-    db.execute("SAVEPOINT _cv")
-    try:
-        db.execute("DROP TABLE IF EXISTS temp.%s" % table)
-        if table == "_cv_devs":
-            db.execute("CREATE TEMP TABLE _cv_devs (id INTEGER PRIMARY KEY)")
-            db.executemany("INSERT INTO _cv_devs VALUES (?)", rows)
-        else:
-            db.execute("CREATE TEMP TABLE %s (device_id INTEGER, slot INTEGER, idx INTEGER)"
-                       % table)
-            db.executemany("INSERT INTO %s VALUES (?,?,?)" % table, rows)
-        out = db.execute(query, args).fetchall()
-        db.execute("DROP TABLE temp.%s" % table)
-    finally:
-        db.execute("RELEASE _cv")
-    return out
-
-
 def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
     """Measured, bracketed or profile values for every device and slot s0..s1 (inclusive).
 
     Reads the window [s0, s1] per device, and for the missing slots only the same slot on the
     previous `profile_days` days; register readings bracket a gap when both lie in
     [s0, s1 + 1]."""
-    ensure_schema(store)
-    db = store.db
     devices = sorted(store.devices() if devices is None else devices)
     n, width = len(devices), s1 - s0 + 1
     shape = (n, width)
@@ -136,11 +85,7 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
         return order[pos], skeys[pos] == ids
 
     if n:
-        rows = _join_rows(db, "_cv_devs", [(int(k),) for k in keys],
-                          "SELECT v.device_id, v.slot, v.import_wh, v.export_wh, v.flags & %d "
-                          "FROM slot_values v " % ESTIMATED +
-                          "CROSS JOIN _cv_devs d ON d.id = v.device_id WHERE v.slot >= ? AND "
-                          "v.slot <= ?", (s0, s1))
+        rows = store.values_of(keys, s0, s1, ESTIMATED)
         if rows:
             a = np.array(rows, np.int64)  # device ids as stored (two's complement)
             dev, ok = rows_of(a[:, 0])
@@ -158,9 +103,7 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
         want_slot = (s0 + mc)[:, None] - SLOTS_PER_DAY * ks[None, :]
         want = np.stack([np.repeat(keys[mr], len(ks)), want_slot.reshape(-1),
                          np.repeat(np.arange(len(mr)), len(ks))], axis=1)
-        got = _join_rows(db, "_cv_want", want.tolist(),
-                         "SELECT w.idx, v.import_wh, v.export_wh FROM _cv_want w CROSS JOIN "
-                         "slot_values v ON v.device_id = w.device_id AND v.slot = w.slot")
+        got = store.values_at(want.tolist())
         if got:
             g = np.array(got, np.int64)
             np.add.at(psum, g[:, 0], g[:, 1:])
@@ -168,9 +111,7 @@ def estimate(store, s0, s1, devices=None, profile_days=comp.PROFILE_DAYS):
     c = np.maximum(pcnt, 1)[:, None]
     pmean = (2 * psum + c) // (2 * c)
     reads = [[] for _ in devices]
-    rr = db.execute("SELECT device_id, slot, import_total_wh, export_total_wh FROM "
-                    "register_reads WHERE slot >= ? AND slot <= ? ORDER BY device_id, slot",
-                    (s0, s1 + 1)).fetchall()
+    rr = store.register_reads(s0, s1 + 1)
     if rr and n:
         ra = np.array(rr, np.int64)
         dev, ok = rows_of(ra[:, 0])
@@ -231,8 +172,6 @@ def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
            deadline_s=PRELIMINARY_DEADLINE_S):
     """Issue preliminary and confirmed values due at now_unix; returns a summary dict
     (`since_slot`: the window's first slot; `unfilled`: due slots of it without any value)."""
-    ensure_schema(store)
-    db = store.db
     s1 = last_ended_slot(now_unix)
     if since_slot is None:
         # the backfill window and two days before it: every slot crosses into the confirmed
@@ -240,7 +179,7 @@ def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
         # first day (nothing was measured earlier: those slots are not missing)
         since_slot = (last_ended_slot(now_unix - backfill_s) // SLOTS_PER_DAY - 2) \
             * SLOTS_PER_DAY
-        first = db.execute("SELECT min(slot) FROM slot_values").fetchone()[0]
+        first = store.first_slot()
         if first is not None:
             since_slot = max(since_slot, first // SLOTS_PER_DAY * SLOTS_PER_DAY)
     if since_slot > s1:
@@ -259,10 +198,7 @@ def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
     has_conf = np.zeros(shape, bool)
     conf_rank = np.zeros(shape, np.int64)
     if len(keys):
-        held = _join_rows(db, "_cv_devs", [(int(k),) for k in keys],
-                          "SELECT v.device_id, v.slot, v.kind, v.method FROM _cv_devs d CROSS "
-                          "JOIN value_sets v ON v.device_id = d.id AND v.slot >= ? AND "
-                          "v.slot <= ?", (est.s0, est.s1))
+        held = store.value_set_kinds(keys, est.s0, est.s1)
         if held:
             order = np.argsort(keys)
             dev_ids = np.array([h[0] for h in held], np.int64)
@@ -291,19 +227,8 @@ def update(store, now_unix, since_slot=None, backfill_s=BACKFILL_S,
                         meth.tolist(), ((meth != comp.METHOD_MEASURED)
                                         | est.device_estimated[r, c]).astype(int).tolist()))
 
-    insert = "INSERT OR IGNORE INTO value_sets VALUES (?,?,%d,?,?,?,?,%d,0)"  # races: no-op
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.executemany(insert % (PRELIMINARY, now), rows_for(new_pre))
-        db.executemany(insert % (CONFIRMED, now), rows_for(new_conf))
-        db.executemany("UPDATE value_sets SET import_wh=?, export_wh=?, method=?, estimated=?, "
-                       "made_unix=%d, revision=revision+1 WHERE device_id=? AND slot=? AND "
-                       "kind=%d" % (now, CONFIRMED),
-                       [(r[2], r[3], r[4], r[5], r[0], r[1]) for r in rows_for(better)])
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+    store.write_value_sets(now, {PRELIMINARY: rows_for(new_pre), CONFIRMED: rows_for(new_conf)},
+                           rows_for(better), CONFIRMED)
     return {"devices": len(est.devices), "preliminary": int(new_pre.sum()),
             "confirmed": int(new_conf.sum()), "revised": int(better.sum()),
             "unfilled": int(unfilled_mask(
@@ -319,16 +244,7 @@ SetValue = collections.namedtuple(
 
 def value_set(store, kind, device_id=None, slot_from=None, slot_to=None):
     """Rows of one value set (PRELIMINARY or CONFIRMED), ascending (device, slot)."""
-    ensure_schema(store)
-    q = "SELECT * FROM value_sets WHERE kind=?"
-    args = [kind]
-    if device_id is not None:
-        q += " AND device_id=?"
-        args.append(s64(device_id))
-    q += slot_range(args, slot_from, slot_to)
-    rows = [SetValue(u64(r[0]), *r[1:]) for r in store.db.execute(q, args)]
-    rows.sort(key=lambda r: (r.device_id, r.slot))
-    return rows
+    return [SetValue._make(r) for r in store.value_set(kind, device_id, slot_from, slot_to)]
 
 
 # -- timeliness ------------------------------------------------------------------------------
@@ -343,7 +259,6 @@ def timeliness(store, now_unix, deadline_s=PRELIMINARY_DEADLINE_S, day_from=None
     estimated value / no value at all (on_time + late + estimated + unfilled = due), and how
     many preliminary values were issued within the deadline of their slot's end. Days from
     `day_from` (default: each device's first day) through the last day with a due slot."""
-    ensure_schema(store)
     per_day = collections.OrderedDict()
     for r in g_timeliness.report(store, now_unix, deadline_s=deadline_s, day_from=day_from):
         acc = per_day.setdefault(r.date, [0, 0, 0])
@@ -351,14 +266,10 @@ def timeliness(store, now_unix, deadline_s=PRELIMINARY_DEADLINE_S, day_from=None
         acc[1] += r.on_time
         acc[2] += r.late
     last_due = g_timeliness._last_due_slot(now_unix, deadline_s)
-    q = ("SELECT p.slot / %d, sum(v.slot IS NULL), "
-         "sum(p.made_unix - (? + (p.slot + 1) * %d) <= ?) "
-         "FROM value_sets p LEFT JOIN slot_values v ON v.device_id = p.device_id AND "
-         "v.slot = p.slot WHERE p.kind = %d AND p.slot <= ? AND p.slot >= ? GROUP BY 1"
-         % (SLOTS_PER_DAY, SLOT_SECONDS, PRELIMINARY))
     by_day = {}
     lo = day_from * SLOTS_PER_DAY if day_from is not None else -(2**62)
-    for day, n_est, n_ok in store.db.execute(q, (EDGE_EPOCH_UNIX, deadline_s, last_due, lo)):
+    for day, n_est, n_ok in store.set_delivery_by_day(PRELIMINARY, deadline_s, last_due, lo,
+                                                       SLOTS_PER_DAY):
         by_day[g_timeliness.day_date(day).isoformat()] = (n_est or 0, n_ok or 0)
     out = []
     for date, (due, on_time, late) in per_day.items():
@@ -412,24 +323,7 @@ def purge(store, now_unix, age=(RETENTION_YEARS, 0, 0), dry_run=False):
     """Delete everything older than `age` (slot values, value sets, register reads by slot;
     frames and rejections by arrival). Returns {table: rows} counted (dry run) or deleted,
     and the cutoff date."""
-    ensure_schema(store)
     day = cutoff_day(now_unix, age)
-    slot = day * SLOTS_PER_DAY
-    ms = (EDGE_EPOCH_UNIX + day * 86400) * 1000
-    where = (("slot_values", "slot < ?", slot), ("value_sets", "slot < ?", slot),
-             ("register_reads", "slot < ?", slot), ("frames", "arrived_ms < ?", ms),
-             ("rejections", "arrived_ms < ?", ms))
-    counts = collections.OrderedDict()
-    db = store.db
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for table, cond, arg in where:
-            counts[table] = db.execute("SELECT count(*) FROM %s WHERE %s" % (table, cond),
-                                       (arg,)).fetchone()[0]
-            if not dry_run:
-                db.execute("DELETE FROM %s WHERE %s" % (table, cond), (arg,))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+    counts = store.purge_before(day * SLOTS_PER_DAY, (EDGE_EPOCH_UNIX + day * 86400) * 1000,
+                                dry_run)
     return g_timeliness.day_date(day).isoformat(), counts

@@ -250,7 +250,7 @@ def test_schema_1_store_is_migrated_on_start(tmp_path):
     con.close()
     c = Collector(tmp_path)
     try:
-        assert any("migrated the store from schema 1 to 2" in line for line in c.all)
+        assert any("migrated the store from schema 1 to 3" in line for line in c.all)
     finally:
         c.stop()
     st = store.Store(c.db, readonly=True)

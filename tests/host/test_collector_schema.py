@@ -1,5 +1,5 @@
-"""The collector's SQLite layout (schema 2): time-clustered tables, per-device reads that
-seek instead of scanning, and the migration of a schema-1 database."""
+"""The collector's SQLite layout (schema 3): time-clustered tables, per-device reads that
+seek instead of scanning, and the migrations of schema-1 and schema-2 databases."""
 import os
 import sqlite3
 
@@ -91,7 +91,7 @@ def test_schema_1_database_is_migrated(tmp_path):
     db.close()
     st = store.Store(path)
     assert st.migrated_from == 1
-    assert st.db.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()[0] == "2"
+    assert st.db.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()[0] == "3"
     assert [(r.slot, r.import_wh) for r in st.slot_values(3)] == [(8, 11), (9, 12)]
     assert [r.slot for r in st.slot_values(2**64 - 5)] == [8, 9]
     assert st.frame_raw(2**64 - 5, 9) == b"f9"
@@ -106,6 +106,71 @@ def test_schema_1_database_is_migrated(tmp_path):
     st.close()
     again = store.Store(path)  # already current: nothing to do
     assert again.migrated_from is None and again.count_values() == 4
+    again.close()
+
+
+# Schema 2 as it was (commit a3a2d6c): the TSO tools' tables were added on first use by
+# tso/values.py (CREATE TABLE IF NOT EXISTS), outside the schema version.
+SCHEMA_2 = """
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE slot_values (device_id INTEGER NOT NULL, slot INTEGER NOT NULL,
+    import_wh INTEGER NOT NULL, export_wh INTEGER NOT NULL, flags INTEGER NOT NULL,
+    status INTEGER NOT NULL, seq INTEGER NOT NULL, arrived_ms INTEGER NOT NULL,
+    delay_ms INTEGER NOT NULL, PRIMARY KEY (slot, device_id)) WITHOUT ROWID;
+CREATE TABLE frames (device_id INTEGER NOT NULL, seq INTEGER NOT NULL, kid INTEGER NOT NULL,
+    status INTEGER NOT NULL, n_records INTEGER NOT NULL, arrived_ms INTEGER NOT NULL,
+    peer TEXT, raw BLOB NOT NULL);
+CREATE UNIQUE INDEX frames_device_seq ON frames (device_id, seq);
+CREATE TABLE rejections (id INTEGER PRIMARY KEY, arrived_ms INTEGER NOT NULL, peer TEXT,
+    reason TEXT NOT NULL, detail TEXT, device_id INTEGER, seq INTEGER,
+    raw_len INTEGER NOT NULL, raw BLOB NOT NULL);
+CREATE INDEX rejections_reason ON rejections (reason);
+CREATE TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '2');
+"""
+TSO_TABLES_2 = """
+CREATE TABLE register_reads (device_id INTEGER NOT NULL, slot INTEGER NOT NULL,
+    import_total_wh INTEGER NOT NULL, export_total_wh INTEGER NOT NULL, source TEXT NOT NULL,
+    PRIMARY KEY (device_id, slot)) WITHOUT ROWID;
+CREATE TABLE value_sets (device_id INTEGER NOT NULL, slot INTEGER NOT NULL,
+    kind INTEGER NOT NULL, import_wh INTEGER NOT NULL, export_wh INTEGER NOT NULL,
+    method TEXT NOT NULL, estimated INTEGER NOT NULL, made_unix INTEGER NOT NULL,
+    revision INTEGER NOT NULL, PRIMARY KEY (device_id, slot, kind)) WITHOUT ROWID;
+"""
+
+
+@pytest.mark.parametrize("with_tso_tables", [False, True])
+def test_schema_2_database_is_migrated(tmp_path, with_tso_tables):
+    """Schema 3 takes the TSO tools' tables (value sets, register reads) under the version: a
+    schema-2 database gets them, or keeps those it had, rows and all; the TSO code then
+    reads and writes them through the store's API."""
+    from host_tools.tso import values
+
+    path = str(tmp_path / "v2.db")
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_2 + (TSO_TABLES_2 if with_tso_tables else ""))
+    db.executemany("INSERT INTO slot_values VALUES (?,?,?,?,?,?,?,?,?)",
+                   [(-5, s, s, 1, 0, 0, s, 5000, 7) for s in (8, 9)])
+    if with_tso_tables:
+        db.execute("INSERT INTO value_sets VALUES (-5, 8, 1, 8, 1, 'measured', 0, 4000, 0)")
+        db.execute("INSERT INTO register_reads VALUES (-5, 8, 100, 200, 'manual')")
+    db.commit()
+    db.close()
+    st = store.Store(path)
+    assert st.migrated_from == 2
+    assert st.db.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()[0] == "3"
+    assert [(r.slot, r.import_wh) for r in st.slot_values(2**64 - 5)] == [(8, 8), (9, 9)]
+    kept = values.value_set(st, values.PRELIMINARY)
+    assert [(r.device_id, r.slot, r.made_unix) for r in kept] == \
+        ([(2**64 - 5, 8, 4000)] if with_tso_tables else [])
+    assert st.register_reads(0, 100) == ([(-5, 8, 100, 200)] if with_tso_tables else [])
+    values.add_reads(st, [(2**64 - 5, 10, 110, 200)])
+    assert st.register_reads(10, 10) == [(-5, 10, 110, 200)]
+    assert {r[0] for r in st.db.execute("SELECT name FROM sqlite_master")} >= {
+        "value_sets", "register_reads", "seals", "slot_quality"}
+    st.close()
+    again = store.Store(path)
+    assert again.migrated_from is None
     again.close()
 
 
