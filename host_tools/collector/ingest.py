@@ -164,12 +164,12 @@ class Ingest:
 
     def _keys_c(self, keyring):
         """The C loop's table of this keyring's keys (rebuilt when the keyring changes): per
-        key its public fields (keys.KeyEntry) and the one-seq ack prefix of wire."""
+        key its public fields (keys.KeyEntry) and its acks' prefix (wire.ack_prefix)."""
         kr, table = self._key_table
         if kr is not keyring:
             table = _fastpath.KeyTable([
                 (e.device_id, e.kid, e.key, e.not_before, e.not_after, e.mac,
-                 wire.one_seq_ack_prefix(e.device_id, e.kid))
+                 wire.ack_prefix(e.device_id, e.kid))
                 for e in keyring.by_id.values()])
             self._key_table = (keyring, table)
         return table
@@ -290,7 +290,7 @@ class Ingest:
             # The acks are computed now but released by store_batch only after the commit.
             out = b.replies
             if mode == "c":
-                self._c.acks_out(acks, out, self._acks_multi, keys_c)
+                self._c.acks_out(acks, out, keys_c, self.policy.ack_max_seqs)
             else:
                 for (addr, dev, kid), (mac, seqs) in acks.items():
                     if type(seqs) is int:  # the steady state: one frame of the device

@@ -340,12 +340,12 @@ class MacKey:
     def ack_one(self, device_id, kid, seq):
         """encode_ack(self, device_id, kid, [seq]), the collector's steady-state reply.
 
-        {1: [kid, dev], 4: [seq]} is a constant prefix (one_seq_ack_prefix) then the seq: the prefix and the inner
+        {1: [kid, dev], 4: [seq]} is a constant prefix (ack_prefix, array(1)) then the seq: the prefix and the inner
         SHA-256 state after absorbing it are kept (a key belongs to one device), so each ack
         costs one seq encoding and one HMAC finish (cbor2.dumps alone costs ~1.5 us)."""
         a = self._ack
         if a is None or a[0] != device_id or a[1] != kid:
-            prefix = one_seq_ack_prefix(device_id, kid)
+            prefix = ack_prefix(device_id, kid) + b"\x81"  # an array of one seq
             h = self._inner.copy()
             h.update(prefix)
             a = self._ack = (device_id, kid, prefix, h, TAG_LEN[kid & 7])
@@ -355,12 +355,12 @@ class MacKey:
         return a[2] + u + self._finish(h)[: a[4]]
 
 
-def one_seq_ack_prefix(device_id, kid):
-    """The bytes of the steady-state ack {1: [kid, device_id], 4: [seq]} before the seq: the
-    ack of one seq is this prefix, the seq's shortest CBOR head, then the MAC of both. The
-    one layout that MacKey.ack_one and the C loop (_fastpath.c, given it per key by
-    Ingest) both follow; encode_ack writes the same bytes (tested)."""
-    return b"\xa2\x01" + cbor2.dumps([kid, device_id]) + b"\x04\x81"
+def ack_prefix(device_id, kid):
+    """The bytes of the collector's ack {1: [kid, device_id], 4: [seq, ...]} before the array
+    of seqs: an ack is this prefix, the array (head and shortest-form seqs, ascending), then
+    the MAC of all that. The layout MacKey.ack_one and the C loop (_fastpath.c, given it per
+    key by Ingest) follow; encode_ack writes the same bytes (tested)."""
+    return b"\xa2\x01" + cbor2.dumps([kid, device_id]) + b"\x04"
 
 
 def verify(pf, data, mac_key):
