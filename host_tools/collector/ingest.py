@@ -50,6 +50,8 @@ try:  # the optional C loop of the fast path (setup.py); Python's own loop other
     from host_tools.collector import _fastpath
 except ImportError:
     _fastpath = None
+if _fastpath is not None and not hasattr(_fastpath, "FastPath"):
+    _fastpath = None  # built from older sources: `pip install -e .` rebuilds it
 # wire.TAG_LEN by algorithm number 0..7, as a tuple for _fastpath
 _TAG_LEN8 = tuple(wire.TAG_LEN.get(a) for a in range(8))
 # positions in a slot_values row (store.VALUE_COLUMNS)

@@ -26,6 +26,8 @@ try:  # recvmmsg/sendmmsg (setup.py, Linux); one system call per datagram withou
     from host_tools.collector import _batchio
 except ImportError:
     _batchio = None
+if _batchio is not None and not hasattr(_batchio, "Receiver"):
+    _batchio = None  # built from older sources: `pip install -e .` rebuilds it
 
 DEFAULT_MAX_BATCH = 4096
 # Every datagram is read whole (the largest UDP payload fits), so a rejection row's raw_len

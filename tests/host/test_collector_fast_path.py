@@ -139,7 +139,8 @@ def test_c_fast_path_is_built():
     slower Python loop, so on the platform CI runs on its absence fails here."""
     if sys.platform != "linux" or sys.implementation.name != "cpython":
         pytest.skip("the build is only required where CI runs")
-    assert ingest._fastpath is not None, "pip install -e . did not build _fastpath.c"
+    assert ingest._fastpath is not None, \
+        "pip install -e . did not build _fastpath.c (or it is older than its source: rebuild)"
     assert ingest.Ingest(None, keyring).fast_path == "c"
 
 
