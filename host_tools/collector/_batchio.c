@@ -274,6 +274,9 @@ receiver_loop(void *arg)
     Py_ssize_t count;
     qnode *first, *last, *q;
 
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "collect-recv");  /* as `top -H` shows it */
+#endif
     for (;;) {
         pthread_mutex_lock(&r->mu);
         count = r->count;

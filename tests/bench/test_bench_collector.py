@@ -80,6 +80,26 @@ def udp_floor_us(n=2000):
     return dt / n * 1e6
 
 
+def thread_cpu_seconds(pid):
+    """{thread name: utime + stime in seconds} of a process's threads (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                head, rest = f.read().rsplit(")", 1)
+            fields = rest.split()
+            name = "main" if int(tid) == pid else head.split("(", 1)[1]
+            out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
 def cpu_seconds(pid):
     """utime + stime of a process and its live children (Linux /proc), in seconds."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -406,6 +426,7 @@ def test_bench_udp_end_to_end_vs_sqlite(benchmark, encoders, tmp_path, offered):
         def run():
             acked = set()
             ctx = multiprocessing.get_context("fork")
+            cpu0 = (thread_cpu_seconds(proc.pid), time.process_time(), os.times())
             t0 = time.perf_counter()
             todo = frames
             t_last = t0
@@ -436,8 +457,16 @@ def test_bench_udp_end_to_end_vs_sqlite(benchmark, encoders, tmp_path, offered):
                 resent += len(todo)
             from host_tools.collector import server as srv_mod
 
+            cpu1 = (thread_cpu_seconds(proc.pid), time.process_time(), os.times())
             result.update(seconds=t_last - t0, resent=resent,
-                          client_drops=srv_mod.kernel_drops(cli))
+                          client_drops=srv_mod.kernel_drops(cli),
+                          # CPU per frame: the collector's threads, the devices' side
+                          cpu_us={**{"collector " + k: (v - cpu0[0].get(k, 0)) / n * 1e6
+                                     for k, v in cpu1[0].items()},
+                                  "ack reader": (cpu1[1] - cpu0[1]) / n * 1e6,
+                                  "senders": (cpu1[2].children_user + cpu1[2].children_system
+                                              - cpu0[2].children_user - cpu0[2].children_system)
+                                  / n * 1e6})
             return len(acked)
 
         assert benchmark.pedantic(run, rounds=1, iterations=1) == n
@@ -473,7 +502,10 @@ def test_bench_udp_end_to_end_vs_sqlite(benchmark, encoders, tmp_path, offered):
                                 in_process_ratio_to_bare_sqlite=round(inproc / bare, 3),
                                 kernel_drops=int(drops.group(1)) if drops else None,
                                 resent=result["resent"], batches=batches,
-                                client_ack_drops=result["client_drops"])
+                                client_ack_drops=result["client_drops"],
+                                cpu_us_per_frame={k: round(v, 2)
+                                                  for k, v in result["cpu_us"].items()},
+                                load_average=os.getloadavg()[0])
     print("\nUDP end to end, %d frames offered %s: %.0f stored/s = %.2f x bare SQLite inserts of"
           " the same rows (%.0f frames/s, %d per transaction as the collector's batches); kernel"
           " drops %s, resent %d, %d batches; acks the sending socket's kernel dropped %s\n"
@@ -482,3 +514,6 @@ def test_bench_udp_end_to_end_vs_sqlite(benchmark, encoders, tmp_path, offered):
           % (n, "as fast as possible" if offered is None else "at %d/s" % offered, rate, ratio,
              bare, per_txn, drops.group(1) if drops else "not reported", result["resent"],
              batches, result["client_drops"], inproc, inproc / bare))
+    print("  CPU per frame (us): %s; wall per frame %.1f us; load average %.1f"
+          % (", ".join("%s %.1f" % kv for kv in sorted(result["cpu_us"].items())),
+             result["seconds"] / n * 1e6, os.getloadavg()[0]))
