@@ -194,9 +194,10 @@ class Ingest:
         nothing of the batch is then stored or acked, and the replay windows are reloaded
         from the store. Every bad frame is a counted rejection, not an exception.
         """
-        # No cyclic garbage collection during a batch: it makes ~5 container objects per
+        # No cyclic garbage collection during a batch: it makes a few container objects per
         # frame (rows, keys), all freed by reference counting when the batch is done, and
-        # the collector's passes over them cost ~10 % of a batch's CPU (measured).
+        # the collector's passes over them were a measurable share of a batch's CPU
+        # (docs/collector.md, Throughput).
         gc_on = gc.isenabled()
         gc.disable()
         try:

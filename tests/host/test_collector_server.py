@@ -169,7 +169,7 @@ def test_receiver_reads_while_the_server_holds_the_gil():
     """The server holds the GIL for as long as it verifies a batch. The receiver thread never
     needs it, so it keeps reading meanwhile and the kernel drops nothing; a thread that needs
     the GIL for each datagram (server.Drain) cannot read then, and a buffer of ~80 datagrams
-    overflows (measured: 80-99 % dropped)."""
+    overflows (docs/collector.md has what it dropped)."""
     import os
     import subprocess
     import time
