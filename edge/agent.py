@@ -34,7 +34,6 @@ from edge.integrator import REC_BOUND, REC_LEN, STATE_LEN, Integrator
 from edge.mac import HmacSha256
 from edge.modbus_pdu import REPLY
 from edge.modbus_rtu import RtuClient, gap_ms_for_baud
-from edge.modbus_tcp import TcpClient
 from edge.persist import SeqCounter
 from edge.reading import new_reading
 from edge.regmap import compile_map, decode
@@ -93,10 +92,23 @@ class Agent:
 
     def __init__(self, cfg, map_obj, profile, storage, sink=None, t=0):
         self.log = AgentLog(sink)
-        self.cfg = cfg
+        # The uplink first: its two buffers (the module's line buffer, the frame buffer) are
+        # the agent's largest blocks, made while the heap still has room in one piece.
+        up = cfg["uplink"]
+        self.max_batch = up["max_batch"]
+        self.ack_timeout_ms = up["ack_timeout_ms"]
+        self.retry_ms = up["retry_ms"]
+        cap = _FRAME_FIXED + _REC_MAX * self.max_batch
+        if cfg.get("seal_key") is not None and cap < _SEAL_FRAME_MAX:
+            cap = _SEAL_FRAME_MAX
+        self.wisun = WisunDriver(_trim_profile(profile, cap), wisun_driver_config(cfg))
+        self.max_payload = self.wisun.max_payload
+        self.fbuf = bytearray(self.max_payload)
         dev = cfg["device"]
         self.rmap = compile_map(map_obj)
         if dev["transport"] == "tcp":
+            from edge.modbus_tcp import TcpClient  # only on TCP: an RTU board never loads it
+
             self.modbus = TcpClient(dev["timeout_ms"])
             self.req = bytearray(12)
         else:
@@ -143,16 +155,6 @@ class Agent:
         if cfg.get("seal_key") is not None:
             self.sealjob = SealJob(storage, self.device_id, cfg["seal_key"], cfg["seal_key_no"])
             self.sealjob.request_partial()
-        up = cfg["uplink"]
-        self.max_batch = up["max_batch"]
-        self.ack_timeout_ms = up["ack_timeout_ms"]
-        self.retry_ms = up["retry_ms"]
-        cap = _FRAME_FIXED + _REC_MAX * self.max_batch
-        if self.sealjob is not None and cap < _SEAL_FRAME_MAX:
-            cap = _SEAL_FRAME_MAX
-        self.wisun = WisunDriver(_trim_profile(profile, cap), wisun_driver_config(cfg))
-        self.max_payload = self.wisun.max_payload
-        self.fbuf = bytearray(self.max_payload)
         self.clock_synced = cfg["clock_synced"]
         self.phase = UP_IDLE
         self.inflight_seq = -1

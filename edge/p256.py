@@ -145,14 +145,16 @@ class _ModPow:
 class _ScalarMult:
     """k * point with a fixed 4-bit window; one op is one table entry or one window.
 
-    The table of 1..15 x point is kept packed in one bytearray (96 bytes a point) rather
-    than as 45 big ints: on MicroPython each reduced int keeps its product's allocation, and
-    the unpacked table held about 7 KB of heap where the packed one holds 1.5 KB."""
+    The table of 1..15 x point is kept packed, 96 bytes a point, rather than as 45 big ints:
+    on MicroPython each reduced int keeps its product's allocation, and the unpacked table
+    held about 7 KB of heap where the packed one holds 1.5 KB. One small bytearray per point,
+    not one 1.5 KB block: a long-running board's heap has room in small pieces, rarely in
+    one piece that large."""
 
     def __init__(self, k, point):
         self.k = k
         self.point = point
-        self.table = bytearray(16 * 96)
+        self.table = [None] * 16
         self.filled = 1
         self._last = point
         _pack(self.table, 1, point)
@@ -181,18 +183,18 @@ class _ScalarMult:
         return False
 
 
-def _pack(buf, i, pt):
-    o = i * 96
-    buf[o:o + 32] = pt[0].to_bytes(32, "big")
-    buf[o + 32:o + 64] = pt[1].to_bytes(32, "big")
-    buf[o + 64:o + 96] = pt[2].to_bytes(32, "big")
+def _pack(table, i, pt):
+    b = bytearray(96)
+    b[0:32] = pt[0].to_bytes(32, "big")
+    b[32:64] = pt[1].to_bytes(32, "big")
+    b[64:96] = pt[2].to_bytes(32, "big")
+    table[i] = b
 
 
-def _unpack(buf, i):
-    o = i * 96
-    mv = memoryview(buf)
-    return (int.from_bytes(mv[o:o + 32], "big"), int.from_bytes(mv[o + 32:o + 64], "big"),
-            int.from_bytes(mv[o + 64:o + 96], "big"))
+def _unpack(table, i):
+    mv = memoryview(table[i])
+    return (int.from_bytes(mv[0:32], "big"), int.from_bytes(mv[32:64], "big"),
+            int.from_bytes(mv[64:96], "big"))
 
 
 def _run(stepper):

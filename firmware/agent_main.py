@@ -1,12 +1,15 @@
-"""The agent's asyncio loop, the same file on MicroPython (boards, unix port) and CPython.
+"""The agent's loop, the same file on MicroPython (boards, unix port) and CPython.
 
-Three tasks around one edge.agent.Agent (docs/agent.md):
+One plain loop around one edge.agent.Agent (docs/agent.md) takes three turns in order, each
+when its own wait has passed, then sleeps until the nearest one is due:
   meter   polls the device every device.poll_interval_s of the metering clock (Modbus TCP
-          socket or RTU serial port), feeds the reply bytes to the agent;
+          socket or RTU serial port) and feeds the reply bytes to the agent;
   radio   pumps the Wi-SUN module's UART both ways and runs the agent's timers (slot close
           of a silent device, ack timeouts, next frame);
-  status  every status.every_s prints an `ev=status` line and, if status.file is set,
-          rewrites that JSON file atomically (what `smeter status` reads).
+  status  twice a second samples the heap; every status.every_s prints an `ev=status` line
+          and, if status.file is set, rewrites that JSON file atomically (`smeter status`).
+No asyncio: every port is non-blocking, so a loop of turns does the job without the event
+loop's code and task objects on the heap (about 3 KB on a 32-bit board, docs/flashing.md).
 This file is the runner and its wiring; clocks are in firmware/lib/clocks.py, ports in
 firmware/lib/ports.py, files in firmware/lib/flash_store.py, board set-up in the board's own
 module (firmware/lib/machine_board.py for esp32/rp2, firmware/boards/MPS2_AN385/modules/
@@ -16,26 +19,17 @@ import gc
 import json
 import sys
 
-try:
-    import asyncio
-except ImportError:  # older MicroPython builds
-    import uasyncio as asyncio
-
 import flash_store
 from clocks import SystemClock, wall_ms
-from ports import SerialPort, TcpPort, open_serial
+from ports import SerialPort, TcpPort
 
 from edge.agent import Agent
-from edge.compat import ticks
+from edge.compat import sleep_ms, ticks, ticks_add, ticks_diff
 from edge.config import ConfigError, validate
 from edge.errors import EdgeError
 
-if hasattr(asyncio, "sleep_ms"):
-    sleep_ms = asyncio.sleep_ms
-else:
-
-    def sleep_ms(ms):
-        return asyncio.sleep(ms / 1000)
+_IDLE_MS = 20  # the longest sleep between turns
+_TURNS = ("meter", "radio", "status")
 
 
 # ---- the loop ----------------------------------------------------------------------------
@@ -50,8 +44,9 @@ def emit(line):
 
 class Runner:
     def __init__(self, agent, clock, meter_port, radio_port, status_file=None, status_every_s=60,
-                 stop_at=None):
+                 stop_at=None, sleep=sleep_ms):
         self.agent = agent
+        self.sleep = sleep  # the idle wait between turns (a board's may sleep the CPU)
         self.clock = clock
         self.meter = meter_port
         self.radio = radio_port
@@ -59,117 +54,107 @@ class Runner:
         self.status_every_s = status_every_s
         self.stop_at = stop_at  # edge second at which to stop (tests, demo); None: never
         self.running = True
-        self.mem_free_min = -1  # lowest free heap seen by the status task (MicroPython)
+        self.mem_free_min = -1  # lowest free heap seen by the status turn (MicroPython)
         self.heap_peak = 0  # largest live heap (gc.mem_alloc() after a collect) seen
         self.heap_size = gc.mem_free() + gc.mem_alloc() if hasattr(gc, "mem_free") else 0
+        self._since = status_every_s * 1000  # ms since the last status line: one at once
 
-    async def guarded(self, name, body):
-        """Run a task body forever: an unexpected error (MemoryError on a tight heap, a bug)
-        is counted as fault `internal_<name>` and the task starts over; the agent never exits."""
-        while self.running:
-            try:
-                await body()
-            except Exception as e:
-                gc.collect()
-                s, ms = self.clock.now()
-                self.agent.log.fault("internal_" + name, s, type(e).__name__)
-                await sleep_ms(100)
+    def turn(self, which):
+        """Turn `which` (0 meter, 1 radio, 2 status); returns ms until it is due again. An
+        unexpected error (a MemoryError on a tight heap, a bug) is counted as fault
+        `internal_<name>` and the turn comes again after 100 ms; the agent never exits."""
+        try:
+            if which == 0:
+                return self.meter_step()
+            if which == 1:
+                return self.radio_step()
+            return self.status_step()
+        except Exception as e:
+            gc.collect()
+            s, ms = self.clock.now()
+            self.agent.log.fault("internal_" + _TURNS[which], s, type(e).__name__)
+            return 100
 
-    async def meter_task(self):
+    def meter_step(self):
+        """Finish the outstanding poll, or start one when it is due."""
         a = self.agent
         c = self.clock
-        while self.running:
-            s, ms = c.now()
-            if self.stop_at is not None and s >= self.stop_at:
-                self.running = False
-                return
-            if not a.poll_due(s):
-                wait = c.real_ms_until(a.next_poll)
-                await sleep_ms(1 if wait < 1 else (20 if wait > 20 else wait))
-                continue
+        if a.modbus_busy():
             try:
-                self.meter.ensure()
-                req = a.start_poll(s, ms, ticks())
-                self.meter.write(req)
+                n = self.meter.read()
             except OSError as e:
                 self.meter.close()
-                a.link_fault("link_" + _errname(e), s, ticks())
-                await sleep_ms(5)
-                continue
-            while a.modbus_busy():
-                await sleep_ms(1)
-                try:
-                    n = self.meter.read()
-                except OSError as e:
-                    self.meter.close()
-                    s, ms = c.now()
-                    a.link_fault("link_" + _errname(e), s, ticks())
-                    break
                 s, ms = c.now()
-                if n:
-                    a.modbus_feed(self.meter.buf, n, ticks(), s, ms)
-                else:
-                    a.modbus_check(ticks(), s)
-
-    async def radio_task(self):
-        a = self.agent
-        c = self.clock
-        port = self.radio
-        while self.running:
+                a.link_fault("link_" + _errname(e), s, ticks())
+                return 1
             s, ms = c.now()
-            data = b""
-            if port is None or callable(port):
-                try:
-                    port = self.radio()  # open the module's port (again)
-                    a.radio_opened(ticks(), s)
-                except OSError as e:
-                    a.log.fault("radio_open_" + _errname(e), s)
-                    a.service(ticks(), s)  # slots still close while the module is away
-                    await sleep_ms(1000)
-                    port = self.radio
-                    continue
-            try:
+            if n:
+                a.modbus_feed(self.meter.buf, n, ticks(), s, ms)
+            else:
+                a.modbus_check(ticks(), s)
+            return 1
+        s, ms = c.now()
+        if self.stop_at is not None and s >= self.stop_at:
+            self.running = False
+            return 1
+        if not a.poll_due(s):
+            wait = c.real_ms_until(a.next_poll)
+            return 1 if wait < 1 else (_IDLE_MS if wait > _IDLE_MS else wait)
+        try:
+            self.meter.ensure()
+            req = a.start_poll(s, ms, ticks())
+            self.meter.write(req)
+        except OSError as e:
+            self.meter.close()
+            a.link_fault("link_" + _errname(e), s, ticks())
+            return 5
+        return 1
+
+    def radio_step(self):
+        """Open the module's port if it is closed, run the agent's timers, move the bytes."""
+        a = self.agent
+        port = self.radio
+        s, ms = self.clock.now()
+        try:
+            if port.ensure():  # (re)opened the module's port just now
+                a.radio_opened(ticks(), s)
+        except OSError as e:
+            a.log.fault("radio_open_" + _errname(e), s)
+            a.service(ticks(), s)  # slots still close while the module is away
+            return 1000
+        try:
+            out = a.service(ticks(), s)
+            if out:
+                port.write(out)
+            data = port.read_available(0)
+            if data:
+                a.wisun_feed(data, ticks(), s)
                 out = a.service(ticks(), s)
                 if out:
                     port.write(out)
-                data = port.read_available(0)
-                if data:
-                    a.wisun_feed(data, ticks(), s)
-                    out = a.service(ticks(), s)
-                    if out:
-                        port.write(out)
-            except OSError as e:
-                a.log.fault("radio_" + _errname(e), s)
-                if callable(self.radio):
-                    try:
-                        port.f.close()
-                    except (AttributeError, OSError):
-                        pass
-                    port = self.radio  # reopen on the next turn
-                await sleep_ms(100)
-            await sleep_ms(2 if data else 5)
+                return 2
+        except OSError as e:
+            a.log.fault("radio_" + _errname(e), s)
+            port.close()  # reopened on the next turn (a board's UART stays open)
+            return 100
+        return 5
 
-    async def status_task(self):
-        every = self.status_every_s * 1000
-        since = every
-        while self.running:
-            self._sample_heap()
-            if since >= every:
-                since = 0
-                s, ms = self.clock.now()
-                st = self.agent.status(s)
-                c = st["counters"]
-                self.agent.log.line(s, "status", "polls", c["polls"], "faults", c["faults"],
-                                    "slots", c["slots_closed"], "sent", c["frames_sent"],
-                                    "acked", c["frames_acked"], "queue", st["queue_depth"],
-                                    "wisun", st["wisun_state"], "heap_peak", self.heap_peak,
-                                    "heap_size", self.heap_size)
-            if self.status_file:
-                self.write_status()
-            await sleep_ms(500)
-            since += 500
+    def status_step(self):
+        self._sample_heap()
+        if self._since >= self.status_every_s * 1000:
+            self._since = 0
+            s, ms = self.clock.now()
+            st = self.agent.status(s)
+            c = st["counters"]
+            self.agent.log.line(s, "status", "polls", c["polls"], "faults", c["faults"],
+                                "slots", c["slots_closed"], "sent", c["frames_sent"],
+                                "acked", c["frames_acked"], "queue", st["queue_depth"],
+                                "wisun", st["wisun_state"], "heap_peak", self.heap_peak,
+                                "heap_size", self.heap_size)
         if self.status_file:
             self.write_status()
+        self._since += 500
+        return 500
 
     def _sample_heap(self):
         """Largest live heap and lowest free heap after a collection: what live data takes
@@ -203,15 +188,33 @@ class Runner:
         except OSError:
             pass  # status is best effort; metering never depends on it
 
-    async def run(self):
-        tasks = [asyncio.create_task(self.guarded("meter", self.meter_task)),
-                 asyncio.create_task(self.guarded("radio", self.radio_task)),
-                 asyncio.create_task(self.guarded("status", self.status_task))]
+    def run(self):
+        """Turns until stop_at; then the last status file and an `ev=stop` line."""
+        now = ticks()
+        due_m = due_r = due_s = now
         while self.running:
-            await sleep_ms(50)
-        await sleep_ms(600)
-        for t in tasks:
-            t.cancel()
+            now = ticks()
+            if ticks_diff(now, due_m) >= 0:
+                due_m = ticks_add(now, self.turn(0))
+            if ticks_diff(now, due_r) >= 0:
+                due_r = ticks_add(now, self.turn(1))
+            if ticks_diff(now, due_s) >= 0:
+                due_s = ticks_add(now, self.turn(2))
+            now = ticks()
+            wait = _IDLE_MS
+            w = ticks_diff(due_m, now)
+            if w < wait:
+                wait = w
+            w = ticks_diff(due_r, now)
+            if w < wait:
+                wait = w
+            w = ticks_diff(due_s, now)
+            if w < wait:
+                wait = w
+            if wait > 0:
+                self.sleep(wait)
+        if self.status_file:
+            self.write_status()
         s, ms = self.clock.now()
         st = self.agent.status(s)
         c = st["counters"]
@@ -273,9 +276,24 @@ def search_dirs(config_path, extra=()):
     return ds
 
 
+# Heap kept in one piece while the config, map and profile JSON are parsed, released just
+# before the Agent is made: parsing leaves a trail of small holes, and the agent's buffers
+# (the Wi-SUN line buffer, the frame buffer, the queue's state) each want one contiguous block.
+_BOOT_RESERVE = 4096
+_RESERVE = [None]
+
+
+def _reserve(n):
+    """Hold n bytes in one block (n = 0: let it go). A function of its own, with the block
+    only in a module-level list, so no stale pointer to it stays on the caller's stack (the
+    collector is conservative and would keep the block alive)."""
+    _RESERVE[0] = bytearray(n) if n and hasattr(gc, "mem_free") else None  # MicroPython only
+
+
 def build(config_path, storage_factory=None, sink=emit, t=0, hw_dirs=()):
     """Read and validate the config, resolve map and module profile (looked up beside the
     config, then in `hw_dirs`, $SMETER_HW, hw/), make the Agent."""
+    _reserve(_BOOT_RESERVE)
     with open(config_path) as f:
         raw = json.load(f)
     cfg = validate(raw)
@@ -289,12 +307,14 @@ def build(config_path, storage_factory=None, sink=emit, t=0, hw_dirs=()):
     if storage_factory is None:
         storage_factory = flash_store.FlashStore
     storage = storage_factory(data_dir)
+    _reserve(0)  # the agent's buffers go here
+    gc.collect()
     agent = Agent(cfg, map_obj, profile, storage, sink, t)
     return cfg, agent
 
 
 def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None, data_heap=None,
-         clock_synced=None, hw_dirs=(), sink=emit):
+         clock_synced=None, hw_dirs=(), sink=emit, sleep=sleep_ms):
     """Run the agent until stop_at (edge seconds) or forever. Returns an exit code: 0 after a
     requested stop, 2 for a configuration error (printed, every bad field named)."""
     if clock is None:
@@ -318,21 +338,22 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
     if clock_synced is not None:
         agent.clock_synced = cfg["clock_synced"] and clock_synced
     dev = cfg["device"]
-    if meter_port is None:
+    if meter_port is None:  # a host: ports opened on first use and again after a failure
         if dev["transport"] == "tcp":
             meter_port = TcpPort(dev["host"], dev["port"], dev["timeout_ms"])
         else:
-            meter_port = SerialPort(lambda: open_serial(dev["port"], dev["baud"]))
+            meter_port = SerialPort(dev["port"], dev["baud"])
     if radio_port is None:
-        w = cfg["wisun"]
-        radio_port = lambda: open_serial(w["serial"], w["baud"])  # noqa: E731 (opened lazily)
+        radio_port = SerialPort(cfg["wisun"]["serial"], cfg["wisun"]["baud"])
     st = cfg["status"]
     sf = st["file"]
     if sf and not sf.startswith("/"):
         sf = cfg["data_dir"] + "/" + sf
+    every = st["every_s"]
+    cfg = dev = st = None  # the parsed config is not needed while running: free its heap
     gc.collect()
-    r = Runner(agent, clock, meter_port, radio_port, sf, st["every_s"], stop_at)
-    asyncio.run(r.run())
+    r = Runner(agent, clock, meter_port, radio_port, sf, every, stop_at, sleep)
+    r.run()
     return 0
 
 

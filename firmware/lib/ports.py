@@ -1,28 +1,37 @@
-"""The agent's byte ports: Modbus TCP, serial (pty/tty on a host, machine.UART on a board)
-and a UART stream that reads into one preallocated buffer.
+"""The byte ports, on every runtime: the one home of the agent's UART and TCP byte streams.
 
-Every meter port has ensure() (connect/open, again after a failure), write(data),
-read() -> n: n bytes arrived in port.buf (0: none yet; OSError when the link is gone; an int,
-not a tuple, so the poll path allocates nothing) and close(); the runner (firmware/agent_main.py) and `smeter read` drive them the same way.
-Radio ports give read_available(wait_ms) -> bytes and write(data).
+    TcpPort(host, port, timeout_ms)   Modbus TCP (socket)
+    SerialPort(path, baud)            a serial device by path: a pty or /dev/tty* (host, unix port)
+    UartStream(uart)                  a board's UART with any()/readinto()/write() (machine.UART,
+                                      smeter_board.UART on MPS2-AN385)
+
+Each has ensure() (open or connect; again after a failure; True when it opened just now),
+write(data), read() -> n (n bytes arrived in port.buf, a buffer allocated once: 0 none yet,
+OSError when the link is gone; an int, so polling allocates nothing), read_available(wait_ms)
+-> bytes (the Wi-SUN module's side) and close(). The agent's runner (firmware/agent_main.py)
+drives them in its loop; transact() is one blocking Modbus request and reply over any of them
+(`smeter read`, the board tests).
 """
-import uart_lines
+import select
 
-from edge.compat import sleep_ms
+from edge.compat import IS_MICROPYTHON, const, sleep_ms, ticks
+from edge.modbus_pdu import REPLY
+
+_BUF = const(260)  # a Modbus TCP ADU at most; an RTU frame is at most 256
+
 
 class TcpPort:
-    """A Modbus TCP connection with non-blocking reads; reconnects on the next poll."""
+    """A Modbus TCP connection with non-blocking reads; reconnects on the next ensure()."""
 
-    def __init__(self, host, port, timeout_ms):
+    def __init__(self, host, port, timeout_ms, size=_BUF):
         self.addr = (host, port)
         self.timeout_ms = timeout_ms
         self.sock = None
-        self.buf = bytearray(260)
+        self.buf = bytearray(size)
 
     def ensure(self):
         if self.sock is not None:
-            return
-        import select
+            return False
         import socket
 
         addr = socket.getaddrinfo(self.addr[0], self.addr[1], 0, socket.SOCK_STREAM)[0][-1]
@@ -33,23 +42,25 @@ class TcpPort:
         except BaseException:
             s.close()
             raise
+        # Non-blocking after poll(): both interpreters then return what has arrived (a
+        # blocking MicroPython readinto would wait to fill the whole buffer).
         s.setblocking(False)
         self._poll = select.poll()
         self._poll.register(s, select.POLLIN)
         self._recv = getattr(s, "recv_into", None) or s.readinto
         self.sock = s
+        return True
 
     def write(self, data):
-        self.sock.send(bytes(data))
+        self.sock.send(bytes(data))  # a request is 12 bytes: one send
 
     def read(self):
-        """(buffer, n): n bytes arrived (0: none yet). OSError when the peer closed."""
         if not self._poll.poll(0):
             return 0
         try:
             n = self._recv(self.buf)
         except OSError as e:
-            if e.args and e.args[0] in (11, 110):
+            if _no_data(e):
                 return 0
             raise
         if n is None:
@@ -57,6 +68,12 @@ class TcpPort:
         if n == 0:
             raise OSError("connection closed by the device")
         return n
+
+    def read_available(self, wait_ms):
+        if wait_ms > 0:
+            self._poll.poll(wait_ms)
+        n = self.read()
+        return bytes(self.buf[:n]) if n else b""
 
     def close(self):
         if self.sock is not None:
@@ -68,65 +85,92 @@ class TcpPort:
 
 
 class SerialPort:
-    """A byte port over firmware/lib/uart_lines.py (pty/tty path on a host, machine.UART on a
-    board); read() gives (buffer, n) like TcpPort. Given a callable instead of a port, it opens
-    the port on first use and again after a failure (a pty that appears later)."""
+    """A serial device by path, raw 8N1 at `baud` (ignored by a pty), opened on ensure().
 
-    def __init__(self, port):
-        self.port = None if callable(port) else port
-        self.opener = port if callable(port) else None
-        self.buf = b""
+    CPython reads what has arrived with one readinto; MicroPython's readinto blocks until the
+    buffer is full, so there bytes come one at a time through a 1-byte buffer while poll()
+    says readable. flush() is never called (a pty raises EINVAL on it)."""
+
+    def __init__(self, path, baud=9600, size=_BUF):
+        self.path = path
+        self.baud = baud
+        self.buf = bytearray(size)
+        self._one = bytearray(1)
+        self.f = None
 
     def ensure(self):
-        if self.port is None:
-            self.port = self.opener()
+        if self.f is not None:
+            return False
+        try:
+            f = open(self.path, "r+b", buffering=0)
+        except TypeError:  # MicroPython: no buffering argument
+            f = open(self.path, "r+b")
+        try:
+            _raw(f.fileno(), self.baud)
+        except BaseException:
+            f.close()
+            raise
+        self._poll = select.poll()
+        self._poll.register(f, select.POLLIN)
+        self.f = f
+        return True
 
     def write(self, data):
-        self.port.write(data)
+        mv = memoryview(data)
+        while len(mv):
+            n = self.f.write(mv)
+            if n is None:
+                n = len(mv)
+            mv = mv[n:]
 
     def read(self):
-        b = self.port.read_available(0)
-        self.buf = b
-        return len(b)
+        if not self._poll.poll(0):
+            return 0
+        f = self.f
+        b = self.buf
+        if not IS_MICROPYTHON:
+            n = f.readinto(b)
+            if not n:
+                raise OSError("serial port closed")
+            return n
+        one = self._one
+        n = 0
+        while n < len(b):
+            if not f.readinto(one):
+                if n == 0:
+                    raise OSError("serial port closed")
+                break
+            b[n] = one[0]
+            n += 1
+            if not self._poll.poll(0):
+                break
+        return n
+
+    def read_available(self, wait_ms):
+        if wait_ms > 0:
+            self._poll.poll(wait_ms)
+        n = self.read()
+        return bytes(self.buf[:n]) if n else b""
 
     def close(self):
-        if self.opener is not None:
-            self.port = None
-
-
-def open_serial(path_or_uart, baud=9600):
-    """A uart_lines port: a path opens a pty/tty raw; anything else is a machine.UART-like."""
-    if not isinstance(path_or_uart, str):
-        return uart_lines.UartPort(path_or_uart, sleep_ms)
-    try:
-        f = open(path_or_uart, "r+b", buffering=0)
-    except TypeError:
-        f = open(path_or_uart, "r+b")
-    try:
-        import termios
-
-        if hasattr(termios, "setraw"):
-            termios.setraw(f.fileno())
-        else:
-            import tty
-
-            tty.setraw(f.fileno())
-    except (ImportError, OSError):
-        pass  # not a tty (e.g. a test pipe)
-    return uart_lines.StreamPort(f)
+        if self.f is not None:
+            try:
+                self.f.close()
+            except OSError:
+                pass
+            self.f = None
 
 
 class UartStream:
-    """A UART with any(), readinto(buf, n) and write() (smeter_board.UART on MPS2-AN385,
-    machine.UART on esp32/rp2) as a meter port and as a radio port. read() lands the bytes
-    in one buffer allocated here, so the poll path allocates nothing."""
+    """A board UART with any(), readinto(buf, n) and write(): read() lands the bytes in one
+    buffer allocated here, so the poll path allocates nothing (tests/board/)."""
 
-    def __init__(self, uart, size=256):
+    def __init__(self, uart, size=_BUF):
         self.u = uart
         self.buf = bytearray(size)
 
     def ensure(self):
-        pass
+        return False
 
     def write(self, data):
         self.u.write(data)
@@ -139,8 +183,62 @@ class UartStream:
         return self.u.readinto(b, n if n < len(b) else len(b)) or 0
 
     def read_available(self, wait_ms):
+        if wait_ms > 0 and not self.u.any():
+            sleep_ms(wait_ms)
         n = self.read()
         return bytes(self.buf[:n]) if n else b""
 
     def close(self):
         pass
+
+
+def transact(port, client, req, unit, function, address, count, words, woff=0):
+    """One blocking Modbus request: read `count` registers into words[woff:] or raise the
+    edge client's ModbusError (timeout, exception reply, bad frame) or OSError (the link).
+    `client` is an edge RtuClient/TcpClient, `req` its request buffer (8 or 12 bytes). A
+    late reply to an earlier request is drained first: it must not meet this one."""
+    port.ensure()
+    while port.read():
+        pass
+    client.request(req, unit, function, address, count, words, woff, ticks())
+    port.write(req)
+    while True:
+        n = port.read()
+        if n:
+            if client.feed(port.buf, ticks(), n) == REPLY:
+                return
+        else:
+            client.check(ticks())
+            sleep_ms(1)
+
+
+def _raw(fd, baud):
+    """Raw mode at `baud` (a pty accepts and ignores the speed); not a tty (a test pipe):
+    left as it is."""
+    try:
+        import termios
+    except ImportError:
+        return
+    try:
+        if hasattr(termios, "setraw"):
+            termios.setraw(fd)  # MicroPython
+        else:
+            import tty
+
+            tty.setraw(fd)
+    except OSError:
+        return  # not a terminal
+    speed = getattr(termios, "B%d" % baud, None)
+    if speed is None:
+        raise OSError("baud rate %d is not a standard serial speed here" % baud)
+    a = termios.tcgetattr(fd)
+    a[4] = speed
+    a[5] = speed
+    termios.tcsetattr(fd, termios.TCSANOW, a)
+
+
+def _no_data(e):
+    """A read that found nothing: EAGAIN/ETIMEDOUT (MicroPython), BlockingIOError (CPython)."""
+    if not IS_MICROPYTHON and isinstance(e, (BlockingIOError, TimeoutError)):
+        return True
+    return bool(e.args) and e.args[0] in (11, 110)

@@ -2,7 +2,8 @@
 polling in a loop like mbpoll/modpoll, a named register map or a raw typed range.
 
 The same sans-I/O edge code as the board does the framing, parsing and register-map
-decoding; only the link (pyserial, or the socket adapter from firmware/lib) is host code.
+decoding, and the same byte ports (firmware/lib/ports.py: a serial device by path, a TCP
+socket) carry the bytes, as the agent's runner uses them.
 """
 import argparse
 import importlib.util
@@ -12,6 +13,8 @@ import sys
 from decimal import Decimal
 
 from edge.errors import EdgeError
+from edge.modbus_rtu import RtuClient, gap_ms_for_baud
+from edge.modbus_tcp import TcpClient
 from edge.reading import (
     HAS_EXPORT,
     HAS_IMPORT,
@@ -78,22 +81,42 @@ def reading_to_json(r, present):
     return out
 
 
-def _load_socket_adapter():
-    """firmware/lib/modbus_socket.py: the board's own TCP adapter, run here unchanged."""
-    path = os.path.join(ROOT, "firmware", "lib", "modbus_socket.py")
-    spec = importlib.util.spec_from_file_location("modbus_socket", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def _ports():
+    """firmware/lib/ports.py, the agent's byte ports, loaded here unchanged."""
+    mod = sys.modules.get("ports")
+    if mod is None:
+        path = os.path.join(ROOT, "firmware", "lib", "ports.py")
+        spec = importlib.util.spec_from_file_location("ports", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules["ports"] = mod
     return mod
 
 
+class Link:
+    """A byte port and the edge Modbus client for it: one blocking read per call."""
+
+    def __init__(self, port, client, req):
+        self.port = port
+        self.client = client
+        self.req = req
+        port.ensure()  # OSError now (no such port, refused): exit 4, not a device failure
+
+    def read(self, unit, function, address, count, words, woff=0):
+        _ports().transact(self.port, self.client, self.req, unit, function, address, count,
+                          words, woff)
+
+    def close(self):
+        self.port.close()
+
+
 def open_link(args, timeout_ms):
+    ports = _ports()
     if args.tcp:
         host, port = args.tcp
-        return _load_socket_adapter().TcpLink(host, port, timeout_ms)
-    from host_tools.serial_link import SerialLink
-
-    return SerialLink(args.serial, args.baud, timeout_ms)
+        return Link(ports.TcpPort(host, port, timeout_ms), TcpClient(timeout_ms), bytearray(12))
+    return Link(ports.SerialPort(args.serial, args.baud),
+                RtuClient(gap_ms_for_baud(args.baud), timeout_ms), bytearray(8))
 
 
 class Request:
@@ -157,7 +180,7 @@ def run(args):
     if args.count == 1:
         try:
             out = _poll(args, req, [None])
-        except (EdgeError, OSError, ValueError) as e:  # pyserial raises SerialException(OSError)
+        except (EdgeError, OSError, ValueError) as e:
             print("smeter read: error: %s" % _error_line(e, args), file=sys.stderr)
             return EXIT_DEVICE if isinstance(e, EdgeError) else ENVIRONMENT
         print(json.dumps(out, indent=2))

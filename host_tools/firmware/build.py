@@ -17,7 +17,7 @@ import subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.path.join(ROOT, ".cache", "firmware")
 BOARDS = ("mps2-an385", "unix")
-DEFAULT_HEAP = {"mps2-an385": 65536, "unix": None}  # unix: set at run time (-X heapsize)
+DEFAULT_HEAP = {"mps2-an385": 49152, "unix": None}  # unix: set at run time (-X heapsize)
 # The unix port without the parts whose git submodules a source-only tree lacks.
 _UNIX_OPTS = ["VARIANT=standard", "MICROPY_PY_BTREE=0", "MICROPY_PY_FFI=0", "MICROPY_PY_SSL=0",
               "MICROPY_SSL_AXTLS=0", "MICROPY_SSL_MBEDTLS=0"]
@@ -83,14 +83,15 @@ def _tool_version(cmd):
         return "missing"
 
 
-def input_hash(board, mp, ml, heap):
+def input_hash(board, mp, ml, heap, python=True):
+    """SHA-256 of everything the image is made of; python=False leaves out the frozen .py
+    files (the key of the reusable object folder: only C and build settings)."""
     h = hashlib.sha256()
     h.update(json.dumps([board, heap, _UNIX_OPTS, _SOURCE_DATE_EPOCH]).encode())
     h.update(_tool_version(tools_for(board)[1]).encode())
     port = "ports/qemu" if board == "mps2-an385" else "ports/unix"
     _hash_tree(h, mp, _MP_DIRS + (port,))
-    _hash_tree(h, ml, ("python-stdlib/asyncio",))
-    _hash_tree(h, ROOT, _PROJECT_DIRS, exts=(".py", ".c", ".h", ".mk"))
+    _hash_tree(h, ROOT, _PROJECT_DIRS, exts=((".py",) if python else ()) + (".c", ".h", ".mk"))
     return h.hexdigest()
 
 
@@ -172,23 +173,34 @@ def _build(board, micropython, lib, heap, out, progress):
     log = os.path.join(build_dir, "build.log")
     if os.path.exists(log):
         os.remove(log)
+    # Objects: --out DIR itself, else a folder keyed by everything but the frozen Python, so a
+    # change to the agent's code rebuilds only the frozen modules (seconds, not a minute);
+    # the image and its report are then copied into the input-hash folder.
+    objs = build_dir if out else os.path.join(CACHE, "%s-objects-%s" % (
+        board, input_hash(board, mp, ml, heap, python=False)[:16]))
     if progress:
-        progress("building mpy-cross and the %s firmware in %s (about a minute)" % (board, build_dir))
+        progress("building mpy-cross and the %s firmware in %s (a minute the first time)"
+                 % (board, objs))
     cross = _mpy_cross(mp, log)
     bd = board_dir(board)
-    common = ["BUILD=" + build_dir, "MICROPY_MPYCROSS=" + cross,
+    common = ["BUILD=" + objs, "MICROPY_MPYCROSS=" + cross,
               "FROZEN_MANIFEST=" + os.path.join(bd, "manifest.py"), "MPY_LIB_DIR=" + ml, "-j2"]
     if board == "mps2-an385":
         argv = ["make", "-C", os.path.join(mp, "ports", "qemu"), "BOARD_DIR=" + bd,
                 "USER_C_MODULES=" + os.path.join(bd, "cmodules"), "MICROPY_HEAP_SIZE=%d" % heap]
         # the port's Makefile reads BOARD only for its build folder and default manifest
-        elf = os.path.join(build_dir, "firmware.elf")
+        elf_name = "firmware.elf"
         size_tool = "arm-none-eabi-size"
     else:
         argv = ["make", "-C", os.path.join(mp, "ports", "unix")] + _UNIX_OPTS
-        elf = os.path.join(build_dir, "micropython")
+        elf_name = "micropython"
         size_tool = "size"
+    # a module dropped from the manifest must not linger in frozen_mpy/ (nor in frozen_size)
+    shutil.rmtree(os.path.join(objs, "frozen_mpy"), ignore_errors=True)
     _make(argv + common, log, board + " firmware")
+    elf = os.path.join(build_dir, elf_name)
+    if objs != build_dir:
+        shutil.copy2(os.path.join(objs, elf_name), elf)
     if board == "mps2-an385":
         image = os.path.join(build_dir, "firmware.bin")
         subprocess.run(["arm-none-eabi-objcopy", "-O", "binary", elf, image], check=True)
@@ -196,7 +208,7 @@ def _build(board, micropython, lib, heap, out, progress):
         image = elf
     text, data, bss = sizes(elf, size_tool)
     rep = {"board": board, "firmware": elf, "image": image, "sha256": sha256_file(image),
-           "text": text, "data": data, "bss": bss, "frozen_bytes": frozen_size(build_dir),
+           "text": text, "data": data, "bss": bss, "frozen_bytes": frozen_size(objs),
            "heap_size": heap, "input_hash": key, "micropython": mp, "micropython_lib": ml}
     tmp = stamp + ".tmp"
     with open(tmp, "w") as f:

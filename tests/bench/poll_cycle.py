@@ -141,7 +141,7 @@ def bench_agent(n):
     from agent_rig import PROFILE, config, map_json
 
     from edge.agent import Agent
-    from edge.persist import MemStorage
+    from edge.memstore import MemStorage
 
     a = Agent(config(), map_json(), PROFILE, MemStorage(), None, 0)
     reps = tcp_replies(64)

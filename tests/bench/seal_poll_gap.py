@@ -34,7 +34,7 @@ def run(with_seal):
     from agent_rig import PROFILE, Inverter, Rig, config, map_json
 
     from edge.agent import Agent
-    from edge.persist import MemStorage
+    from edge.memstore import MemStorage
 
     prof = dict(PROFILE)
     prof["max_payload"] = 1232

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from edge.persist import MemStorage, SeqCounter, StateStore
+from edge.memstore import MemStorage
+from edge.persist import SeqCounter, StateStore
 from edge.slot_queue import SlotQueue
 
 sys.path.insert(0, os.path.join(ROOT, "firmware", "lib"))

@@ -1,4 +1,5 @@
-"""firmware/manifest.py freezes everything the board entry points need, and all of edge/.
+"""firmware/manifest.py freezes everything the board entry points need and nothing else of
+edge/ (host-only modules such as edge/replay_core.py and edge/memstore.py stay out).
 
 The manifest is evaluated with recording stand-ins for the manifest functions (the real ones
 live in MicroPython's build tools), then every repository module that the frozen modules and
@@ -25,9 +26,15 @@ def evaluate(path, frozen, included):
         assert os.path.isdir(root), root
         for dirpath, _, names in os.walk(root):
             for n in names:
-                if n.endswith(".py"):
-                    rel = os.path.relpath(os.path.join(dirpath, n), os.path.join(base_dir, base_path))
-                    frozen[rel[:-3].replace(os.sep, ".").replace(".__init__", "")] = os.path.join(dirpath, n)
+                p = os.path.join(dirpath, n)
+                if not n.endswith(".py"):
+                    continue
+                if files is not None and os.path.relpath(p, root) not in files:
+                    continue
+                rel = os.path.relpath(p, os.path.join(base_dir, base_path))
+                frozen[rel[:-3].replace(os.sep, ".").replace(".__init__", "")] = p
+        for f in files or ():
+            assert os.path.isfile(os.path.join(root, f)), "manifest names a missing file %s" % f
 
     def module(name, base_path=".", opt=None):
         p = os.path.normpath(os.path.join(base_dir, base_path, name))
@@ -55,25 +62,48 @@ def imports_of(path):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             out.add(node.module)
+            out.update(node.module + "." + a.name for a in node.names)  # from edge import seal
     return out
 
 
 def repo_module(name):
     """Path of a repository module importable on a board, or None (stdlib/builtin)."""
     for cand in (os.path.join(ROOT, *name.split(".")) + ".py",
-                 os.path.join(FW, name + ".py"), os.path.join(FW, "lib", name + ".py")):
+                 os.path.join(FW, name + ".py"), os.path.join(FW, "lib", name + ".py"),
+                 os.path.join(FW, "boards", "MPS2_AN385", "modules", name + ".py")):
         if os.path.isfile(cand):
             return cand
     return None
 
 
-def test_manifest_freezes_all_of_edge():
+# What each board runs first: esp32/rp2 main.py, the QEMU board's start-up, the unix port's.
+ENTRY_POINTS = [os.path.join(FW, "esp32", "main.py"), os.path.join(FW, "rp2", "main.py"),
+                os.path.join(FW, "boards", "MPS2_AN385", "modules", "board_mps2.py"),
+                os.path.join(FW, "unix", "main.py")]
+
+
+def board_closure():
+    """Repository modules the entry points import, directly or inside a function (a lazy
+    import still runs on some board: modbus_tcp on a TCP device)."""
+    todo, seen = list(ENTRY_POINTS), set()
+    while todo:
+        for name in imports_of(todo.pop()):
+            src = repo_module(name)
+            if src is not None and name not in seen:
+                seen.add(name)
+                todo.append(src)
+    return seen
+
+
+def test_manifest_freezes_exactly_the_edge_modules_boards_run():
     frozen, inc = {}, []
     evaluate(os.path.join(FW, "manifest.py"), frozen, inc)
-    edge = {"edge." + f[:-3] for f in os.listdir(os.path.join(ROOT, "edge")) if f.endswith(".py")}
-    edge = {e.replace("edge.__init__", "edge") for e in edge}
-    missing = edge - set(frozen)
-    assert not missing, "edge modules not frozen: %s" % sorted(missing)
+    run = {n for n in board_closure() if n.startswith("edge.")} | {"edge"}
+    froz = {n for n in frozen if n == "edge" or n.startswith("edge.")}
+    assert not run - froz, "edge modules a board imports but the manifest misses: %s" % sorted(run - froz)
+    assert not froz - run, "edge modules frozen that no board imports: %s" % sorted(froz - run)
+    # the host-only ones stay out (test storage, the replay CLI's core)
+    assert "edge.memstore" not in froz and "edge.replay_core" not in froz
 
 
 @pytest.mark.parametrize("port", ["esp32", "rp2"])

@@ -1,6 +1,7 @@
-"""The board adapters in firmware/lib run inside the real MicroPython unix port against real
-pymodbus servers: modbus_socket over loopback TCP, modbus_uart over a pseudo-terminal
-(driven through a minimal UART-shaped wrapper around the pty file, as a board's UART)."""
+"""The byte ports of firmware/lib/ports.py run inside the real MicroPython unix port against
+real pymodbus servers: TcpPort over loopback TCP, SerialPort over a pseudo-terminal (bytes one
+at a time through its 1-byte buffer) and UartStream over a minimal UART-shaped wrapper around
+the pty file (as a board's UART), each through transact() and the edge clients."""
 import json
 import os
 
@@ -11,29 +12,33 @@ LIB = os.path.join(ROOT, "firmware", "lib")
 
 SOCKET_SCRIPT = """
 import json
-from modbus_socket import TcpLink
+from ports import TcpPort, transact
+from edge.modbus_tcp import TcpClient
 from edge.regmap import compile_map, decode
 from edge.reading import new_reading
 from edge.modbus_pdu import ModbusError
 with open('hw/maps/eastron_sdm630.json') as f:
     m = compile_map(json.loads(f.read()))
-link = TcpLink('127.0.0.1', %d, 2000)
+port = TcpPort('127.0.0.1', %d, 2000)
+c = TcpClient(2000)
+req = bytearray(12)
 w = [0] * m.count
-link.read(5, m.function, m.start, m.count, w)
+transact(port, c, req, 5, m.function, m.start, m.count, w)
 r = new_reading()
 bits = decode(m, w, 0, r)
 try:
-    link.read(6, 4, 0, 2, w)
+    transact(port, c, req, 6, 4, 0, 2, w)
     err = None
 except ModbusError as e:
     err = e.kind
-link.close()
+port.close()
 print(json.dumps({'bits': bits, 'r': r, 'err': err}))
 """
 
 UART_SCRIPT = """
 import json, select, termios
-from modbus_uart import UartLink
+from ports import SerialPort, UartStream, transact
+from edge.modbus_rtu import RtuClient
 from edge.regmap import compile_map, decode
 from edge.reading import new_reading
 from edge.modbus_pdu import ModbusError
@@ -54,17 +59,23 @@ class PtyUart:
 
 with open('hw/maps/sunspec_meter_203.json') as f:
     m = compile_map(json.loads(f.read()))
-link = UartLink(PtyUart('%s'), 9600, 2000)
-w = [0] * m.count
-link.read(5, m.function, m.start, m.count, w)
-r = new_reading()
-bits = decode(m, w, 0, r)
-try:
-    link.read(5, 3, 1, 3, w)
-    err = None
-except ModbusError as e:
-    err = e.kind
-print(json.dumps({'bits': bits, 'r': r, 'err': err}))
+out = {}
+for name in ('serial', 'uart'):
+    port = SerialPort('%s', 9600) if name == 'serial' else UartStream(PtyUart('%s'))
+    c = RtuClient(5, 2000)
+    req = bytearray(8)
+    w = [0] * m.count
+    transact(port, c, req, 5, m.function, m.start, m.count, w)
+    r = new_reading()
+    bits = decode(m, w, 0, r)
+    try:
+        transact(port, c, req, 5, 3, 1, 3, w)
+        err = None
+    except ModbusError as e:
+        err = e.kind
+    port.close()
+    out[name] = {'bits': bits, 'r': r, 'err': err}
+print(json.dumps(out))
 """
 
 
@@ -77,7 +88,7 @@ def run_script(tmp_path, text):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_socket_adapter_in_micropython(tcp_server, tmp_path):
+def test_tcp_port_in_micropython(tcp_server, tmp_path):
     regs = [0] * 24
     regs[0:2] = f32(-1500.0)
     regs[20:22] = f32(42.5)
@@ -90,11 +101,13 @@ def test_socket_adapter_in_micropython(tcp_server, tmp_path):
     assert doc["err"] == "modbus_exception"  # unknown unit: pymodbus answers 0x04
 
 
-def test_uart_adapter_in_micropython_over_pty(rtu_server, tmp_path):
+def test_serial_and_uart_ports_in_micropython_over_pty(rtu_server, tmp_path):
     from test_read_cmd import sunspec_image
 
     srv = rtu_server(sim_device(5, sunspec_image(203, {"W": 321, "W_SF": 1, "TotWhImp": 99, "TotWh_SF": 0})))
-    doc = run_script(tmp_path, UART_SCRIPT % srv.path)
-    assert doc["bits"] == 3  # power + import; TotWhExp is 0 = "not accumulated"
-    assert doc["r"][1:3] == [321, 1] and doc["r"][4] == 99
-    assert doc["err"] == "modbus_exception"  # 40001..40003 is outside the image: exception 0x02
+    out = run_script(tmp_path, UART_SCRIPT % (srv.path, srv.path))
+    for name in ("serial", "uart"):
+        doc = out[name]
+        assert doc["bits"] == 3, name  # power + import; TotWhExp is 0 = "not accumulated"
+        assert doc["r"][1:3] == [321, 1] and doc["r"][4] == 99, name
+        assert doc["err"] == "modbus_exception", name  # 40001..40003 is outside the image: exception 0x02

@@ -13,7 +13,8 @@ from itertools import combinations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.persist import MemStorage, PowerCut, SeqCounter
+from edge.memstore import MemStorage, PowerCut
+from edge.persist import SeqCounter
 from edge.slot_queue import SlotCheckpoint, SlotQueue
 
 STATE_LEN = 4

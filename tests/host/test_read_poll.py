@@ -140,3 +140,16 @@ def test_baud_zero_is_refused(capsys):
         smeter_read(capsys, "--serial", "/dev/null", "--baud", "0", "--unit", "1", "--map",
                     "eastron_sdm630")
     assert e.value.code == 2 and "--baud" in capsys.readouterr().err
+
+
+def test_a_speed_the_serial_driver_cannot_set_is_an_environment_error(capsys, rtu_server):
+    """ports.SerialPort sets the speed through termios: a rate termios has no name for is
+    refused before anything is sent, not silently left at the line's old speed."""
+    srv = rtu_server(sim_device(UNIT, [(100, WORDS)]))
+    code, out, err = smeter_read(capsys, "--serial", srv.path, "--baud", "12345", "--unit",
+                                 str(UNIT), "--raw", "100")
+    assert code == 4 and out == ""
+    assert "baud rate 12345 is not a standard serial speed" in err
+    code, out, err = smeter_read(capsys, "--serial", srv.path, "--baud", "19200", "--unit",
+                                 str(UNIT), "--raw", "100")
+    assert code == 0 and json.loads(out)["values"] == [0x1234]

@@ -3,7 +3,7 @@
 from agent_rig import Inverter, PROFILE, Rig, config, map_json
 
 from edge.agent import Agent
-from edge.persist import MemStorage
+from edge.memstore import MemStorage
 from edge.slots import slot_of
 
 T0 = 200000 * 1800  # a slot boundary, edge seconds

@@ -8,7 +8,7 @@ from agent_rig import Inverter, PROFILE, config, map_json
 
 from edge.agent import Agent
 from edge.compat import heap_lock, heap_unlock
-from edge.persist import MemStorage
+from edge.memstore import MemStorage
 
 T0 = 200000 * 1800 + 60  # inside a slot: no slot closes during the locked polls
 

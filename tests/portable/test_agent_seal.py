@@ -5,7 +5,7 @@ from agent_rig import Inverter, PROFILE, Rig, config, map_json
 
 from edge import p256, seal
 from edge.agent import Agent
-from edge.persist import MemStorage
+from edge.memstore import MemStorage
 
 PRIV = bytes.fromhex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")
 PUB = p256.public_key(PRIV)

@@ -129,3 +129,44 @@ def test_negative_intermediates_reduce_like_cpython():
     assert (-5) % p256.P == p256.P - 5
     assert (3 - p256.P * 7) % p256.P == 3
 
+
+
+def test_signing_needs_no_large_free_block():
+    """A board that has run for a day has its free heap in small pieces. Fill the heap with
+    256-byte blocks, free every other one: half the heap is free but no 1.5 KB block is, and
+    a signature still comes out (the window table is one 96-byte bytearray per point)."""
+    import gc
+
+    v = _vectors()
+    priv = _h(v["private_key"])
+    digest = hashlib.sha256(b"sample").digest()
+    want = p256.sign_digest(priv, digest)
+    if not hasattr(gc, "mem_free"):  # CPython: no heap to fragment; the MicroPython lane is the test
+        return
+    gc.collect()
+    blocks = [None] * 1024
+    n = 0
+    try:
+        while n < len(blocks):
+            blocks[n] = bytearray(240)
+            n += 1
+    except MemoryError:
+        pass
+    assert n < len(blocks), "heap not filled"
+    for i in range(0, n, 2):
+        blocks[i] = None
+    gc.collect()
+    try:
+        bytearray(1536)
+        fragmented = False
+    except MemoryError:
+        fragmented = True
+    try:
+        assert fragmented, "the heap still has a 1.5 KB block"
+        s = p256.Signer(priv, digest)
+        while not s.step(4):
+            pass
+        assert s.signature() == want
+    finally:
+        blocks = None
+        gc.collect()

@@ -4,7 +4,8 @@ import struct
 
 from edge.compat import SMALL_INT_MAX, SMALL_INT_MIN
 from edge.crc import crc16
-from edge.persist import SEQ_RESERVE, MemStorage, PowerCut, SeqCounter, StateStore, StoreError
+from edge.memstore import MemStorage, PowerCut
+from edge.persist import SEQ_RESERVE, SeqCounter, StateStore, StoreError
 
 
 def expect_kind(kind, fn, *args):

@@ -1,7 +1,7 @@
 """edge/sealing.py on both runtimes: day selection from the ring, steps, power cuts, acks."""
 # mp-heap: 256K
 from edge import p256, seal, sealing
-from edge.persist import MemStorage, PowerCut
+from edge.memstore import MemStorage, PowerCut
 from edge.slot_queue import SlotQueue
 
 PRIV = bytes.fromhex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721")

@@ -2,7 +2,8 @@
 # mp-heap: 256K
 # (MemStorage keeps a whole 8 KB ring file in RAM and grows it; on a board the ring is on flash.)
 from edge.compat import SMALL_INT_MAX
-from edge.persist import MemStorage, PowerCut, StoreError
+from edge.memstore import MemStorage, PowerCut
+from edge.persist import StoreError
 from edge.slot_queue import DEFAULT_CAPACITY, MAX_SLOT, MAX_WH, SlotQueue
 
 

@@ -1,6 +1,7 @@
 """Closing a slot: integrator state and queued record commit together, whatever the cut."""
 # mp-heap: 128K
-from edge.persist import MemStorage, PowerCut, StoreError
+from edge.memstore import MemStorage, PowerCut
+from edge.persist import StoreError
 from edge.slot_queue import MAX_WH, SlotCheckpoint, SlotQueue
 
 

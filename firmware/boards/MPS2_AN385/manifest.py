@@ -1,6 +1,6 @@
-# Frozen into the MPS2-AN385 firmware: MicroPython's asyncio package (its C half, _asyncio,
-# is enabled in mpconfigport.h), the agent (firmware/manifest.py) and this board's modules.
-include("$(MPY_DIR)/extmod/asyncio")
+# Frozen into the MPS2-AN385 firmware: the agent (firmware/manifest.py: what a board runs and
+# nothing else) and this board's modules. No asyncio: the agent's loop is a plain loop
+# (firmware/agent_main.py).
 include("../../manifest.py")
 module("hostfs.py", base_path="modules")
 module("board_mps2.py", base_path="modules")

@@ -3,10 +3,6 @@
 // folder first on the include path; #include_next then reads the port's file unchanged.
 #include_next <mpconfigport.h>
 
-// The agent's loop is asyncio: the C _asyncio module (the port turns it off).
-#undef MICROPY_PY_ASYNCIO
-#define MICROPY_PY_ASYNCIO (1)
-
 // Sleep until the next interrupt (SysTick every ms, UART RX) instead of spinning: an idle
 // agent then costs the host almost no CPU.
 #define MICROPY_INTERNAL_WFE(TIMEOUT_MS) __asm__ volatile ("wfi")

@@ -1,4 +1,3 @@
-# Frozen into the unix port built by `smeter firmware build --board unix`: asyncio and the
-# agent, nothing else (the standard variant's own manifest wants mip-cmdline and ssl).
-include("$(MPY_DIR)/extmod/asyncio")
+# Frozen into the unix port built by `smeter firmware build --board unix`: the agent, nothing
+# else (the standard variant's own manifest wants mip-cmdline and ssl).
 include("../../manifest.py")

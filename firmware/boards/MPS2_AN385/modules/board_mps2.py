@@ -60,4 +60,4 @@ def run(config, clock=None, hw=None, wall_ms=None, until=None, for_s=None):
     radio = UartStream(smeter_board.UART(WISUN_UART))
     hw_dirs = (HOST + hw,) if hw else ()
     return agent_main.main(HOST + config, clock=clk, meter_port=meter, radio_port=radio,
-                           stop_at=until, hw_dirs=hw_dirs, sink=emit)
+                           stop_at=until, hw_dirs=hw_dirs, sink=emit, sleep=smeter_board.sleep_ms)

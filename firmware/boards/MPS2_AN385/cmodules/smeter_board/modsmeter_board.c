@@ -9,9 +9,12 @@
 //   wall_ms()    host wall clock in ms (semihosting SYS_TIME second edges + SYS_ELAPSED),
 //                sync_wall(timeout_ms) waits for a second edge; set_wall_ms(ms) sets it.
 //   elapsed_ms() host monotonic ms since QEMU started (30-bit small int, wraps like ticks).
+//   sleep_ms(ms) the agent loop's idle wait: wfi until the SysTick or a UART interrupt, so an
+//                idle board costs the host almost no CPU (the port's time.sleep_ms spins).
 #include <string.h>
 
 #include "py/runtime.h"
+#include "py/mphal.h"
 #include "py/stream.h"
 #include "py/mperrno.h"
 #include "py/objstr.h"
@@ -111,6 +114,17 @@ static mp_obj_t smeter_exit(mp_obj_t code_in) {
     return mp_const_none;
 }
 static MP_DEFINE_CONST_FUN_OBJ_1(smeter_exit_obj, smeter_exit);
+
+static mp_obj_t smeter_sleep_ms(mp_obj_t ms_in) {
+    mp_int_t ms = mp_obj_get_int(ms_in);
+    mp_uint_t start = mp_hal_ticks_ms();
+    while ((mp_int_t)(mp_hal_ticks_ms() - start) < ms) {
+        mp_handle_pending(true);
+        __asm__ volatile ("wfi");
+    }
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_1(smeter_sleep_ms_obj, smeter_sleep_ms);
 
 static mp_obj_t smeter_wall_synced(void) {
     return mp_obj_new_bool(wall_state == 2);
@@ -515,6 +529,7 @@ static const mp_rom_map_elem_t smeter_board_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_sync_wall), MP_ROM_PTR(&smeter_sync_wall_obj) },
     { MP_ROM_QSTR(MP_QSTR_exit), MP_ROM_PTR(&smeter_exit_obj) },
     { MP_ROM_QSTR(MP_QSTR_elapsed_ms), MP_ROM_PTR(&smeter_elapsed_ms_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sleep_ms), MP_ROM_PTR(&smeter_sleep_ms_obj) },
     { MP_ROM_QSTR(MP_QSTR_HEAP_SIZE), MP_ROM_INT(MICROPY_HEAP_SIZE) },
 };
 static MP_DEFINE_CONST_DICT(smeter_board_globals, smeter_board_globals_table);
