@@ -20,17 +20,37 @@ from edge.modbus_pdu import REPLY
 _BUF = const(260)  # a Modbus TCP ADU at most; an RTU frame is at most 256
 
 
-class TcpPort:
+class _Polled:
+    """What TcpPort and SerialPort share: an OS handle `io` (None: closed) that poll() watches,
+    and read() into self.buf."""
+
+    io = None
+
+    def read_available(self, wait_ms):
+        if wait_ms > 0:
+            self._poll.poll(wait_ms)
+        n = self.read()
+        return bytes(self.buf[:n]) if n else b""
+
+    def close(self):
+        if self.io is not None:
+            try:
+                self.io.close()
+            except OSError:
+                pass
+            self.io = None
+
+
+class TcpPort(_Polled):
     """A Modbus TCP connection with non-blocking reads; reconnects on the next ensure()."""
 
     def __init__(self, host, port, timeout_ms, size=_BUF):
         self.addr = (host, port)
         self.timeout_ms = timeout_ms
-        self.sock = None
         self.buf = bytearray(size)
 
     def ensure(self):
-        if self.sock is not None:
+        if self.io is not None:
             return False
         import socket
 
@@ -48,11 +68,11 @@ class TcpPort:
         self._poll = select.poll()
         self._poll.register(s, select.POLLIN)
         self._recv = getattr(s, "recv_into", None) or s.readinto
-        self.sock = s
+        self.io = s
         return True
 
     def write(self, data):
-        self.sock.send(bytes(data))  # a request is 12 bytes: one send
+        self.io.send(bytes(data))  # a request is 12 bytes: one send
 
     def read(self):
         if not self._poll.poll(0):
@@ -69,22 +89,8 @@ class TcpPort:
             raise OSError("connection closed by the device")
         return n
 
-    def read_available(self, wait_ms):
-        if wait_ms > 0:
-            self._poll.poll(wait_ms)
-        n = self.read()
-        return bytes(self.buf[:n]) if n else b""
 
-    def close(self):
-        if self.sock is not None:
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-            self.sock = None
-
-
-class SerialPort:
+class SerialPort(_Polled):
     """A serial device by path, raw 8N1 at `baud` (ignored by a pty), opened on ensure().
 
     CPython reads what has arrived with one readinto; MicroPython's readinto blocks until the
@@ -96,10 +102,9 @@ class SerialPort:
         self.baud = baud
         self.buf = bytearray(size)
         self._one = bytearray(1)
-        self.f = None
 
     def ensure(self):
-        if self.f is not None:
+        if self.io is not None:
             return False
         try:
             f = open(self.path, "r+b", buffering=0)
@@ -112,13 +117,13 @@ class SerialPort:
             raise
         self._poll = select.poll()
         self._poll.register(f, select.POLLIN)
-        self.f = f
+        self.io = f
         return True
 
     def write(self, data):
         mv = memoryview(data)
-        while len(mv):
-            n = self.f.write(mv)
+        while len(mv):  # a write may take only part of it
+            n = self.io.write(mv)
             if n is None:
                 n = len(mv)
             mv = mv[n:]
@@ -126,7 +131,7 @@ class SerialPort:
     def read(self):
         if not self._poll.poll(0):
             return 0
-        f = self.f
+        f = self.io
         b = self.buf
         if not IS_MICROPYTHON:
             n = f.readinto(b)
@@ -145,20 +150,6 @@ class SerialPort:
             if not self._poll.poll(0):
                 break
         return n
-
-    def read_available(self, wait_ms):
-        if wait_ms > 0:
-            self._poll.poll(wait_ms)
-        n = self.read()
-        return bytes(self.buf[:n]) if n else b""
-
-    def close(self):
-        if self.f is not None:
-            try:
-                self.f.close()
-            except OSError:
-                pass
-            self.f = None
 
 
 class UartStream:
