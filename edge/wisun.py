@@ -7,23 +7,33 @@ out of `poll(now_ms)` and `send(payload, tag, now_ms)`; what happened comes out 
 says when `poll` must run next. See docs/wisun.md for the command sequence, the gates and
 the sources.
 
-Rules (h11-style, one outstanding command at a time):
-  IDLE --poll--> RESET -OK-> ECHO -OK-> VER -OK-> APPVER -OK-> ROPT -OK-> [WOPT -OK->]
-  PWD -OK-> RBID -OK-> CHAN -OK-> PAN -OK-> JOIN -EVENT 25-> READY
-  READY --send()--> SENDING -(OK + EVENT 21)-> READY
-  JOIN -EVENT 24 / timeout-> WAIT_REJOIN -backoff-> JOIN   (full reopen after N failures)
-  any init FAIL / timeout, repeated link failures -> WAIT_REOPEN -backoff-> RESET
-  EVENT 29 (lifetime) closes the session gate: REAUTH waits for the module's own EVENT 25
-  (gate opens) or EVENT 24 / timeout (-> WAIT_REJOIN). EVENT 26/27/28 close it -> rejoin.
-  EVENT 32 closes the rate gate (ARIB STD-T108 transmit-time limit), EVENT 33 opens it.
-A send is allowed only in READY with both gates open. Every line that is not understood is
+Two parts, as h11/wsproto keep them: edge/wisun_lines.py turns the byte stream into parsed
+module lines; this module holds the session. Its rules are data, `TRANSITIONS` below
+(state x input -> next state, gate change, counter, action), which docs/wisun.md prints
+and a test keeps equal to the code. In short:
+  idle -> reset -> echo -> ver -> appver -> ropt -> [wopt] -> pwd -> rbid -> chan -> pan -> join
+  (one command outstanding, each OK issues the next) -EVENT 25-> ready -send()-> sending
+  -(OK + EVENT 21)-> ready; EVENT 24 / timeouts -> wait_rejoin -backoff-> join; init
+  failures and repeated link or join failures -> wait_reopen -backoff-> reset.
+  EVENT 29 closes the session gate (reauth waits for the module's own EVENT 25),
+  EVENT 26/27/28 close it -> rejoin; EVENT 32/33 close and open the rate gate (ARIB STD-T108).
+A send is allowed only in ready with both gates open. Every line that is not understood is
 counted and skipped; nothing a module prints can raise.
 """
-import binascii
-
 from edge.backoff import Backoff, BackoffConfigError, ticks_add, ticks_diff
 from edge.compat import const
 from edge.errors import EdgeError
+from edge.wisun_lines import (
+    LN_EAPPVER,
+    LN_ERXUDP,
+    LN_EVENT,
+    LN_EVER,
+    LN_FAIL,
+    LN_OK,
+    LN_PANA,
+    PANA_PORT,  # noqa: F401  (re-exported: part of this module's documented interface)
+    LineDecoder,
+)
 
 # --- states -------------------------------------------------------------------------------
 ST_IDLE = const(0)
@@ -43,20 +53,176 @@ ST_SENDING = const(13)
 ST_REAUTH = const(14)
 ST_WAIT_REJOIN = const(15)
 ST_WAIT_REOPEN = const(16)
+_N_STATES = const(17)
 
 STATE_NAMES = (
     "idle", "reset", "echo", "ver", "appver", "ropt", "wopt", "pwd", "rbid", "chan", "pan",
     "join", "ready", "sending", "reauth", "wait_rejoin", "wait_reopen",
 )
 
-# Init sequence: the state entered when the command of state s answers OK.
-# ROPT's successor is decided by the mode it reports (WOPT only when different).
-_OK_NEXT = (
-    ST_RESET, ST_ECHO, ST_VER, ST_APPVER, ST_ROPT, ST_PWD, ST_PWD, ST_RBID, ST_CHAN,
-    ST_PAN, ST_JOIN,
+# --- inputs of the transition table -------------------------------------------------------
+IN_START = const(0)  # poll() in idle
+IN_OK = const(1)  # "OK"
+IN_OK_MODE = const(2)  # "OK hh" (ROPT's answer; arg: the mode, -2 if not two hex digits)
+IN_FAIL_REFUSAL = const(3)  # FAIL ER04/05/06 (arg: the code)
+IN_FAIL_LINK = const(4)  # FAIL ER09/10
+IN_FAIL_REOPEN = const(5)  # any other FAIL code
+IN_TIMEOUT = const(6)  # the command or wait deadline passed
+IN_RATE_TIMEOUT = const(7)  # no EVENT 33 within timing_ms.rate_gate_max
+IN_EV21 = const(8)  # send result (arg: its parameter)
+IN_EV24 = const(9)
+IN_EV25 = const(10)
+IN_EV_END = const(11)  # EVENT 26, 27, 28
+IN_EV29 = const(12)
+IN_EV32 = const(13)
+IN_EV33 = const(14)
+IN_EV_OTHER = const(15)  # 01, 02, 05, 1F, 20, 22, C0 and undocumented numbers
+IN_SEND = const(16)  # send()
+IN_REOPEN = const(17)  # reopen()
+_N_INPUTS = const(18)
+
+INPUT_NAMES = (
+    "poll()", "OK", "OK hh", "FAIL refusal", "FAIL link", "FAIL other", "deadline",
+    "rate deadline", "EVENT 21", "EVENT 24", "EVENT 25", "EVENT 26/27/28", "EVENT 29",
+    "EVENT 32", "EVENT 33", "other EVENT", "send()", "reopen()",
 )
-# Init commands a module may refuse (FAIL ER04) without harm: SKAPPVER, ROPT, WOPT.
-_OPTIONAL = (ST_APPVER, ST_ROPT, ST_WOPT)
+
+# next-state column: a state, or one of these
+NX_SAME = const(-1)  # the state does not change
+NX_ACTION = const(-2)  # the action decides (a guard: see ACTION_NAMES in docs/wisun.md)
+
+# gate column
+G_NONE = const(0)
+G_SESSION_OPEN = const(1)
+G_SESSION_CLOSE = const(2)
+G_RATE_OPEN = const(3)
+G_RATE_CLOSE = const(4)
+GATE_CHANGE_NAMES = ("", "session open", "session closed", "rate open", "rate closed")
+
+# action column (functions in _ACTIONS, same order)
+A_NONE = const(0)
+A_READ_MODE = const(1)
+A_MODE_HEX = const(2)
+A_JOINED = const(3)
+A_JOIN_FAILED = const(4)
+A_SEND_ACCEPTED = const(5)
+A_SEND_RESULT = const(6)
+A_SEND_FAILED = const(7)
+A_DEFER_NONE = const(8)
+A_DEFER_REAUTH = const(9)
+A_DEFER_REJOIN = const(10)
+A_BACKOFF_RESET = const(11)
+A_RATE_HOLD = const(12)
+A_RATE_RELEASE = const(13)
+A_REOPEN = const(14)
+ACTION_NAMES = (
+    "", "read_mode", "mode_hex", "joined", "join_failed", "send_accepted", "send_result",
+    "send_failed", "defer_none", "defer_reauth", "defer_rejoin", "backoff_reset", "rate_hold",
+    "rate_release", "reopen",
+)
+
+_INIT = (ST_RESET, ST_ECHO, ST_VER, ST_APPVER, ST_ROPT, ST_WOPT, ST_PWD, ST_RBID, ST_CHAN,
+         ST_PAN)
+_ANY = ()  # every state no earlier row names for this input
+
+# The rules, h11-style: (states, input, next, gate change, counter, action). The first row
+# naming a (state, input) pair applies; _ANY rows hold for the states not named above them.
+# A step: count, change the gate, run the action, then enter the next state (entering an
+# init state or join writes its command; see _enter). Pairs no row names cannot occur
+# (send() and poll() check first). docs/wisun.md#transitions prints this table.
+TRANSITIONS = (
+    ((ST_IDLE,), IN_START, ST_RESET, G_NONE, None, A_NONE),
+    # the init sequence: one command outstanding, each OK issues the next
+    ((ST_RESET,), IN_OK, ST_ECHO, G_NONE, None, A_NONE),
+    ((ST_ECHO,), IN_OK, ST_VER, G_NONE, None, A_NONE),
+    ((ST_VER,), IN_OK, ST_APPVER, G_NONE, None, A_NONE),
+    ((ST_APPVER,), IN_OK, ST_ROPT, G_NONE, None, A_NONE),
+    ((ST_ROPT,), IN_OK_MODE, NX_ACTION, G_NONE, None, A_READ_MODE),
+    ((ST_ROPT,), IN_OK, NX_SAME, G_NONE, "garbled_lines", A_NONE),
+    ((ST_WOPT,), IN_OK, ST_PWD, G_NONE, "wopt_writes", A_MODE_HEX),
+    ((ST_PWD,), IN_OK, ST_RBID, G_NONE, None, A_NONE),
+    ((ST_RBID,), IN_OK, ST_CHAN, G_NONE, None, A_NONE),
+    ((ST_CHAN,), IN_OK, ST_PAN, G_NONE, None, A_NONE),
+    ((ST_PAN,), IN_OK, ST_JOIN, G_NONE, None, A_NONE),
+    ((ST_JOIN,), IN_OK, NX_SAME, G_NONE, None, A_NONE),
+    ((ST_SENDING,), IN_OK, NX_ACTION, G_NONE, None, A_SEND_ACCEPTED),
+    (_ANY, IN_OK, NX_SAME, G_NONE, "stray_ok", A_NONE),
+    (_ANY, IN_OK_MODE, NX_SAME, G_NONE, "stray_ok", A_NONE),
+    # optional init commands: refused or silent, the sequence goes on without them
+    ((ST_APPVER,), IN_FAIL_REFUSAL, ST_ROPT, G_NONE, None, A_NONE),
+    ((ST_ROPT,), IN_FAIL_REFUSAL, ST_PWD, G_NONE, None, A_MODE_HEX),
+    ((ST_WOPT,), IN_FAIL_REFUSAL, ST_PWD, G_NONE, None, A_NONE),
+    ((ST_APPVER,), IN_TIMEOUT, ST_ROPT, G_NONE, "timeouts", A_NONE),
+    ((ST_ROPT, ST_WOPT), IN_TIMEOUT, ST_PWD, G_NONE, "timeouts", A_NONE),
+    (_INIT, IN_FAIL_REFUSAL, ST_WAIT_REOPEN, G_NONE, None, A_REOPEN),
+    (_INIT, IN_FAIL_LINK, ST_WAIT_REOPEN, G_NONE, None, A_REOPEN),
+    (_INIT, IN_FAIL_REOPEN, ST_WAIT_REOPEN, G_NONE, None, A_REOPEN),
+    (_INIT, IN_TIMEOUT, ST_WAIT_REOPEN, G_NONE, "timeouts", A_REOPEN),
+    # joining
+    ((ST_JOIN,), IN_EV25, ST_READY, G_SESSION_OPEN, "joins", A_JOINED),
+    ((ST_JOIN,), IN_EV24, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
+    ((ST_JOIN,), IN_FAIL_REFUSAL, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
+    ((ST_JOIN,), IN_FAIL_LINK, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
+    ((ST_JOIN,), IN_FAIL_REOPEN, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
+    ((ST_JOIN,), IN_TIMEOUT, NX_ACTION, G_NONE, "timeouts", A_JOIN_FAILED),
+    # sending: the result needs both OK and EVENT 21, in either order; session events that
+    # arrive meanwhile are applied when it ends
+    ((ST_READY,), IN_SEND, ST_SENDING, G_NONE, None, A_NONE),
+    ((ST_SENDING,), IN_EV21, NX_ACTION, G_NONE, None, A_SEND_RESULT),
+    ((ST_SENDING,), IN_FAIL_REFUSAL, NX_ACTION, G_NONE, None, A_SEND_FAILED),
+    ((ST_SENDING,), IN_FAIL_LINK, NX_ACTION, G_NONE, None, A_SEND_FAILED),
+    ((ST_SENDING,), IN_FAIL_REOPEN, NX_ACTION, G_NONE, None, A_SEND_FAILED),
+    ((ST_SENDING,), IN_TIMEOUT, NX_ACTION, G_NONE, "timeouts", A_SEND_FAILED),
+    ((ST_SENDING,), IN_EV25, NX_SAME, G_SESSION_OPEN, None, A_DEFER_NONE),
+    ((ST_SENDING,), IN_EV24, NX_SAME, G_SESSION_CLOSE, None, A_DEFER_REJOIN),
+    ((ST_SENDING,), IN_EV_END, NX_SAME, G_SESSION_CLOSE, None, A_DEFER_REJOIN),
+    ((ST_SENDING,), IN_EV29, NX_SAME, G_SESSION_CLOSE, None, A_DEFER_REAUTH),
+    # the session
+    ((ST_READY, ST_REAUTH), IN_EV24, ST_WAIT_REJOIN, G_SESSION_CLOSE, None, A_NONE),
+    ((ST_READY, ST_REAUTH), IN_EV_END, ST_WAIT_REJOIN, G_SESSION_CLOSE, None, A_NONE),
+    ((ST_READY,), IN_EV29, ST_REAUTH, G_SESSION_CLOSE, None, A_NONE),
+    ((ST_REAUTH,), IN_EV25, ST_READY, G_SESSION_OPEN, None, A_NONE),
+    ((ST_REAUTH,), IN_TIMEOUT, ST_WAIT_REJOIN, G_NONE, "timeouts", A_NONE),
+    ((ST_WAIT_REJOIN,), IN_EV25, ST_READY, G_SESSION_OPEN, None, A_BACKOFF_RESET),
+    ((ST_WAIT_REJOIN,), IN_TIMEOUT, ST_JOIN, G_NONE, None, A_NONE),
+    ((ST_WAIT_REOPEN,), IN_TIMEOUT, ST_RESET, G_NONE, None, A_NONE),
+    # in every other state
+    (_ANY, IN_EV25, NX_SAME, G_SESSION_OPEN, None, A_NONE),
+    (_ANY, IN_EV_END, NX_SAME, G_SESSION_CLOSE, None, A_NONE),
+    (_ANY, IN_EV29, NX_SAME, G_SESSION_CLOSE, None, A_NONE),
+    (_ANY, IN_EV24, NX_SAME, G_NONE, "other_events", A_NONE),
+    (_ANY, IN_EV21, NX_SAME, G_NONE, "other_events", A_NONE),
+    (_ANY, IN_EV_OTHER, NX_SAME, G_NONE, "other_events", A_NONE),
+    (_ANY, IN_FAIL_REFUSAL, NX_SAME, G_NONE, None, A_NONE),
+    (_ANY, IN_FAIL_LINK, NX_SAME, G_NONE, None, A_NONE),
+    (_ANY, IN_FAIL_REOPEN, NX_SAME, G_NONE, None, A_NONE),
+    (_ANY, IN_TIMEOUT, NX_SAME, G_NONE, "timeouts", A_NONE),
+    (_ANY, IN_EV32, NX_SAME, G_RATE_CLOSE, None, A_RATE_HOLD),
+    (_ANY, IN_EV33, NX_SAME, G_RATE_OPEN, None, A_RATE_RELEASE),
+    (_ANY, IN_RATE_TIMEOUT, NX_SAME, G_RATE_OPEN, "rate_gate_timeouts", A_RATE_RELEASE),
+    (_ANY, IN_REOPEN, ST_RESET, G_NONE, None, A_REOPEN),
+)
+
+
+def _compile(rows):
+    """(state, input) -> index of the first row naming it (0xFF: none), as one bytes."""
+    cells = bytearray(b"\xff" * (_N_STATES * _N_INPUTS))
+    for i in range(len(rows)):
+        states = rows[i][0]
+        for s in (states if states else range(_N_STATES)):
+            k = s * _N_INPUTS + rows[i][1]
+            if cells[k] == 0xFF:
+                cells[k] = i
+    return bytes(cells)
+
+
+_CELLS = _compile(TRANSITIONS)
+
+
+def transition(state, inp):
+    """The TRANSITIONS row that applies to (state, input), or None."""
+    i = _CELLS[state * _N_INPUTS + inp]
+    return None if i == 0xFF else TRANSITIONS[i]
 
 # --- events: tuples (kind, a, b) -----------------------------------------------------------
 EV_JOINED = const(1)  # (EV_JOINED, None, None)
@@ -96,13 +262,6 @@ MODE_HEX = const(1)
 
 _EVENT_QUEUE_MAX = const(32)
 
-# EVENT numbers the module reference documents with a sender address and no parameter
-# (BP35A1 command reference 4.8; 21 carries a parameter, C0 neither address nor parameter).
-_EVENTS_ADDR_ONLY = (0x01, 0x02, 0x05, 0x1F, 0x20, 0x22, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29,
-                     0x32, 0x33)
-# UDP port of PANA (RFC 5191, IANA "pana" 716 = 0x02CC): the module's own authentication
-# traffic, shown as ERXUDP during SKJOIN and re-authentication.
-PANA_PORT = const(0x02CC)
 
 COUNTER_NAMES = (
     "unknown_lines", "echo_lines", "garbled_lines", "overlong_lines", "stale_partials",
@@ -194,13 +353,6 @@ def _token(s, lo, hi):
     return True
 
 
-def _hex_field(tok):
-    """int(tok, 16) or -1 when the token is not hex."""
-    try:
-        return int(tok, 16)
-    except ValueError:
-        return -1
-
 
 class WisunDriver:
     """One module, one coordinator (the smart meter), one UDP destination (the collector)."""
@@ -211,23 +363,17 @@ class WisunDriver:
         self.max_payload = profile["max_payload"]
         t = profile["timing_ms"]
         self._t_cmd = t["cmd"]
-        self._t_reset = t["reset"]
-        self._t_wopt = t["wopt"]
-        self._t_join = t["join"]
         self._t_send = t["send"]
         self._t_reauth = t["reauth"]
         self._t_rate = t["rate_gate_max"]
-        self._t_gap = t["line_gap"]
         self._side = profile.get("sendto_side")
-        self._fields = profile["erxudp_fields"]
-        self._event_side = bool(profile.get("event_side"))
         self._ropt = profile["ropt"]
         self._modes = profile["payload_modes"]
         try:
-            self._rbid = config["rbid"]
-            self._pwd = config["pwd"]
-            self._channel = int(config["channel"])
-            self._pan_id = int(config["pan_id"])
+            rbid = config["rbid"]
+            pwd = config["pwd"]
+            channel = int(config["channel"])
+            pan_id = int(config["pan_id"])
             self._coord = config["coordinator"]
             self._port = int(config.get("dest_port", 0x0E1A))
             self._sec = int(config.get("sec", 1))
@@ -239,28 +385,30 @@ class WisunDriver:
             )
         except (KeyError, TypeError, ValueError, AttributeError, BackoffConfigError) as e:
             raise WisunConfigError("bad Wi-SUN config: " + repr(e))
-        if not (_token(self._pwd, 1, 32) and _token(self._rbid, 32, 32)
-                and _token(self._coord, 2, 39)):
+        if not (_token(pwd, 1, 32) and _token(rbid, 32, 32) and _token(self._coord, 2, 39)):
             raise WisunConfigError("rbid: 32 characters, pwd: 1..32, coordinator: an address; "
                                    "printable ASCII without spaces")
-        if not (0 <= self._port <= 0xFFFF and 0 <= self._pan_id <= 0xFFFF
-                and 0 <= self._channel <= 0xFF and 0 <= self._sec <= 2):
+        if not (0 <= self._port <= 0xFFFF and 0 <= pan_id <= 0xFFFF
+                and 0 <= channel <= 0xFF and 0 <= self._sec <= 2):
             raise WisunConfigError("dest_port and pan_id are 16-bit, channel 8-bit, sec 0..2")
+        # the command each init state (and join) writes on entry, and its deadline
+        self._commands = (
+            None, b"SKRESET\r\n", b"SKSREG SFE 0\r\n", b"SKVER\r\n", b"SKAPPVER\r\n",
+            b"ROPT\r\n", b"WOPT 01\r\n", ("SKSETPWD %X %s\r\n" % (len(pwd), pwd)).encode(),
+            ("SKSETRBID %s\r\n" % rbid).encode(), ("SKSREG S2 %X\r\n" % channel).encode(),
+            ("SKSREG S3 %04X\r\n" % pan_id).encode(), ("SKJOIN %s\r\n" % self._coord).encode(),
+        )
+        c = self._t_cmd
+        self._command_ms = (0, t["reset"], c, c, c, c, t["wopt"], c, c, c, c, t["join"])
         self._rand = rand
-        # line framing: fixed buffer, fill count, scan offset (no rescans, no per-feed copies)
-        self._cap = 2 * self.max_payload + 256
-        self._buf = bytearray(self._cap + 128)
-        self._mv = memoryview(self._buf)
-        self._n = 0
-        self._scan = 0
-        self._skip_line = False
-        self._partial_at = 0
-        self._binary_need = -1  # >= 0: bytes still to take raw for a binary ERXUDP
+        self._lines = LineDecoder(self.max_payload, profile["erxudp_fields"],
+                                  bool(profile.get("event_side")), t["line_gap"],
+                                  self._on_line, self._count)
         # protocol state
         self.state = ST_IDLE
         self.session_open = False
         self.rate_open = True
-        self.payload_mode = MODE_HEX if "binary" not in self._modes else MODE_BINARY
+        self._set_mode(MODE_HEX if "binary" not in self._modes else MODE_BINARY)
         self.version = None
         self.app_version = None
         self._deadline = None  # tick of the current wait, or None
@@ -272,8 +420,7 @@ class WisunDriver:
         self._send_tag = None
         self._send_ok = False
         self._send_result = -1
-        self._after_send = 0  # 0 nothing, 1 reauth, 2 rejoin, 3 reopen
-        self._after_reason = None
+        self._after_send = 0  # 0 nothing, 1 reauth, 2 rejoin (session events during a send)
         self.counters = {}
         for name in COUNTER_NAMES:
             self.counters[name] = 0
@@ -300,14 +447,12 @@ class WisunDriver:
     def poll(self, now_ms):
         """Advance timers; return the bytes to write to the module (b'' when none)."""
         if self.state == ST_IDLE:
-            self._issue(ST_RESET, now_ms)
+            self._step(IN_START, None, now_ms)
         if self._rate_deadline is not None and ticks_diff(now_ms, self._rate_deadline) >= 0:
-            self._rate_deadline = None
-            self._count("rate_gate_timeouts")
-            self._set_gate(GATE_RATE, True)
+            self._step(IN_RATE_TIMEOUT, None, now_ms)
         if self._deadline is not None and ticks_diff(now_ms, self._deadline) >= 0:
             self._deadline = None
-            self._on_timeout(now_ms)
+            self._step(IN_TIMEOUT, None, now_ms)
         if not self._out:
             return b""
         out = b"".join(self._out)
@@ -330,431 +475,113 @@ class WisunDriver:
         else:
             head = "SKSENDTO 1 %s %04X %d %d %04X " % (
                 self._coord, self._port, self._sec, self._side, n)
-        self.state = ST_SENDING
         self._send_tag = tag
         self._send_ok = False
         self._send_result = -1
         self._after_send = 0
-        self._deadline = ticks_add(now_ms, self._t_send)
+        self._step(IN_SEND, None, now_ms)
         return head.encode() + bytes(payload)
 
     def reopen(self, now_ms):
         """Force a full reopen (SKRESET and the whole init) at once, e.g. after an agent restart."""
-        self._start_reopen(R_REQUESTED, now_ms, 0)
+        self._step(IN_REOPEN, None, now_ms)
 
-    # ------------------------------------------------------------------ input
     def feed(self, data, now_ms):
         """Bytes read from the module, in any chunking."""
-        i = 0
-        n = len(data)
-        while i < n:
-            room = len(self._buf) - self._n
-            if room == 0:
-                self._drop_overlong()
-                room = len(self._buf) - self._n
-            k = n - i
-            if k > room:
-                k = room
-            if self._n > 0 and ticks_diff(now_ms, self._partial_at) > self._t_gap:
-                # a partial line older than the gap lost its tail: drop it, don't glue it
-                self._count("stale_partials")
-                self._n = 0
-                self._scan = 0
-                self._binary_need = -1
-            self._mv[self._n:self._n + k] = memoryview(data)[i:i + k]
-            self._n += k
-            i += k
-            self._split_lines(now_ms)
-            if self._n > 0:
-                self._partial_at = now_ms
-
-    def _drop_overlong(self):
-        self._count("overlong_lines")
-        self._n = 0
-        self._scan = 0
-        self._binary_need = -1
-        self._skip_line = True
-
-    def _split_lines(self, now_ms):
-        buf = self._buf
-        start = 0
-        while True:
-            if self._binary_need >= 0:
-                if self._n - start < self._binary_need:
-                    break
-                end = start + self._binary_need
-                self._binary_need = -1
-                line = bytes(self._mv[start:end])
-                start = end
-                self._scan = start
-                self._on_line(line, now_ms)
-                continue
-            cr = buf.find(b"\r", self._scan, self._n)
-            lf = buf.find(b"\n", self._scan, self._n)
-            binary = (self.payload_mode == MODE_BINARY and not self._skip_line
-                      and self._n - start >= 7 and buf[start:start + 7] == b"ERXUDP ")
-            if binary:
-                # binary data may hold CR/LF: frame by the length field, not the terminator
-                need = self._binary_length(start)
-                if need >= 0:
-                    self._binary_need = need
-                    continue
-            if cr < 0 and lf < 0:
-                self._scan = self._n
-                if self._skip_line:  # still inside a line already counted as overlong
-                    start = self._n
-                    self._scan = start
-                elif self._n - start > self._cap:
-                    self._count("overlong_lines")
-                    start = self._n
-                    self._scan = start
-                    self._skip_line = True
-                break
-            end = cr if (lf < 0 or (0 <= cr < lf)) else lf
-            line = bytes(self._mv[start:end])
-            start = end + 1
-            self._scan = start
-            if self._skip_line:
-                self._skip_line = False
-                continue
-            if line:
-                self._on_line(line, now_ms)
-        # compact: move the unfinished tail to the front
-        rest = self._n - start
-        if start > 0:
-            if rest > 0:
-                self._mv[0:rest] = self._mv[start:self._n]
-            self._n = rest
-            self._scan -= start
-            if self._scan < 0:
-                self._scan = 0
-
-    def _binary_length(self, start):
-        """Binary ERXUDP: header + DATALEN once the header is in; -1 until then or if bad."""
-        want = self._fields[0] - 1  # spaces before the data field
-        pos = start
-        len_at = start
-        spaces = 0
-        while spaces < want:
-            j = self._buf.find(b" ", pos, self._n)
-            if j < 0:
-                return -1
-            t = self._buf.find(b"\r", pos, j)
-            if t >= 0 or self._buf.find(b"\n", pos, j) >= 0:
-                return -1  # a terminator inside the header: a truncated line
-            spaces += 1
-            if spaces == want - 1:
-                len_at = j + 1
-            pos = j + 1
-        dl = _hex_field(bytes(self._mv[len_at:pos - 1]))
-        if dl < 0 or dl > self.max_payload:
-            return -1
-        return (pos - start) + dl
+        self._lines.feed(data, now_ms)
 
     # ------------------------------------------------------------------ lines
-    def _on_line(self, line, now_ms):
-        c = line[0]
-        if c == 0x45:  # 'E'
-            if line.startswith(b"EVENT "):
-                self._on_event(line, now_ms)
-                return
-            if line.startswith(b"ERXUDP "):
-                self._on_erxudp(line)
-                return
-            if line.startswith(b"EVER ") and self.state == ST_VER:
-                self.version = line[5:].decode()
-                return
-            if line.startswith(b"EAPPVER ") and self.state == ST_APPVER:
-                self.app_version = line[8:].decode()
-                return
-        elif c == 0x4F:  # 'O'
-            if line == b"OK" or line.startswith(b"OK "):
-                self._on_ok(line, now_ms)
-                return
-        elif c == 0x46:  # 'F'
-            if line.startswith(b"FAIL ER") and len(line) == 9:
-                d0 = line[7] - 48
-                d1 = line[8] - 48
-                if 0 <= d0 <= 9 and 0 <= d1 <= 9:
-                    self._on_fail(d0 * 10 + d1, now_ms)
-                    return
-        elif c == 0x53 or c == 0x52 or c == 0x57:  # 'S'K..., 'R'OPT, 'W'OPT: echo
-            if line.startswith(b"SK") or line == b"ROPT" or line.startswith(b"WOPT"):
-                self._count("echo_lines")
-                return
-        self._count("unknown_lines")
-
-    def _on_ok(self, line, now_ms):
-        st = self.state
-        if st != ST_ROPT and line != b"OK":
-            self._count("stray_ok")  # "OK xx" answers ROPT only
-            return
-        if st == ST_SENDING:
-            self._send_ok = True
-            if self._send_result >= 0:
-                self._finish_send(now_ms)
-            return
-        if st == ST_JOIN:
-            return  # OK to SKJOIN: keep waiting for EVENT 25/24 under the join deadline
-        if st == ST_ROPT:
-            if len(line) != 5:
-                self._count("garbled_lines")
-                return
-            mode = _hex_field(line[3:5])
-            if mode < 0:
-                self._count("garbled_lines")
-                return
-            self.payload_mode = MODE_HEX if mode & 1 else MODE_BINARY
-            want_hex = "hex" in self._modes
-            if want_hex and self.payload_mode != MODE_HEX and self._allow_wopt:
-                self._issue(ST_WOPT, now_ms)
-            else:
-                self._issue(ST_PWD, now_ms)
-            return
-        if st == ST_WOPT:
-            self._count("wopt_writes")
-            self.payload_mode = MODE_HEX
-        if ST_RESET <= st <= ST_PAN:
-            self._issue(_OK_NEXT[st], now_ms)
-            return
-        self._count("stray_ok")
-
-    def _on_fail(self, code, now_ms):
-        cls = classify_fail(code)
-        name = "fail_refusal" if cls == FAIL_REFUSAL else (
-            "fail_link" if cls == FAIL_LINK else "fail_reopen")
-        self._count(name)
-        st = self.state
-        if st == ST_SENDING:
-            self._send_result = 1
-            reason = R_REFUSED if cls == FAIL_REFUSAL else R_LINK
-            self._end_send(False, reason, now_ms)
-            if cls == FAIL_REOPEN:
-                self._start_reopen(R_UNKNOWN_FAIL, now_ms, 1)
+    def _on_line(self, kind, a, b, c, now_ms):
+        """One parsed module line (edge/wisun_lines.py) -> a table input, or data."""
+        if kind == LN_EVENT:
+            self._step(_event_input(a), b, now_ms)
+        elif kind == LN_OK:
+            self._step(IN_OK if a == -1 else IN_OK_MODE, a, now_ms)
+        elif kind == LN_FAIL:
+            cls = classify_fail(a)
+            if cls == FAIL_REFUSAL:
+                self._count("fail_refusal")
+                self._step(IN_FAIL_REFUSAL, a, now_ms)
             elif cls == FAIL_LINK:
-                self._link_failure(now_ms)
+                self._count("fail_link")
+                self._step(IN_FAIL_LINK, a, now_ms)
             else:
-                self._resume(now_ms)
-            return
-        if st == ST_JOIN:
-            self._join_failed(R_LINK if cls == FAIL_LINK else R_REFUSED, now_ms)
-            return
-        if st in _OPTIONAL and cls == FAIL_REFUSAL:
-            if st == ST_ROPT:  # no ROPT: the module speaks hex-ASCII only
-                self.payload_mode = MODE_HEX
-            self._issue(ST_PWD if st != ST_APPVER else ST_ROPT, now_ms)
-            return
-        if ST_RESET <= st <= ST_PAN:
-            self._start_reopen(R_INIT_FAILED, now_ms, 1)
-
-    def _on_event(self, line, now_ms):
-        parts = line.split()
-        nf = len(parts)
-        num = _hex_field(parts[1]) if nf >= 2 else -1
-        if num < 0 or num > 0xFF:
-            self._count("garbled_lines")
-            return
-        # token count the module reference gives this number (see _event_tokens)
-        want = self._event_tokens(num)
-        if nf != want and not (want < 0 and 3 <= nf <= 5):
-            self._count("garbled_lines")
-            return
-        st = self.state
-        if num == 0x21:
-            # EVENT 21 <addr> [<side>] <param>: the last field is the result
-            param = _hex_field(parts[-1])
-            if param < 0:
-                self._count("garbled_lines")
-                return
-            if st != ST_SENDING:
-                self._count("other_events")
-                return
-            self._send_result = param
-            if self._send_ok:
-                self._finish_send(now_ms)
-        elif num == 0x25:
-            self._set_gate(GATE_SESSION, True)
-            if st == ST_JOIN:
-                self._join_failures = 0
-                self._link_failures = 0
-                self._backoff.reset()
-                self._count("joins")
-                self._emit(EV_JOINED, None, None)
-                self.state = ST_READY
-                self._deadline = None
-            elif st == ST_REAUTH:
-                self.state = ST_READY
-                self._deadline = None
-            elif st == ST_SENDING:
-                self._after_send = 0
-            elif st == ST_WAIT_REJOIN:  # the module re-authenticated on its own meanwhile
-                self._backoff.reset()
-                self.state = ST_READY
-                self._deadline = None
-        elif num == 0x24:
-            if st == ST_JOIN:
-                self._join_failed(R_REJECTED, now_ms)
-            elif st == ST_READY or st == ST_REAUTH:
-                self._set_gate(GATE_SESSION, False)
-                self._schedule_rejoin(now_ms)
-            elif st == ST_SENDING:
-                self._set_gate(GATE_SESSION, False)
-                self._after_send = 2
-            else:
-                self._count("other_events")
-        elif num == 0x26 or num == 0x27 or num == 0x28 or num == 0x29:
-            self._set_gate(GATE_SESSION, False)
-            if st == ST_READY:
-                if num == 0x29:
-                    self.state = ST_REAUTH
-                    self._deadline = ticks_add(now_ms, self._t_reauth)
-                else:
-                    self._schedule_rejoin(now_ms)
-            elif st == ST_SENDING:
-                if num == 0x29 and self._after_send < 1:
-                    self._after_send = 1
-                elif num != 0x29:
-                    self._after_send = 2
-            elif st == ST_REAUTH and num != 0x29:
-                self._schedule_rejoin(now_ms)
-        elif num == 0x32:
-            self._set_gate(GATE_RATE, False)
-            self._rate_deadline = ticks_add(now_ms, self._t_rate)
-        elif num == 0x33:
-            self._rate_deadline = None
-            self._set_gate(GATE_RATE, True)
-        else:
-            self._count("other_events")
-
-    def _event_tokens(self, num):
-        """Tokens of `EVENT <num> …` per the module reference (BP35A1 ch. 4.8): C0 (wake-up
-        signal) has no address and no parameter; 21 has address [side] and a parameter; the
-        other documented numbers an address [side] only. -1: undocumented, shape unknown."""
-        if num == 0xC0:
-            return 2
-        n = 4 if self._event_side else 3
-        if num == 0x21:
-            return n + 1
-        if num in _EVENTS_ADDR_ONLY:
-            return n
-        return -1
-
-    def _on_erxudp(self, line):
-        if self.payload_mode == MODE_BINARY:
-            parts = line.split(b" ", self._fields[0] - 1)
-        else:
-            parts = line.split(b" ")
-        nf = len(parts)
-        if nf < 9 or nf > 11:
-            self._count("garbled_lines")
-            return
-        if nf not in self._fields:
-            self._count("erxudp_field_mismatch")
-        # ERXUDP <sender> <dest> <rport> <lport> <senderlla> [<rssi>] <secured> [<side>]
-        # <datalen> <data>: rport is the sender's port, lport ours (BP35A1 reference 4.1)
-        dlen = _hex_field(parts[-2])
-        port = _hex_field(parts[3])
-        lport = _hex_field(parts[4])
-        data = parts[-1]
-        if dlen < 0 or port < 0 or lport < 0 or port > 0xFFFF or lport > 0xFFFF:
-            self._count("garbled_lines")
-            return
-        if self.payload_mode == MODE_HEX:
-            if len(data) != 2 * dlen:
-                self._count("garbled_lines")
+                self._count("fail_reopen")
+                self._step(IN_FAIL_REOPEN, a, now_ms)
+        elif kind == LN_ERXUDP:
+            # only the collector's replies go up: any other service is counted for what it is
+            if c != self._port:
+                self._count("udp_other_port")
                 return
             try:
-                payload = binascii.unhexlify(data)
-            except ValueError:
+                src = b.decode()
+            except UnicodeError:
                 self._count("garbled_lines")
                 return
-        else:
-            if len(data) != dlen:
-                self._count("garbled_lines")
-                return
-            payload = data
-        # only the collector's replies go up: PANA (the module's own join and
-        # re-authentication) and any other service are counted for what they are
-        if port == PANA_PORT or lport == PANA_PORT:
+            self._count("udp_received")
+            self._emit(EV_UDP_RECEIVED, a, (src, c))
+        elif kind == LN_PANA:  # the module's own join and re-authentication
             self._count("udp_pana")
-            return
-        if port != self._port:
-            self._count("udp_other_port")
-            return
+        elif kind == LN_EVER and self.state == ST_VER:
+            self.version = self._text(a)
+        elif kind == LN_EAPPVER and self.state == ST_APPVER:
+            self.app_version = self._text(a)
+        else:
+            self._count("unknown_lines")
+
+    def _text(self, raw):
         try:
-            src = parts[1].decode()
+            return raw.decode()
         except UnicodeError:
             self._count("garbled_lines")
-            return
-        self._count("udp_received")
-        self._emit(EV_UDP_RECEIVED, payload, (src, port))
+            return None
 
     # ------------------------------------------------------------------ transitions
-    def _issue(self, st, now_ms):
-        self.state = st
-        if st == ST_RESET:
-            cmd = b"SKRESET\r\n"
-            t = self._t_reset
-        elif st == ST_ECHO:
-            cmd = b"SKSREG SFE 0\r\n"
-            t = self._t_cmd
-        elif st == ST_VER:
-            cmd = b"SKVER\r\n"
-            t = self._t_cmd
-        elif st == ST_APPVER:
-            cmd = b"SKAPPVER\r\n"
-            t = self._t_cmd
-        elif st == ST_ROPT:
-            if not self._ropt:  # profile says: no ROPT/WOPT, hex-ASCII only
-                self.payload_mode = MODE_HEX
-                self._issue(ST_PWD, now_ms)
-                return
-            cmd = b"ROPT\r\n"
-            t = self._t_cmd
-        elif st == ST_WOPT:
-            cmd = b"WOPT 01\r\n"
-            t = self._t_wopt
-        elif st == ST_PWD:
-            cmd = ("SKSETPWD %X %s\r\n" % (len(self._pwd), self._pwd)).encode()
-            t = self._t_cmd
-        elif st == ST_RBID:
-            cmd = ("SKSETRBID %s\r\n" % self._rbid).encode()
-            t = self._t_cmd
-        elif st == ST_CHAN:
-            cmd = ("SKSREG S2 %X\r\n" % self._channel).encode()
-            t = self._t_cmd
-        elif st == ST_PAN:
-            cmd = ("SKSREG S3 %04X\r\n" % self._pan_id).encode()
-            t = self._t_cmd
-        else:  # ST_JOIN
-            cmd = ("SKJOIN %s\r\n" % self._coord).encode()
-            t = self._t_join
-        self._out.append(cmd)
-        self._deadline = ticks_add(now_ms, t)
+    def _step(self, inp, arg, now_ms):
+        """Apply the TRANSITIONS row for (state, input)."""
+        i = _CELLS[self.state * _N_INPUTS + inp]
+        if i == 0xFF:
+            return
+        row = TRANSITIONS[i]
+        if row[4] is not None:
+            self._count(row[4])
+        g = row[3]
+        if g == G_SESSION_OPEN or g == G_SESSION_CLOSE:
+            self._set_gate(GATE_SESSION, g == G_SESSION_OPEN)
+        elif g != G_NONE:
+            self._set_gate(GATE_RATE, g == G_RATE_OPEN)
+        if row[5] != A_NONE:
+            _ACTIONS[row[5]](self, inp, arg, now_ms)
+        if row[2] >= 0:
+            self._enter(row[2], now_ms)
 
-    def _on_timeout(self, now_ms):
-        st = self.state
-        if st == ST_WAIT_REJOIN:
-            self._issue(ST_JOIN, now_ms)
-            return
-        if st == ST_WAIT_REOPEN:
-            self._issue(ST_RESET, now_ms)
-            return
-        self._count("timeouts")
-        if st == ST_SENDING:
-            self._end_send(False, R_TIMEOUT, now_ms)
-            self._link_failure(now_ms)
-        elif st == ST_JOIN:
-            self._join_failed(R_TIMEOUT, now_ms)
+    def _enter(self, st, now_ms):
+        """Entering a state: init states and join write their command under its deadline."""
+        if ST_RESET <= st <= ST_JOIN:
+            if st == ST_ROPT and not self._ropt:  # profile: no ROPT/WOPT, hex-ASCII only
+                self._set_mode(MODE_HEX)
+                st = ST_PWD
+            self._out.append(self._commands[st])
+            self._deadline = ticks_add(now_ms, self._command_ms[st])
+        elif st == ST_READY:
+            self._deadline = None
+        elif st == ST_SENDING:
+            self._deadline = ticks_add(now_ms, self._t_send)
         elif st == ST_REAUTH:
-            self._schedule_rejoin(now_ms)
-        elif ST_RESET <= st <= ST_PAN:
-            if st in _OPTIONAL:  # a silent optional command: go on without it
-                self._issue(ST_ROPT if st == ST_APPVER else ST_PWD, now_ms)
-            else:
-                self._start_reopen(R_TIMEOUT, now_ms, 1)
+            self._deadline = ticks_add(now_ms, self._t_reauth)
+        elif st == ST_WAIT_REJOIN:
+            self._set_gate(GATE_SESSION, False)
+            self._deadline = ticks_add(now_ms, self._backoff.next_delay(self._draw()))
+        elif st == ST_WAIT_REOPEN:
+            self._deadline = ticks_add(now_ms, self._backoff.next_delay(self._draw()))
+        self.state = st
+
+    def _set_mode(self, mode):
+        self.payload_mode = mode
+        self._lines.binary = mode == MODE_BINARY
 
     def _finish_send(self, now_ms):
+        """OK and EVENT 21 are both in: the send's result."""
         r = self._send_result
         if r == 0:
             self._link_failures = 0
@@ -767,20 +594,20 @@ class WisunDriver:
     def _end_send(self, ok, reason, now_ms):
         tag = self._send_tag
         self._send_tag = None
-        self._deadline = None
         if ok:
             self._count("send_ok")
             self._emit(EV_SEND_OK, tag, None)
         else:
             self._count("send_failed")
             self._emit(EV_SEND_FAILED, tag, reason)
-        self.state = ST_READY
+        self._enter(ST_READY, now_ms)
 
     def _link_failure(self, now_ms):
         self._link_failures += 1
         if self._link_failures >= self._max_link_failures:
             self._link_failures = 0
-            self._start_reopen(R_LINK_FAILURES, now_ms, 1)
+            self._reopen(R_LINK_FAILURES, now_ms)
+            self._enter(ST_WAIT_REOPEN, now_ms)
         else:
             self._resume(now_ms)
 
@@ -791,39 +618,19 @@ class WisunDriver:
         if self.state != ST_READY:
             return
         if after == 2:
-            self._schedule_rejoin(now_ms)
+            self._enter(ST_WAIT_REJOIN, now_ms)
         elif after == 1 or not self.session_open:
-            self.state = ST_REAUTH
-            self._deadline = ticks_add(now_ms, self._t_reauth)
+            self._enter(ST_REAUTH, now_ms)
 
-    def _join_failed(self, reason, now_ms):
-        self._join_failures += 1
-        self._count("join_failures")
-        self._emit(EV_JOIN_FAILED, reason, self._join_failures)
-        if self._join_failures >= self._max_join_failures:
-            self._join_failures = 0
-            self._start_reopen(R_JOIN_FAILURES, now_ms, 1)
-        else:
-            self._schedule_rejoin(now_ms)
-
-    def _schedule_rejoin(self, now_ms):
-        self._set_gate(GATE_SESSION, False)
-        self.state = ST_WAIT_REJOIN
-        self._deadline = ticks_add(now_ms, self._backoff.next_delay(self._draw()))
-
-    def _start_reopen(self, reason, now_ms, delayed):
+    def _reopen(self, reason, now_ms):
+        """What every full reopen does before its state: report it, close the session gate,
+        fail a send in flight."""
         self._count("reopens")
         self._emit(EV_REOPEN, reason, None)
         self._set_gate(GATE_SESSION, False)
         if self._send_tag is not None:
             self._end_send(False, R_LINK, now_ms)
         self._after_send = 0
-        if delayed:
-            self.state = ST_WAIT_REOPEN
-            self._deadline = ticks_add(now_ms, self._backoff.next_delay(self._draw()))
-        else:
-            self._out = []
-            self._issue(ST_RESET, now_ms)
 
     # ------------------------------------------------------------------ helpers
     def _draw(self):
@@ -856,3 +663,134 @@ class WisunDriver:
             c = self.counters["events_dropped"] + 1
             self.counters["events_dropped"] = c if c <= 0x3FFFFFFF else 0x3FFFFFFF
         ev.append((kind, a, b))
+
+
+def _event_input(num):
+    """EVENT number -> table input."""
+    if num == 0x21:
+        return IN_EV21
+    if num == 0x24:
+        return IN_EV24
+    if num == 0x25:
+        return IN_EV25
+    if num == 0x26 or num == 0x27 or num == 0x28:
+        return IN_EV_END
+    if num == 0x29:
+        return IN_EV29
+    if num == 0x32:
+        return IN_EV32
+    if num == 0x33:
+        return IN_EV33
+    return IN_EV_OTHER
+
+
+# ---- actions: (driver, input, arg, now_ms); the rows say when each runs --------------------
+def _a_read_mode(d, inp, arg, now_ms):
+    """ROPT answered: WOPT 01 only when the module is not in hex mode and writes are allowed."""
+    if arg < 0:
+        d._count("garbled_lines")
+        return
+    d._set_mode(MODE_HEX if arg & 1 else MODE_BINARY)
+    if "hex" in d._modes and d.payload_mode != MODE_HEX and d._allow_wopt:
+        d._enter(ST_WOPT, now_ms)
+    else:
+        d._enter(ST_PWD, now_ms)
+
+
+def _a_mode_hex(d, inp, arg, now_ms):
+    d._set_mode(MODE_HEX)
+
+
+def _a_joined(d, inp, arg, now_ms):
+    d._join_failures = 0
+    d._link_failures = 0
+    d._backoff.reset()
+    d._emit(EV_JOINED, None, None)
+
+
+def _a_join_failed(d, inp, arg, now_ms):
+    """Rejoin after backoff; after max_join_failures in a row, a full reopen."""
+    if inp == IN_EV24:
+        reason = R_REJECTED
+    elif inp == IN_TIMEOUT:
+        reason = R_TIMEOUT
+    elif inp == IN_FAIL_LINK:
+        reason = R_LINK
+    else:
+        reason = R_REFUSED
+    d._join_failures += 1
+    d._count("join_failures")
+    d._emit(EV_JOIN_FAILED, reason, d._join_failures)
+    if d._join_failures >= d._max_join_failures:
+        d._join_failures = 0
+        d._reopen(R_JOIN_FAILURES, now_ms)
+        d._enter(ST_WAIT_REOPEN, now_ms)
+    else:
+        d._enter(ST_WAIT_REJOIN, now_ms)
+
+
+def _a_send_accepted(d, inp, arg, now_ms):
+    d._send_ok = True
+    if d._send_result >= 0:
+        d._finish_send(now_ms)
+
+
+def _a_send_result(d, inp, arg, now_ms):
+    d._send_result = arg
+    if d._send_ok:
+        d._finish_send(now_ms)
+
+
+def _a_send_failed(d, inp, arg, now_ms):
+    """FAIL or no answer while sending: refused -> ready; link/timeout -> a link failure;
+    an unknown FAIL code -> full reopen."""
+    if inp == IN_FAIL_REFUSAL:
+        d._end_send(False, R_REFUSED, now_ms)
+        d._resume(now_ms)
+    elif inp == IN_FAIL_REOPEN:
+        d._end_send(False, R_LINK, now_ms)
+        d._reopen(R_UNKNOWN_FAIL, now_ms)
+        d._enter(ST_WAIT_REOPEN, now_ms)
+    else:
+        d._end_send(False, R_TIMEOUT if inp == IN_TIMEOUT else R_LINK, now_ms)
+        d._link_failure(now_ms)
+
+
+def _a_defer_none(d, inp, arg, now_ms):
+    d._after_send = 0
+
+
+def _a_defer_reauth(d, inp, arg, now_ms):
+    if d._after_send < 1:
+        d._after_send = 1
+
+
+def _a_defer_rejoin(d, inp, arg, now_ms):
+    d._after_send = 2
+
+
+def _a_backoff_reset(d, inp, arg, now_ms):
+    d._backoff.reset()
+
+
+def _a_rate_hold(d, inp, arg, now_ms):
+    d._rate_deadline = ticks_add(now_ms, d._t_rate)
+
+
+def _a_rate_release(d, inp, arg, now_ms):
+    d._rate_deadline = None
+
+
+def _a_reopen(d, inp, arg, now_ms):
+    if inp == IN_REOPEN:
+        d._out = []  # asked for: drop what was still to be written
+        d._reopen(R_REQUESTED, now_ms)
+    else:
+        d._reopen(R_TIMEOUT if inp == IN_TIMEOUT else R_INIT_FAILED, now_ms)
+
+
+_ACTIONS = (
+    None, _a_read_mode, _a_mode_hex, _a_joined, _a_join_failed, _a_send_accepted,
+    _a_send_result, _a_send_failed, _a_defer_none, _a_defer_reauth, _a_defer_rejoin,
+    _a_backoff_reset, _a_rate_hold, _a_rate_release, _a_reopen,
+)
