@@ -115,7 +115,10 @@ class LineDecoder:
                 self._n = 0
                 self._scan = 0
                 self._binary_need = -1
-            self._mv[self._n:self._n + k] = memoryview(data)[i:i + k]
+            if k == n:  # the whole chunk fits: no view of it needed
+                self._mv[self._n:self._n + k] = data
+            else:
+                self._mv[self._n:self._n + k] = memoryview(data)[i:i + k]
             self._n += k
             i += k
             self._split_lines(now_ms)

@@ -124,3 +124,15 @@ def test_caller_random_int_sets_the_jitter():
     _, t = run_init(d)
     d.feed(ev(0x24), t)
     assert d.deadline() - t == 999
+
+
+def test_a_version_that_is_not_text_is_counted_garbled_and_init_goes_on():
+    d = WisunDriver(profile(), config())
+    d.poll(0)
+    d.feed(b"OK\r\n", 1)
+    d.poll(1)
+    d.feed(b"OK\r\n", 2)
+    assert d.poll(2) == b"SKVER\r\n"
+    d.feed(b"EVER \xff\xfe\r\nOK\r\n", 3)  # used to raise UnicodeDecodeError out of feed()
+    assert d.version is None and d.counters["garbled_lines"] == 1
+    assert d.poll(3) == b"SKAPPVER\r\n"
