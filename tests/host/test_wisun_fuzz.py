@@ -37,7 +37,7 @@ def test_no_input_makes_the_driver_raise(parts, chunk, binary):
         t += 37
         d.feed(stream[i:i + chunk], t)
         d.poll(t)
-        assert 0 <= d._n <= len(d._buf)
+        assert 0 <= d._lines.held() <= len(d._lines._buf)
         while d.next_event() is not None:
             pass
         if d.can_send():
