@@ -8,8 +8,9 @@ from host_tools import cli_args
 from host_tools.atomic_output import write_text
 from host_tools.exit_codes import OK, USAGE
 from host_tools.pty_link import PtyLinkError, remove_link
-from host_tools.wisun_emulator import (
-    FaultSpecError, WisunEmulator, load_profile, open_pty, parse_faults, profile_ids,
+from host_tools.emulator.wisun_faults import FaultSpecError, parse_faults
+from host_tools.emulator.wisun_link import (
+    START_PREFIX, WisunEmulator, emulator_clock, load_profile, open_pty, profile_ids,
 )
 
 
@@ -53,6 +54,7 @@ def run(args):
     try:
         faults = parse_faults(args.faults)
         profile = load_profile(args.module)
+        emulator_clock(args.time_scale)  # a scale the clock cannot run is a usage error
     except (FaultSpecError, OSError, ValueError) as e:
         print("wisun-emulator: %s" % e, file=sys.stderr)
         return USAGE
@@ -75,8 +77,10 @@ def run(args):
         emu = WisunEmulator(profile, args.collector, faults, args.time_scale, master_fd=master)
         emu.slave, emu.slave_path = slave, path
         emu.start()
-        print("wisun-emulator: %s -> %s, module %s, collector %s:%d"
-              % (args.pty_link, path, profile["id"], args.collector[0], args.collector[1]), flush=True)
+        # the clock field says exactly when emulated time 0 was (docs/commands/wisun-emulator.md)
+        print(START_PREFIX + "%s -> %s, module %s, collector %s:%d, clock %s"
+              % (args.pty_link, path, profile["id"], args.collector[0], args.collector[1],
+                 emu.clock_line()), flush=True)
         done.wait(args.duration)
         emu.stop()
     finally:

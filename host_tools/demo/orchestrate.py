@@ -23,6 +23,7 @@ import time
 
 from host_tools.emulator.clockline import format_line, wall_ms_now
 from host_tools.emulator.simclock import SimClock, parse_start, speed_ratio
+from host_tools.emulator.wisun_link import START_PREFIX as WISUN_START, start_line_clock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = [sys.executable, "-m", "host_tools.cli"]
@@ -32,7 +33,7 @@ _LEAD_MS = 130  # how early the end-freeze line is written: agents re-read every
 _HOLD_MAX_S = 60
 _END_RETRY_S = 2.0  # real seconds without the last slot closed before an agent is restarted
 _SEAL_RETRY_S = 5.0  # real seconds after the last slot without a full day's seal: restart
-_WISUN_IMPORT_MS = 1000  # assumed; corrected by the measured start (ready line) below
+_WISUN_IMPORT_MS = 1000  # assumed; corrected by the start each emulator reports (below)
 
 DEVICE_KINDS = ("inverter", "charger", "meter")
 # kind -> (device id, Modbus transport, agent register map, max power W)
@@ -72,6 +73,18 @@ def _wait_file_line(path, pred, timeout, proc=None):
     return None
 
 
+def _wisun_epoch_wall_ms(start_line):
+    """Wall ms at which a module emulator's time was 0, from the clock on its start line
+    (docs/commands/wisun-emulator.md): its faults count from there."""
+    try:
+        _, wall, sim, num, den = start_line_clock(start_line)[:5]
+    except ValueError as e:
+        raise DemoError("Wi-SUN emulator start: %s" % e)
+    if (num, den) != speed_ratio(1 / WISUN_SCALE):
+        raise DemoError("Wi-SUN emulator runs at %d/%d, not 1/%g" % (num, den, WISUN_SCALE))
+    return wall - sim * den / num
+
+
 def _count_in(path, needle):
     try:
         with open(path, "rb") as f:
@@ -107,7 +120,7 @@ class Device:
         self.kills = []  # planned, simulated s from run start
         self.killed = []  # done
         self.wisun_t0 = None  # planned start of the module emulator's fault clock (wall ms)
-        self.wisun_t0_seen = None  # its ready line's time
+        self.wisun_t0_seen = None  # its start as it reports it (the clock on its start line)
         self.wisun_outages_e = []  # [(start, length)] in its own seconds
 
 
@@ -246,11 +259,13 @@ class Run:
                 d.modbus_port = ready["tcp"][1]
         errs = []
         for d in self.devices:
-            if _wait_file_line(os.path.join(d.dir, "wisun.out"), lambda s: s.startswith("wisun-emulator:"),
-                               20, d.wisun) is None:
+            line = _wait_file_line(os.path.join(d.dir, "wisun.out"),
+                                   lambda s: s.startswith(WISUN_START) and s.endswith("\n"),
+                                   20, d.wisun)
+            if line is None:
                 raise DemoError("%s Wi-SUN emulator did not start: %s" % (
                     d.kind, _tail(os.path.join(d.dir, "wisun.err"))))
-            d.wisun_t0_seen = os.stat(os.path.join(d.dir, "wisun.out")).st_mtime * 1000
+            d.wisun_t0_seen = _wisun_epoch_wall_ms(line.strip())
             errs.append(d.wisun_t0_seen - d.wisun_t0)
         # Shift the planned release by how late the module emulators really started, so
         # their outages land at the planned simulated time (within the spread between them).
@@ -342,8 +357,8 @@ class Run:
 
     def outage_windows(self, d):
         """The link outages of device d as they happened: [(start, end)] in simulated
-        seconds from the run's start (from the module emulator's own clock, whose start is
-        its ready line's time, mapped through the clock's running line)."""
+        seconds from the run's start (from the module emulator's own clock, whose start it
+        reports on its start line, mapped through the clock's running line)."""
         num, den = self.speed
         out = []
         for a, n in d.wisun_outages_e:

@@ -118,6 +118,11 @@ class SimClock:
         self.refresh()
         return self._vals[3], self._vals[4]
 
+    def line(self):
+        """The clock as its one-line text (the file format above), without the newline."""
+        self.refresh()
+        return format_line(*self._vals[1:]).strip()
+
     def real_seconds_for(self, sim_ms):
         """Real seconds it takes the clock to advance sim_ms (None when frozen)."""
         num, den = self.speed

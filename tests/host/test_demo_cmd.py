@@ -58,3 +58,21 @@ def test_demo_refuses_bad_options(tmp_path, capsys):
         assert main(["demo", "--out", str(tmp_path / "x")] + argv) == 2, argv
         assert "smeter demo:" in capsys.readouterr().err, argv
     assert not (tmp_path / "x" / "run").exists() or not os.listdir(tmp_path / "x" / "run")
+
+
+def test_the_demo_takes_the_module_emulators_start_from_its_start_line():
+    # the start is the emulator's clock (emulated 0 at WALL_MS), not the output file's mtime
+    from host_tools.demo.orchestrate import DemoError, WISUN_SCALE, _wisun_epoch_wall_ms
+    from host_tools.emulator.wisun_link import emulator_clock
+
+    clock = emulator_clock(WISUN_SCALE)
+    line = ("wisun-emulator: /x/wisun0 -> /dev/pts/9, module bp35a1, collector 127.0.0.1:1, "
+            "clock " + clock.line())
+    assert _wisun_epoch_wall_ms(line) == clock._vals[1]
+    # a line written later, still at emulated 2000 ms: the start is 2000 / 20 = 100 wall ms back
+    later = line.rsplit(" clock ", 1)[0] + " clock 1 1000100 2000 20 1 0 0"
+    assert _wisun_epoch_wall_ms(later) == 1000000
+    with pytest.raises(DemoError):  # another speed than the demo asked for
+        _wisun_epoch_wall_ms(line.rsplit(" clock ", 1)[0] + " clock 1 1000 0 100 1 0 0")
+    with pytest.raises(DemoError):  # no clock on the line
+        _wisun_epoch_wall_ms("wisun-emulator: /x -> /dev/pts/9, module bp35a1")

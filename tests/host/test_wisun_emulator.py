@@ -24,8 +24,9 @@ from edge.wisun import (  # noqa: E402
     GATE_RATE, GATE_SESSION, MODE_HEX, WisunDriver, WisunPayloadTooLarge,
 )
 from host_tools.commands import wisun_emulator as wisun_emulator_cmd  # noqa: E402
-from host_tools.wisun_emulator import (  # noqa: E402
-    FaultSpecError, WisunEmulator, load_profile, parse_faults, profile_ids,
+from host_tools.emulator.wisun_faults import FaultSpecError, parse_faults  # noqa: E402
+from host_tools.emulator.wisun_link import (  # noqa: E402
+    WisunEmulator, load_profile, profile_ids, start_line_clock,
 )
 
 COORD = "FE80:0000:0000:0000:021D:1290:1234:5678"
@@ -305,11 +306,11 @@ def test_join_failures_back_off_then_join(rig):
 def test_fault_spec_grammar():
     f = parse_faults("link_down=600s@3600s,link_down=1h@2h,drop=0.05,garbage=0.01,"
                      "session_expiry=7200s,seed=7,arib=10m@30,join_fail=1,lose=0,truncate=1")
-    assert f["link_down"] == [(3600.0, 600.0), (7200.0, 3600.0)]
-    assert f["arib"] == [(30.0, 600.0)]
-    assert (f["drop"], f["garbage"], f["lose"], f["truncate"]) == (0.05, 0.01, 0.0, 1.0)
-    assert (f["session_expiry"], f["seed"], f["join_fail"]) == (7200.0, 7, 1)
-    assert parse_faults("")["link_down"] == []
+    assert f.link_down == [(3600e3, 600e3), (7200e3, 3600e3)]  # (at, duration) in ms
+    assert f.arib == [(30e3, 600e3)]
+    assert (f.drop, f.garbage, f.lose, f.truncate) == (0.05, 0.01, 0.0, 1.0)
+    assert (f.session_expiry_ms, f.seed, f.join_fail) == (7200e3, 7, 1)
+    assert parse_faults("").link_down == []
     for bad in ("drop=2", "drop=x", "link_down=600s", "nonsense=1", "seed=a", "oops",
                 "session_expiry=0", "link_down=10x@5s"):
         with pytest.raises(FaultSpecError):
@@ -342,6 +343,10 @@ def test_cli_runs_on_a_pty_link_until_sigterm(echo, tmp_path):
     try:
         line = proc.stdout.readline().decode()
         assert line.startswith("wisun-emulator: " + link)
+        # the start line carries the emulator's clock: emulated 0 was at its WALL_MS, 100x
+        clock = start_line_clock(line.strip())
+        assert clock[2] == 0 and (clock[3], clock[4]) == (100, 1)
+        assert abs(clock[1] - time.time() * 1000) < 10000
         a = Agent(link, fast(load_profile("bp35a1")))
         a.run_until(lambda: a.of(EV_JOINED))
         a.deliver([b"via-cli"])
@@ -361,6 +366,16 @@ def test_cli_rejects_a_bad_fault_spec(tmp_path):
          "--collector", "127.0.0.1:9", "--faults", "drop=7"],
         capture_output=True, cwd=ROOT, timeout=30)
     assert proc.returncode == 2 and b"drop must be within 0..1" in proc.stderr
+    assert not os.path.lexists(tmp_path / "x")
+
+
+def test_cli_rejects_a_time_scale_its_clock_cannot_run(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI, "wisun-emulator", "--pty-link", str(tmp_path / "x"),
+         "--collector", "127.0.0.1:9", "--time-scale", "1e-9"],
+        capture_output=True, cwd=ROOT, timeout=30)
+    assert proc.returncode == 2 and b"time scale must be within" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert not os.path.lexists(tmp_path / "x")
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from conftest import ROOT, run_micropython
-from host_tools.wisun_emulator import WisunEmulator, load_profile
+from host_tools.emulator.wisun_link import WisunEmulator, load_profile
 
 SCRIPT = r'''
 import sys, time, json, termios
