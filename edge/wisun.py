@@ -61,24 +61,24 @@ STATE_NAMES = (
 )
 
 # --- inputs of the transition table -------------------------------------------------------
-IN_START = const(0)  # poll() in idle
-IN_OK = const(1)  # "OK"
-IN_OK_MODE = const(2)  # "OK hh" (ROPT's answer; arg: the mode, -2 if not two hex digits)
-IN_FAIL_REFUSAL = const(3)  # FAIL ER04/05/06 (arg: the code)
-IN_FAIL_LINK = const(4)  # FAIL ER09/10
-IN_FAIL_REOPEN = const(5)  # any other FAIL code
-IN_TIMEOUT = const(6)  # the command or wait deadline passed
-IN_RATE_TIMEOUT = const(7)  # no EVENT 33 within timing_ms.rate_gate_max
-IN_EV21 = const(8)  # send result (arg: its parameter)
-IN_EV24 = const(9)
-IN_EV25 = const(10)
-IN_EV_END = const(11)  # EVENT 26, 27, 28
-IN_EV29 = const(12)
-IN_EV32 = const(13)
-IN_EV33 = const(14)
-IN_EV_OTHER = const(15)  # 01, 02, 05, 1F, 20, 22, C0 and undocumented numbers
-IN_SEND = const(16)  # send()
-IN_REOPEN = const(17)  # reopen()
+_IN_START = const(0)  # poll() in idle
+_IN_OK = const(1)  # "OK"
+_IN_OK_MODE = const(2)  # "OK hh" (ROPT's answer; arg: the mode, -2 if not two hex digits)
+_IN_FAIL_REFUSAL = const(3)  # FAIL ER04/05/06 (arg: the code)
+_IN_FAIL_LINK = const(4)  # FAIL ER09/10
+_IN_FAIL_REOPEN = const(5)  # any other FAIL code
+_IN_TIMEOUT = const(6)  # the command or wait deadline passed
+_IN_RATE_TIMEOUT = const(7)  # no EVENT 33 within timing_ms.rate_gate_max
+_IN_EV21 = const(8)  # send result (arg: its parameter)
+_IN_EV24 = const(9)
+_IN_EV25 = const(10)
+_IN_EV_END = const(11)  # EVENT 26, 27, 28
+_IN_EV29 = const(12)
+_IN_EV32 = const(13)
+_IN_EV33 = const(14)
+_IN_EV_OTHER = const(15)  # 01, 02, 05, 1F, 20, 22, C0 and undocumented numbers
+_IN_SEND = const(16)  # send()
+_IN_REOPEN = const(17)  # reopen()
 _N_INPUTS = const(18)
 
 INPUT_NAMES = (
@@ -92,38 +92,40 @@ NX_SAME = const(-1)  # the state does not change
 NX_ACTION = const(-2)  # the action decides (a guard: see ACTION_NAMES in docs/wisun.md)
 
 # gate column
-G_NONE = const(0)
-G_SESSION_OPEN = const(1)
-G_SESSION_CLOSE = const(2)
-G_RATE_OPEN = const(3)
-G_RATE_CLOSE = const(4)
+_G_NONE = const(0)
+_G_SESSION_OPEN = const(1)
+_G_SESSION_CLOSE = const(2)
+_G_RATE_OPEN = const(3)
+_G_RATE_CLOSE = const(4)
 GATE_CHANGE_NAMES = ("", "session open", "session closed", "rate open", "rate closed")
 
 # action column (functions in _ACTIONS, same order)
-A_NONE = const(0)
-A_READ_MODE = const(1)
-A_MODE_HEX = const(2)
-A_JOINED = const(3)
-A_JOIN_FAILED = const(4)
-A_SEND_ACCEPTED = const(5)
-A_SEND_RESULT = const(6)
-A_SEND_FAILED = const(7)
-A_DEFER_NONE = const(8)
-A_DEFER_REAUTH = const(9)
-A_DEFER_REJOIN = const(10)
-A_BACKOFF_RESET = const(11)
-A_RATE_HOLD = const(12)
-A_RATE_RELEASE = const(13)
-A_REOPEN = const(14)
+_A_NONE = const(0)
+_A_READ_MODE = const(1)
+_A_MODE_HEX = const(2)
+_A_JOINED = const(3)
+_A_JOIN_FAILED = const(4)
+_A_SEND_ACCEPTED = const(5)
+_A_SEND_RESULT = const(6)
+_A_SEND_FAILED = const(7)
+_A_DEFER_NONE = const(8)
+_A_DEFER_REAUTH = const(9)
+_A_DEFER_REJOIN = const(10)
+_A_BACKOFF_RESET = const(11)
+_A_RATE_HOLD = const(12)
+_A_RATE_RELEASE = const(13)
+_A_REOPEN = const(14)
 ACTION_NAMES = (
     "", "read_mode", "mode_hex", "joined", "join_failed", "send_accepted", "send_result",
     "send_failed", "defer_none", "defer_reauth", "defer_rejoin", "backoff_reset", "rate_hold",
     "rate_release", "reopen",
 )
 
-_INIT = (ST_RESET, ST_ECHO, ST_VER, ST_APPVER, ST_ROPT, ST_WOPT, ST_PWD, ST_RBID, ST_CHAN,
-         ST_PAN)
-_ANY = ()  # every state no earlier row names for this input
+# const(): the rows below are then literals, and the whole table one constant that a frozen
+# build keeps in flash
+_INIT = const((ST_RESET, ST_ECHO, ST_VER, ST_APPVER, ST_ROPT, ST_WOPT, ST_PWD, ST_RBID, ST_CHAN,
+               ST_PAN))
+_ANY = const(())  # every state no earlier row names for this input
 
 # The rules, h11-style: (states, input, next, gate change, counter, action). The first row
 # naming a (state, input) pair applies; _ANY rows hold for the states not named above them.
@@ -131,77 +133,89 @@ _ANY = ()  # every state no earlier row names for this input
 # init state or join writes its command; see _enter). Pairs no row names cannot occur
 # (send() and poll() check first). docs/wisun.md#transitions prints this table.
 TRANSITIONS = (
-    ((ST_IDLE,), IN_START, ST_RESET, G_NONE, None, A_NONE),
+    ((ST_IDLE,), _IN_START, ST_RESET, _G_NONE, None, _A_NONE),
     # the init sequence: one command outstanding, each OK issues the next
-    ((ST_RESET,), IN_OK, ST_ECHO, G_NONE, None, A_NONE),
-    ((ST_ECHO,), IN_OK, ST_VER, G_NONE, None, A_NONE),
-    ((ST_VER,), IN_OK, ST_APPVER, G_NONE, None, A_NONE),
-    ((ST_APPVER,), IN_OK, ST_ROPT, G_NONE, None, A_NONE),
-    ((ST_ROPT,), IN_OK_MODE, NX_ACTION, G_NONE, None, A_READ_MODE),
-    ((ST_ROPT,), IN_OK, NX_SAME, G_NONE, "garbled_lines", A_NONE),
-    ((ST_WOPT,), IN_OK, ST_PWD, G_NONE, "wopt_writes", A_MODE_HEX),
-    ((ST_PWD,), IN_OK, ST_RBID, G_NONE, None, A_NONE),
-    ((ST_RBID,), IN_OK, ST_CHAN, G_NONE, None, A_NONE),
-    ((ST_CHAN,), IN_OK, ST_PAN, G_NONE, None, A_NONE),
-    ((ST_PAN,), IN_OK, ST_JOIN, G_NONE, None, A_NONE),
-    ((ST_JOIN,), IN_OK, NX_SAME, G_NONE, None, A_NONE),
-    ((ST_SENDING,), IN_OK, NX_ACTION, G_NONE, None, A_SEND_ACCEPTED),
-    (_ANY, IN_OK, NX_SAME, G_NONE, "stray_ok", A_NONE),
-    (_ANY, IN_OK_MODE, NX_SAME, G_NONE, "stray_ok", A_NONE),
+    ((ST_RESET,), _IN_OK, ST_ECHO, _G_NONE, None, _A_NONE),
+    ((ST_ECHO,), _IN_OK, ST_VER, _G_NONE, None, _A_NONE),
+    ((ST_VER,), _IN_OK, ST_APPVER, _G_NONE, None, _A_NONE),
+    ((ST_APPVER,), _IN_OK, ST_ROPT, _G_NONE, None, _A_NONE),
+    ((ST_ROPT,), _IN_OK_MODE, NX_ACTION, _G_NONE, None, _A_READ_MODE),
+    ((ST_ROPT,), _IN_OK, NX_SAME, _G_NONE, "garbled_lines", _A_NONE),
+    ((ST_WOPT,), _IN_OK, ST_PWD, _G_NONE, "wopt_writes", _A_MODE_HEX),
+    ((ST_PWD,), _IN_OK, ST_RBID, _G_NONE, None, _A_NONE),
+    ((ST_RBID,), _IN_OK, ST_CHAN, _G_NONE, None, _A_NONE),
+    ((ST_CHAN,), _IN_OK, ST_PAN, _G_NONE, None, _A_NONE),
+    ((ST_PAN,), _IN_OK, ST_JOIN, _G_NONE, None, _A_NONE),
+    ((ST_JOIN,), _IN_OK, NX_SAME, _G_NONE, None, _A_NONE),
+    ((ST_SENDING,), _IN_OK, NX_ACTION, _G_NONE, None, _A_SEND_ACCEPTED),
+    (_ANY, _IN_OK, NX_SAME, _G_NONE, "stray_ok", _A_NONE),
+    (_ANY, _IN_OK_MODE, NX_SAME, _G_NONE, "stray_ok", _A_NONE),
     # optional init commands: refused or silent, the sequence goes on without them
-    ((ST_APPVER,), IN_FAIL_REFUSAL, ST_ROPT, G_NONE, None, A_NONE),
-    ((ST_ROPT,), IN_FAIL_REFUSAL, ST_PWD, G_NONE, None, A_MODE_HEX),
-    ((ST_WOPT,), IN_FAIL_REFUSAL, ST_PWD, G_NONE, None, A_NONE),
-    ((ST_APPVER,), IN_TIMEOUT, ST_ROPT, G_NONE, "timeouts", A_NONE),
-    ((ST_ROPT, ST_WOPT), IN_TIMEOUT, ST_PWD, G_NONE, "timeouts", A_NONE),
-    (_INIT, IN_FAIL_REFUSAL, ST_WAIT_REOPEN, G_NONE, None, A_REOPEN),
-    (_INIT, IN_FAIL_LINK, ST_WAIT_REOPEN, G_NONE, None, A_REOPEN),
-    (_INIT, IN_FAIL_REOPEN, ST_WAIT_REOPEN, G_NONE, None, A_REOPEN),
-    (_INIT, IN_TIMEOUT, ST_WAIT_REOPEN, G_NONE, "timeouts", A_REOPEN),
+    ((ST_APPVER,), _IN_FAIL_REFUSAL, ST_ROPT, _G_NONE, None, _A_NONE),
+    ((ST_ROPT,), _IN_FAIL_REFUSAL, ST_PWD, _G_NONE, None, _A_MODE_HEX),
+    ((ST_WOPT,), _IN_FAIL_REFUSAL, ST_PWD, _G_NONE, None, _A_NONE),
+    ((ST_APPVER,), _IN_TIMEOUT, ST_ROPT, _G_NONE, "timeouts", _A_NONE),
+    ((ST_ROPT, ST_WOPT), _IN_TIMEOUT, ST_PWD, _G_NONE, "timeouts", _A_NONE),
+    (_INIT, _IN_FAIL_REFUSAL, ST_WAIT_REOPEN, _G_NONE, None, _A_REOPEN),
+    (_INIT, _IN_FAIL_LINK, ST_WAIT_REOPEN, _G_NONE, None, _A_REOPEN),
+    (_INIT, _IN_FAIL_REOPEN, ST_WAIT_REOPEN, _G_NONE, None, _A_REOPEN),
+    (_INIT, _IN_TIMEOUT, ST_WAIT_REOPEN, _G_NONE, "timeouts", _A_REOPEN),
     # joining
-    ((ST_JOIN,), IN_EV25, ST_READY, G_SESSION_OPEN, "joins", A_JOINED),
-    ((ST_JOIN,), IN_EV24, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
-    ((ST_JOIN,), IN_FAIL_REFUSAL, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
-    ((ST_JOIN,), IN_FAIL_LINK, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
-    ((ST_JOIN,), IN_FAIL_REOPEN, NX_ACTION, G_NONE, None, A_JOIN_FAILED),
-    ((ST_JOIN,), IN_TIMEOUT, NX_ACTION, G_NONE, "timeouts", A_JOIN_FAILED),
+    ((ST_JOIN,), _IN_EV25, ST_READY, _G_SESSION_OPEN, "joins", _A_JOINED),
+    ((ST_JOIN,), _IN_EV24, NX_ACTION, _G_NONE, None, _A_JOIN_FAILED),
+    ((ST_JOIN,), _IN_FAIL_REFUSAL, NX_ACTION, _G_NONE, None, _A_JOIN_FAILED),
+    ((ST_JOIN,), _IN_FAIL_LINK, NX_ACTION, _G_NONE, None, _A_JOIN_FAILED),
+    ((ST_JOIN,), _IN_FAIL_REOPEN, NX_ACTION, _G_NONE, None, _A_JOIN_FAILED),
+    ((ST_JOIN,), _IN_TIMEOUT, NX_ACTION, _G_NONE, "timeouts", _A_JOIN_FAILED),
     # sending: the result needs both OK and EVENT 21, in either order; session events that
     # arrive meanwhile are applied when it ends
-    ((ST_READY,), IN_SEND, ST_SENDING, G_NONE, None, A_NONE),
-    ((ST_SENDING,), IN_EV21, NX_ACTION, G_NONE, None, A_SEND_RESULT),
-    ((ST_SENDING,), IN_FAIL_REFUSAL, NX_ACTION, G_NONE, None, A_SEND_FAILED),
-    ((ST_SENDING,), IN_FAIL_LINK, NX_ACTION, G_NONE, None, A_SEND_FAILED),
-    ((ST_SENDING,), IN_FAIL_REOPEN, NX_ACTION, G_NONE, None, A_SEND_FAILED),
-    ((ST_SENDING,), IN_TIMEOUT, NX_ACTION, G_NONE, "timeouts", A_SEND_FAILED),
-    ((ST_SENDING,), IN_EV25, NX_SAME, G_SESSION_OPEN, None, A_DEFER_NONE),
-    ((ST_SENDING,), IN_EV24, NX_SAME, G_SESSION_CLOSE, None, A_DEFER_REJOIN),
-    ((ST_SENDING,), IN_EV_END, NX_SAME, G_SESSION_CLOSE, None, A_DEFER_REJOIN),
-    ((ST_SENDING,), IN_EV29, NX_SAME, G_SESSION_CLOSE, None, A_DEFER_REAUTH),
+    ((ST_READY,), _IN_SEND, ST_SENDING, _G_NONE, None, _A_NONE),
+    ((ST_SENDING,), _IN_EV21, NX_ACTION, _G_NONE, None, _A_SEND_RESULT),
+    ((ST_SENDING,), _IN_FAIL_REFUSAL, NX_ACTION, _G_NONE, None, _A_SEND_FAILED),
+    ((ST_SENDING,), _IN_FAIL_LINK, NX_ACTION, _G_NONE, None, _A_SEND_FAILED),
+    ((ST_SENDING,), _IN_FAIL_REOPEN, NX_ACTION, _G_NONE, None, _A_SEND_FAILED),
+    ((ST_SENDING,), _IN_TIMEOUT, NX_ACTION, _G_NONE, "timeouts", _A_SEND_FAILED),
+    ((ST_SENDING,), _IN_EV25, NX_SAME, _G_SESSION_OPEN, None, _A_DEFER_NONE),
+    ((ST_SENDING,), _IN_EV24, NX_SAME, _G_SESSION_CLOSE, None, _A_DEFER_REJOIN),
+    ((ST_SENDING,), _IN_EV_END, NX_SAME, _G_SESSION_CLOSE, None, _A_DEFER_REJOIN),
+    ((ST_SENDING,), _IN_EV29, NX_SAME, _G_SESSION_CLOSE, None, _A_DEFER_REAUTH),
     # the session
-    ((ST_READY, ST_REAUTH), IN_EV24, ST_WAIT_REJOIN, G_SESSION_CLOSE, None, A_NONE),
-    ((ST_READY, ST_REAUTH), IN_EV_END, ST_WAIT_REJOIN, G_SESSION_CLOSE, None, A_NONE),
-    ((ST_READY,), IN_EV29, ST_REAUTH, G_SESSION_CLOSE, None, A_NONE),
-    ((ST_REAUTH,), IN_EV25, ST_READY, G_SESSION_OPEN, None, A_NONE),
-    ((ST_REAUTH,), IN_TIMEOUT, ST_WAIT_REJOIN, G_NONE, "timeouts", A_NONE),
-    ((ST_WAIT_REJOIN,), IN_EV25, ST_READY, G_SESSION_OPEN, None, A_BACKOFF_RESET),
-    ((ST_WAIT_REJOIN,), IN_TIMEOUT, ST_JOIN, G_NONE, None, A_NONE),
-    ((ST_WAIT_REOPEN,), IN_TIMEOUT, ST_RESET, G_NONE, None, A_NONE),
+    ((ST_READY, ST_REAUTH), _IN_EV24, ST_WAIT_REJOIN, _G_SESSION_CLOSE, None, _A_NONE),
+    ((ST_READY, ST_REAUTH), _IN_EV_END, ST_WAIT_REJOIN, _G_SESSION_CLOSE, None, _A_NONE),
+    ((ST_READY,), _IN_EV29, ST_REAUTH, _G_SESSION_CLOSE, None, _A_NONE),
+    ((ST_REAUTH,), _IN_EV25, ST_READY, _G_SESSION_OPEN, None, _A_NONE),
+    ((ST_REAUTH,), _IN_TIMEOUT, ST_WAIT_REJOIN, _G_NONE, "timeouts", _A_NONE),
+    ((ST_WAIT_REJOIN,), _IN_EV25, ST_READY, _G_SESSION_OPEN, None, _A_BACKOFF_RESET),
+    ((ST_WAIT_REJOIN,), _IN_TIMEOUT, ST_JOIN, _G_NONE, None, _A_NONE),
+    ((ST_WAIT_REOPEN,), _IN_TIMEOUT, ST_RESET, _G_NONE, None, _A_NONE),
     # in every other state
-    (_ANY, IN_EV25, NX_SAME, G_SESSION_OPEN, None, A_NONE),
-    (_ANY, IN_EV_END, NX_SAME, G_SESSION_CLOSE, None, A_NONE),
-    (_ANY, IN_EV29, NX_SAME, G_SESSION_CLOSE, None, A_NONE),
-    (_ANY, IN_EV24, NX_SAME, G_NONE, "other_events", A_NONE),
-    (_ANY, IN_EV21, NX_SAME, G_NONE, "other_events", A_NONE),
-    (_ANY, IN_EV_OTHER, NX_SAME, G_NONE, "other_events", A_NONE),
-    (_ANY, IN_FAIL_REFUSAL, NX_SAME, G_NONE, None, A_NONE),
-    (_ANY, IN_FAIL_LINK, NX_SAME, G_NONE, None, A_NONE),
-    (_ANY, IN_FAIL_REOPEN, NX_SAME, G_NONE, None, A_NONE),
-    (_ANY, IN_TIMEOUT, NX_SAME, G_NONE, "timeouts", A_NONE),
-    (_ANY, IN_EV32, NX_SAME, G_RATE_CLOSE, None, A_RATE_HOLD),
-    (_ANY, IN_EV33, NX_SAME, G_RATE_OPEN, None, A_RATE_RELEASE),
-    (_ANY, IN_RATE_TIMEOUT, NX_SAME, G_RATE_OPEN, "rate_gate_timeouts", A_RATE_RELEASE),
-    (_ANY, IN_REOPEN, ST_RESET, G_NONE, None, A_REOPEN),
+    (_ANY, _IN_EV25, NX_SAME, _G_SESSION_OPEN, None, _A_NONE),
+    (_ANY, _IN_EV_END, NX_SAME, _G_SESSION_CLOSE, None, _A_NONE),
+    (_ANY, _IN_EV29, NX_SAME, _G_SESSION_CLOSE, None, _A_NONE),
+    (_ANY, _IN_EV24, NX_SAME, _G_NONE, "other_events", _A_NONE),
+    (_ANY, _IN_EV21, NX_SAME, _G_NONE, "other_events", _A_NONE),
+    (_ANY, _IN_EV_OTHER, NX_SAME, _G_NONE, "other_events", _A_NONE),
+    (_ANY, _IN_FAIL_REFUSAL, NX_SAME, _G_NONE, None, _A_NONE),
+    (_ANY, _IN_FAIL_LINK, NX_SAME, _G_NONE, None, _A_NONE),
+    (_ANY, _IN_FAIL_REOPEN, NX_SAME, _G_NONE, None, _A_NONE),
+    (_ANY, _IN_TIMEOUT, NX_SAME, _G_NONE, "timeouts", _A_NONE),
+    (_ANY, _IN_EV32, NX_SAME, _G_RATE_CLOSE, None, _A_RATE_HOLD),
+    (_ANY, _IN_EV33, NX_SAME, _G_RATE_OPEN, None, _A_RATE_RELEASE),
+    (_ANY, _IN_RATE_TIMEOUT, NX_SAME, _G_RATE_OPEN, "rate_gate_timeouts", _A_RATE_RELEASE),
+    (_ANY, _IN_REOPEN, ST_RESET, _G_NONE, None, _A_REOPEN),
 )
+
+
+# What entering each init state (and join) writes, and the timing_ms key of its deadline;
+# from pwd on, a template the config fills (_command_args). Built on entry, as the
+# module would have it, so a driver instance holds no copy of its credentials' commands.
+_COMMANDS = (
+    None, b"SKRESET\r\n", b"SKSREG SFE 0\r\n", b"SKVER\r\n", b"SKAPPVER\r\n", b"ROPT\r\n",
+    b"WOPT 01\r\n", "SKSETPWD %X %s\r\n", "SKSETRBID %s\r\n", "SKSREG S2 %X\r\n",
+    "SKSREG S3 %04X\r\n", "SKJOIN %s\r\n",
+)
+_COMMAND_TIMING = (None, "reset", "cmd", "cmd", "cmd", "cmd", "wopt", "cmd", "cmd", "cmd", "cmd",
+                   "join")
 
 
 def _compile(rows):
@@ -353,7 +367,6 @@ def _token(s, lo, hi):
     return True
 
 
-
 class WisunDriver:
     """One module, one coordinator (the smart meter), one UDP destination (the collector)."""
 
@@ -362,18 +375,12 @@ class WisunDriver:
         self.profile = profile
         self.max_payload = profile["max_payload"]
         t = profile["timing_ms"]
-        self._t_cmd = t["cmd"]
-        self._t_send = t["send"]
-        self._t_reauth = t["reauth"]
-        self._t_rate = t["rate_gate_max"]
-        self._side = profile.get("sendto_side")
-        self._ropt = profile["ropt"]
-        self._modes = profile["payload_modes"]
+        self._timing = t  # read when a deadline is set, not copied: a driver holds little
         try:
-            rbid = config["rbid"]
-            pwd = config["pwd"]
-            channel = int(config["channel"])
-            pan_id = int(config["pan_id"])
+            self._rbid = rbid = config["rbid"]
+            self._pwd = pwd = config["pwd"]
+            self._channel = channel = int(config["channel"])
+            self._pan_id = pan_id = int(config["pan_id"])
             self._coord = config["coordinator"]
             self._port = int(config.get("dest_port", 0x0E1A))
             self._sec = int(config.get("sec", 1))
@@ -391,24 +398,14 @@ class WisunDriver:
         if not (0 <= self._port <= 0xFFFF and 0 <= pan_id <= 0xFFFF
                 and 0 <= channel <= 0xFF and 0 <= self._sec <= 2):
             raise WisunConfigError("dest_port and pan_id are 16-bit, channel 8-bit, sec 0..2")
-        # the command each init state (and join) writes on entry, and its deadline
-        self._commands = (
-            None, b"SKRESET\r\n", b"SKSREG SFE 0\r\n", b"SKVER\r\n", b"SKAPPVER\r\n",
-            b"ROPT\r\n", b"WOPT 01\r\n", ("SKSETPWD %X %s\r\n" % (len(pwd), pwd)).encode(),
-            ("SKSETRBID %s\r\n" % rbid).encode(), ("SKSREG S2 %X\r\n" % channel).encode(),
-            ("SKSREG S3 %04X\r\n" % pan_id).encode(), ("SKJOIN %s\r\n" % self._coord).encode(),
-        )
-        c = self._t_cmd
-        self._command_ms = (0, t["reset"], c, c, c, c, t["wopt"], c, c, c, c, t["join"])
         self._rand = rand
         self._lines = LineDecoder(self.max_payload, profile["erxudp_fields"],
-                                  bool(profile.get("event_side")), t["line_gap"],
-                                  self._on_line, self._count)
+                                  bool(profile.get("event_side")), t["line_gap"], self)
         # protocol state
         self.state = ST_IDLE
         self.session_open = False
         self.rate_open = True
-        self._set_mode(MODE_HEX if "binary" not in self._modes else MODE_BINARY)
+        self._set_mode(MODE_HEX if "binary" not in profile["payload_modes"] else MODE_BINARY)
         self.version = None
         self.app_version = None
         self._deadline = None  # tick of the current wait, or None
@@ -447,12 +444,12 @@ class WisunDriver:
     def poll(self, now_ms):
         """Advance timers; return the bytes to write to the module (b'' when none)."""
         if self.state == ST_IDLE:
-            self._step(IN_START, None, now_ms)
+            self._step(_IN_START, None, now_ms)
         if self._rate_deadline is not None and ticks_diff(now_ms, self._rate_deadline) >= 0:
-            self._step(IN_RATE_TIMEOUT, None, now_ms)
+            self._step(_IN_RATE_TIMEOUT, None, now_ms)
         if self._deadline is not None and ticks_diff(now_ms, self._deadline) >= 0:
             self._deadline = None
-            self._step(IN_TIMEOUT, None, now_ms)
+            self._step(_IN_TIMEOUT, None, now_ms)
         if not self._out:
             return b""
         out = b"".join(self._out)
@@ -470,21 +467,22 @@ class WisunDriver:
             raise WisunPayloadTooLarge("payload exceeds the module limit", (n, self.max_payload))
         if not self.can_send():
             raise WisunNotReady("no send now", STATE_NAMES[self.state])
-        if self._side is None:
+        side = self.profile.get("sendto_side")
+        if side is None:
             head = "SKSENDTO 1 %s %04X %d %04X " % (self._coord, self._port, self._sec, n)
         else:
             head = "SKSENDTO 1 %s %04X %d %d %04X " % (
-                self._coord, self._port, self._sec, self._side, n)
+                self._coord, self._port, self._sec, side, n)
         self._send_tag = tag
         self._send_ok = False
         self._send_result = -1
         self._after_send = 0
-        self._step(IN_SEND, None, now_ms)
+        self._step(_IN_SEND, None, now_ms)
         return head.encode() + bytes(payload)
 
     def reopen(self, now_ms):
         """Force a full reopen (SKRESET and the whole init) at once, e.g. after an agent restart."""
-        self._step(IN_REOPEN, None, now_ms)
+        self._step(_IN_REOPEN, None, now_ms)
 
     def feed(self, data, now_ms):
         """Bytes read from the module, in any chunking."""
@@ -496,18 +494,18 @@ class WisunDriver:
         if kind == LN_EVENT:
             self._step(_event_input(a), b, now_ms)
         elif kind == LN_OK:
-            self._step(IN_OK if a == -1 else IN_OK_MODE, a, now_ms)
+            self._step(_IN_OK if a == -1 else _IN_OK_MODE, a, now_ms)
         elif kind == LN_FAIL:
             cls = classify_fail(a)
             if cls == FAIL_REFUSAL:
                 self._count("fail_refusal")
-                self._step(IN_FAIL_REFUSAL, a, now_ms)
+                self._step(_IN_FAIL_REFUSAL, a, now_ms)
             elif cls == FAIL_LINK:
                 self._count("fail_link")
-                self._step(IN_FAIL_LINK, a, now_ms)
+                self._step(_IN_FAIL_LINK, a, now_ms)
             else:
                 self._count("fail_reopen")
-                self._step(IN_FAIL_REOPEN, a, now_ms)
+                self._step(_IN_FAIL_REOPEN, a, now_ms)
         elif kind == LN_ERXUDP:
             # only the collector's replies go up: any other service is counted for what it is
             if c != self._port:
@@ -546,11 +544,11 @@ class WisunDriver:
         if row[4] is not None:
             self._count(row[4])
         g = row[3]
-        if g == G_SESSION_OPEN or g == G_SESSION_CLOSE:
-            self._set_gate(GATE_SESSION, g == G_SESSION_OPEN)
-        elif g != G_NONE:
-            self._set_gate(GATE_RATE, g == G_RATE_OPEN)
-        if row[5] != A_NONE:
+        if g == _G_SESSION_OPEN or g == _G_SESSION_CLOSE:
+            self._set_gate(GATE_SESSION, g == _G_SESSION_OPEN)
+        elif g != _G_NONE:
+            self._set_gate(GATE_RATE, g == _G_RATE_OPEN)
+        if row[5] != _A_NONE:
             _ACTIONS[row[5]](self, inp, arg, now_ms)
         if row[2] >= 0:
             self._enter(row[2], now_ms)
@@ -558,23 +556,37 @@ class WisunDriver:
     def _enter(self, st, now_ms):
         """Entering a state: init states and join write their command under its deadline."""
         if ST_RESET <= st <= ST_JOIN:
-            if st == ST_ROPT and not self._ropt:  # profile: no ROPT/WOPT, hex-ASCII only
+            if st == ST_ROPT and not self.profile["ropt"]:  # profile: no ROPT/WOPT, hex-ASCII only
                 self._set_mode(MODE_HEX)
                 st = ST_PWD
-            self._out.append(self._commands[st])
-            self._deadline = ticks_add(now_ms, self._command_ms[st])
+            cmd = _COMMANDS[st]
+            if st >= ST_PWD:  # the credentials, radio settings and coordinator: the config's
+                cmd = (cmd % self._command_args(st)).encode()
+            self._out.append(cmd)
+            self._deadline = ticks_add(now_ms, self._timing[_COMMAND_TIMING[st]])
         elif st == ST_READY:
             self._deadline = None
         elif st == ST_SENDING:
-            self._deadline = ticks_add(now_ms, self._t_send)
+            self._deadline = ticks_add(now_ms, self._timing["send"])
         elif st == ST_REAUTH:
-            self._deadline = ticks_add(now_ms, self._t_reauth)
+            self._deadline = ticks_add(now_ms, self._timing["reauth"])
         elif st == ST_WAIT_REJOIN:
             self._set_gate(GATE_SESSION, False)
             self._deadline = ticks_add(now_ms, self._backoff.next_delay(self._draw()))
         elif st == ST_WAIT_REOPEN:
             self._deadline = ticks_add(now_ms, self._backoff.next_delay(self._draw()))
         self.state = st
+
+    def _command_args(self, st):
+        if st == ST_PWD:
+            return (len(self._pwd), self._pwd)
+        if st == ST_RBID:
+            return self._rbid
+        if st == ST_CHAN:
+            return self._channel
+        if st == ST_PAN:
+            return self._pan_id
+        return self._coord
 
     def _set_mode(self, mode):
         self.payload_mode = mode
@@ -656,6 +668,10 @@ class WisunDriver:
         if name not in _QUIET_COUNTERS:
             self._emit(EV_ERROR, name, c)
 
+    # the line decoder's hooks (a handler object rather than two bound methods: less RAM)
+    module_line = _on_line
+    count = _count
+
     def _emit(self, kind, a, b):
         ev = self._events
         if len(ev) >= _EVENT_QUEUE_MAX:
@@ -668,20 +684,20 @@ class WisunDriver:
 def _event_input(num):
     """EVENT number -> table input."""
     if num == 0x21:
-        return IN_EV21
+        return _IN_EV21
     if num == 0x24:
-        return IN_EV24
+        return _IN_EV24
     if num == 0x25:
-        return IN_EV25
+        return _IN_EV25
     if num == 0x26 or num == 0x27 or num == 0x28:
-        return IN_EV_END
+        return _IN_EV_END
     if num == 0x29:
-        return IN_EV29
+        return _IN_EV29
     if num == 0x32:
-        return IN_EV32
+        return _IN_EV32
     if num == 0x33:
-        return IN_EV33
-    return IN_EV_OTHER
+        return _IN_EV33
+    return _IN_EV_OTHER
 
 
 # ---- actions: (driver, input, arg, now_ms); the rows say when each runs --------------------
@@ -691,7 +707,7 @@ def _a_read_mode(d, inp, arg, now_ms):
         d._count("garbled_lines")
         return
     d._set_mode(MODE_HEX if arg & 1 else MODE_BINARY)
-    if "hex" in d._modes and d.payload_mode != MODE_HEX and d._allow_wopt:
+    if "hex" in d.profile["payload_modes"] and d.payload_mode != MODE_HEX and d._allow_wopt:
         d._enter(ST_WOPT, now_ms)
     else:
         d._enter(ST_PWD, now_ms)
@@ -710,11 +726,11 @@ def _a_joined(d, inp, arg, now_ms):
 
 def _a_join_failed(d, inp, arg, now_ms):
     """Rejoin after backoff; after max_join_failures in a row, a full reopen."""
-    if inp == IN_EV24:
+    if inp == _IN_EV24:
         reason = R_REJECTED
-    elif inp == IN_TIMEOUT:
+    elif inp == _IN_TIMEOUT:
         reason = R_TIMEOUT
-    elif inp == IN_FAIL_LINK:
+    elif inp == _IN_FAIL_LINK:
         reason = R_LINK
     else:
         reason = R_REFUSED
@@ -744,15 +760,15 @@ def _a_send_result(d, inp, arg, now_ms):
 def _a_send_failed(d, inp, arg, now_ms):
     """FAIL or no answer while sending: refused -> ready; link/timeout -> a link failure;
     an unknown FAIL code -> full reopen."""
-    if inp == IN_FAIL_REFUSAL:
+    if inp == _IN_FAIL_REFUSAL:
         d._end_send(False, R_REFUSED, now_ms)
         d._resume(now_ms)
-    elif inp == IN_FAIL_REOPEN:
+    elif inp == _IN_FAIL_REOPEN:
         d._end_send(False, R_LINK, now_ms)
         d._reopen(R_UNKNOWN_FAIL, now_ms)
         d._enter(ST_WAIT_REOPEN, now_ms)
     else:
-        d._end_send(False, R_TIMEOUT if inp == IN_TIMEOUT else R_LINK, now_ms)
+        d._end_send(False, R_TIMEOUT if inp == _IN_TIMEOUT else R_LINK, now_ms)
         d._link_failure(now_ms)
 
 
@@ -774,7 +790,7 @@ def _a_backoff_reset(d, inp, arg, now_ms):
 
 
 def _a_rate_hold(d, inp, arg, now_ms):
-    d._rate_deadline = ticks_add(now_ms, d._t_rate)
+    d._rate_deadline = ticks_add(now_ms, d._timing["rate_gate_max"])
 
 
 def _a_rate_release(d, inp, arg, now_ms):
@@ -782,11 +798,11 @@ def _a_rate_release(d, inp, arg, now_ms):
 
 
 def _a_reopen(d, inp, arg, now_ms):
-    if inp == IN_REOPEN:
+    if inp == _IN_REOPEN:
         d._out = []  # asked for: drop what was still to be written
         d._reopen(R_REQUESTED, now_ms)
     else:
-        d._reopen(R_TIMEOUT if inp == IN_TIMEOUT else R_INIT_FAILED, now_ms)
+        d._reopen(R_TIMEOUT if inp == _IN_TIMEOUT else R_INIT_FAILED, now_ms)
 
 
 _ACTIONS = (

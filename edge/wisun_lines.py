@@ -2,9 +2,9 @@
 
 What a SKSTACK-IP module prints is a stream of lines ending in CR, LF or CR LF; a binary-mode
 `ERXUDP` line is framed by its length field instead (its data may hold CR/LF). `LineDecoder`
-turns that stream, in any chunking, into calls `sink(kind, a, b, c, now_ms)` with the line's
-fields already parsed (table below), and counts through `count(name)` every line that has no
-meaning: it knows the shapes the command reference gives, not what they mean for a session
+turns that stream, in any chunking, into calls `handler.module_line(kind, a, b, c, now_ms)`
+with the line's fields already parsed (table below), and counts through `handler.count(name)`
+every line that has no meaning: it knows the shapes the command reference gives, not what they mean for a session
 (edge/wisun.py decides that, as wsproto keeps `FrameDecoder` apart from the connection).
 
     kind        a                            b                     c
@@ -76,16 +76,15 @@ class LineDecoder:
     """One module's output stream. `binary` (set by the session when ROPT/WOPT tell the
     payload mode) says whether ERXUDP data is raw bytes framed by its length field."""
 
-    def __init__(self, max_payload, erxudp_fields, event_side, line_gap_ms, sink, count):
+    def __init__(self, max_payload, erxudp_fields, event_side, line_gap_ms, handler):
         self.max_payload = max_payload
         self._fields = erxudp_fields  # ERXUDP token counts, the first one is configured
         self._side = event_side
         self._gap = line_gap_ms
-        self._sink = sink
-        self._count = count
+        self._h = handler  # module_line(kind, a, b, c, now_ms) and count(name)
         self.binary = False
-        self._cap = 2 * max_payload + 256  # longest line kept
-        self._buf = bytearray(self._cap + 128)
+        # the longest line kept is 2 * max_payload + 256 bytes ; 128 to spare
+        self._buf = bytearray(2 * max_payload + 256 + 128)
         self._mv = memoryview(self._buf)
         self._n = 0  # bytes held
         self._scan = 0  # where the terminator search resumes
@@ -98,7 +97,7 @@ class LineDecoder:
         return self._n
 
     def feed(self, data, now_ms):
-        """Bytes read from the module, in any chunking; each finished line goes to the sink."""
+        """Bytes read from the module, in any chunking; each finished line goes to the handler."""
         i = 0
         n = len(data)
         while i < n:
@@ -111,7 +110,7 @@ class LineDecoder:
                 k = room
             if self._n > 0 and ticks_diff(now_ms, self._partial_at) > self._gap:
                 # a partial line older than the gap lost its tail: drop it, don't glue it
-                self._count("stale_partials")
+                self._h.count("stale_partials")
                 self._n = 0
                 self._scan = 0
                 self._binary_need = -1
@@ -126,7 +125,7 @@ class LineDecoder:
                 self._partial_at = now_ms
 
     def _drop_overlong(self):
-        self._count("overlong_lines")
+        self._h.count("overlong_lines")
         self._n = 0
         self._scan = 0
         self._binary_need = -1
@@ -160,8 +159,8 @@ class LineDecoder:
                 if self._skip_line:  # still inside a line already counted as overlong
                     start = self._n
                     self._scan = start
-                elif self._n - start > self._cap:
-                    self._count("overlong_lines")
+                elif self._n - start > len(buf) - 128:
+                    self._h.count("overlong_lines")
                     start = self._n
                     self._scan = start
                     self._skip_line = True
@@ -218,51 +217,51 @@ class LineDecoder:
                 self._erxudp(line, now_ms)
                 return
             if line.startswith(b"EVER "):
-                self._sink(LN_EVER, line[5:], None, None, now_ms)
+                self._h.module_line(LN_EVER, line[5:], None, None, now_ms)
                 return
             if line.startswith(b"EAPPVER "):
-                self._sink(LN_EAPPVER, line[8:], None, None, now_ms)
+                self._h.module_line(LN_EAPPVER, line[8:], None, None, now_ms)
                 return
         elif c == 0x4F:  # 'O'
             if line == b"OK":
-                self._sink(LN_OK, -1, None, None, now_ms)
+                self._h.module_line(LN_OK, -1, None, None, now_ms)
                 return
             if line.startswith(b"OK "):
                 mode = hex_field(line[3:5]) if len(line) == 5 else -1
-                self._sink(LN_OK, mode if mode >= 0 else -2, None, None, now_ms)
+                self._h.module_line(LN_OK, mode if mode >= 0 else -2, None, None, now_ms)
                 return
         elif c == 0x46:  # 'F'
             if line.startswith(b"FAIL ER") and len(line) == 9:
                 d0 = line[7] - 48
                 d1 = line[8] - 48
                 if 0 <= d0 <= 9 and 0 <= d1 <= 9:
-                    self._sink(LN_FAIL, d0 * 10 + d1, None, None, now_ms)
+                    self._h.module_line(LN_FAIL, d0 * 10 + d1, None, None, now_ms)
                     return
         elif c == 0x53 or c == 0x52 or c == 0x57:  # 'S'K..., 'R'OPT, 'W'OPT: echo
             if line.startswith(b"SK") or line == b"ROPT" or line.startswith(b"WOPT"):
-                self._count("echo_lines")
+                self._h.count("echo_lines")
                 return
-        self._count("unknown_lines")
+        self._h.count("unknown_lines")
 
     def _event(self, line, now_ms):
         parts = line.split()
         nf = len(parts)
         num = hex_field(parts[1]) if nf >= 2 else -1
         if num < 0 or num > 0xFF:
-            self._count("garbled_lines")
+            self._h.count("garbled_lines")
             return
         want = event_tokens(num, self._side)
         if nf != want and not (want < 0 and 3 <= nf <= 5):
-            self._count("garbled_lines")
+            self._h.count("garbled_lines")
             return
         param = -1
         if num == 0x21:
             # EVENT 21 <addr> [<side>] <param>: the last field is the result
             param = hex_field(parts[-1])
             if param < 0:
-                self._count("garbled_lines")
+                self._h.count("garbled_lines")
                 return
-        self._sink(LN_EVENT, num, param, None, now_ms)
+        self._h.module_line(LN_EVENT, num, param, None, now_ms)
 
     def _erxudp(self, line, now_ms):
         if self.binary:
@@ -271,10 +270,10 @@ class LineDecoder:
             parts = line.split(b" ")
         nf = len(parts)
         if nf < 9 or nf > 11:
-            self._count("garbled_lines")
+            self._h.count("garbled_lines")
             return
         if nf not in self._fields:
-            self._count("erxudp_field_mismatch")
+            self._h.count("erxudp_field_mismatch")
         # ERXUDP <sender> <dest> <rport> <lport> <senderlla> [<rssi>] <secured> [<side>]
         # <datalen> <data>: rport is the sender's port, lport ours (BP35A1 reference 4.1)
         dlen = hex_field(parts[-2])
@@ -282,23 +281,23 @@ class LineDecoder:
         lport = hex_field(parts[4])
         data = parts[-1]
         if dlen < 0 or port < 0 or lport < 0 or port > 0xFFFF or lport > 0xFFFF:
-            self._count("garbled_lines")
+            self._h.count("garbled_lines")
             return
         if not self.binary:
             if len(data) != 2 * dlen:
-                self._count("garbled_lines")
+                self._h.count("garbled_lines")
                 return
             try:
                 payload = binascii.unhexlify(data)
             except ValueError:
-                self._count("garbled_lines")
+                self._h.count("garbled_lines")
                 return
         else:
             if len(data) != dlen:
-                self._count("garbled_lines")
+                self._h.count("garbled_lines")
                 return
             payload = data
         if port == PANA_PORT or lport == PANA_PORT:
-            self._sink(LN_PANA, None, None, None, now_ms)
+            self._h.module_line(LN_PANA, None, None, None, now_ms)
             return
-        self._sink(LN_ERXUDP, payload, parts[1], port, now_ms)
+        self._h.module_line(LN_ERXUDP, payload, parts[1], port, now_ms)
