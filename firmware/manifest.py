@@ -40,6 +40,7 @@ package(
         "slots.py",
         "timebase.py",
         "wisun.py",
+        "wisun_lines.py",
     ],
     base_path="..",
 )
