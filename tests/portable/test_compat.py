@@ -1,5 +1,6 @@
 """The compat layer: const, small-int bounds, and that heap_lock really proves no allocation."""
-from edge.compat import IS_MICROPYTHON, SMALL_INT_MAX, SMALL_INT_MIN, const, heap_lock, heap_unlock
+from edge.compat import SMALL_INT_MAX, SMALL_INT_MIN, const, heap_lock, heap_unlock
+from runtime import micropython_only
 
 _K = const(12345)
 
@@ -14,8 +15,7 @@ def test_small_int_bounds_are_31_bit():
 
 
 def test_heap_lock_catches_an_allocation_on_micropython():
-    if not IS_MICROPYTHON:
-        return
+    micropython_only()
     caught = False
     heap_lock()
     try:

@@ -2,6 +2,7 @@
 # Compiling edge/wisun.py from source needs ~150 KB of parser heap; a board runs it frozen,
 # and test_driver_footprint_on_micropython bounds what the driver itself holds.
 # mp-heap: 160K
+from runtime import micropython_only
 from wisun_script import *  # noqa: F401,F403
 
 
@@ -164,9 +165,7 @@ def test_binary_mode_erxudp_may_carry_cr_lf_in_its_data():
 
 
 def test_driver_footprint_on_micropython():
-    from edge.compat import IS_MICROPYTHON
-    if not IS_MICROPYTHON:
-        return
+    micropython_only("the driver's RAM is measured only on MicroPython (gc.mem_free)")
     import gc
     gc.collect()
     before = gc.mem_free()
