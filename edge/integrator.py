@@ -26,8 +26,8 @@ counted is dropped (docs/integrator.md, "Energy is conserved").
 
 Closed slots are written to a caller-owned record list (REC_LEN ints); feed(), advance()
 and close() each write at most one (the whole slots of a spread are pending and come out
-one per call). The state is a flat list of ints (save()/restore()) for issue 3's
-persistence. The steady-state path allocates nothing.
+one per call). The state is a flat list of ints (save()/restore()) that the agent persists
+across power cuts (docs/store-and-forward.md). The steady-state path allocates nothing.
 """
 from edge.compat import const
 from edge.errors import EdgeError

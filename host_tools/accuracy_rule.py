@@ -1,6 +1,7 @@
-"""The flagging rule for 30-minute values (issue 16): from hw/accuracy_classes.json (the
-declared class's tolerance, with its cited source, and the tool's share of it) to the
-agent's integrator.estimate_* settings, and the same threshold for checks on the host.
+"""The `estimated` flagging rule for 30-minute values (docs/integrator.md, "Attribution
+bound"): from hw/accuracy_classes.json (the declared class's tolerance, with its cited
+source, and the tool's share of it) to the agent's integrator.estimate_* settings, and the
+same threshold for checks on the host.
 
 A slot is flagged `estimated` when its attribution bound exceeds
     share x tolerance x max(value, min_energy_wh) + resolution_wh

@@ -35,8 +35,8 @@ DEFAULTS = {
 
 
 # The replay's MicroPython heap: the integrator's code is on the heap here (a board runs it
-# frozen from flash), 36K since the attribution bound (issue 16) added ~2.4 KB of bytecode
-# on the 64-bit unix port, where objects are twice a 32-bit board's (docs/integrator.md).
+# frozen from flash), on the 64-bit unix port, where objects are twice a 32-bit board's; the
+# smallest heap the sample replay needs is measured in docs/integrator.md ("Memory and speed").
 MP_HEAP = "36K"
 
 def config_line(args, max_power_w):

@@ -1,4 +1,5 @@
-"""Before/after figures of issue 16 over demo seeds, in one run (not part of the suite).
+"""Before/after figures of the attribution bound (docs/integrator.md) over demo seeds, in one
+run (not part of the suite).
 
     .venv/bin/python scripts/accuracy_seeds.py --seeds 1-20 [--baseline DIR] [--out FILE]
 
@@ -37,7 +38,7 @@ def figures(summary, rule):
             err = abs(r["import_wh"] - ti) + abs(r["export_wh"] - te)
             if r["flags"] & ESTIMATED:
                 est += 1
-                if r["flags"] >> 8:  # a bound code (before issue 16 there is none)
+                if r["flags"] >> 8:  # a bound code (none in a baseline from before the bound)
                     b = flag_bound(r["flags"])
                     if b < 0:
                         bound_missing += 1

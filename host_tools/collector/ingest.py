@@ -83,7 +83,8 @@ class Policy:
         # A slot may close at most this far after the collector's clock (device clock skew).
         self.future_tolerance_s = future_tolerance_s
         # Slots ending longer ago than this are not stored. 35 days exceeds the device
-        # queue (>= 7 days, issue 3) by a wide margin and ends before a month is confirmed.
+        # queue (>= 7 days, docs/store-and-forward.md) by a wide margin and ends before a
+        # month is confirmed.
         self.backfill_s = backfill_s
         self.max_raw = max_raw
         self.ack_max_seqs = ack_max_seqs

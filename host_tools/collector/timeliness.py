@@ -12,7 +12,8 @@ from edge.timebase import SLOTS_PER_DAY
 from host_tools.collector.store import slot_end_unix
 
 # The TSO's system produces a preliminary 30-minute value within 60 minutes of the slot's
-# end (seed 000, issue ② "TSO system provides": 速報値 within 60 minutes; as read 2026-11).
+# end (seed 000 論点② "TSO system provides": 速報値 within 60 minutes; as read 2026-11;
+# docs/glossary.md#seed-documents).
 # Configuration: pass deadline_s to override.
 PRELIMINARY_DEADLINE_S = 3600
 

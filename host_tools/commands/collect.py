@@ -63,7 +63,8 @@ def register(subparsers):
     p.add_argument("--json", action="store_true",
                    help="--timeliness: print the report as a JSON array of objects instead of CSV")
     p.add_argument("--deadline", type=cli_args.positive_int, default=None, metavar="S",
-                   help="--timeliness: deadline after slot end in seconds (default 3600, seed 000)")
+                   help="--timeliness: deadline after slot end in seconds (default 3600: seed 000, "
+                   "docs/glossary.md)")
     p.set_defaults(func=run)
 
 

@@ -48,7 +48,8 @@ def register(subparsers):
                    help="backfill window before values are confirmed, e.g. 72h, 3d "
                         "(default 72h; no figure in the seeds, see docs/completion.md)")
     p.add_argument("--deadline", default=60, type=cli_args.positive_int, metavar="MIN",
-                   help="preliminary deadline after slot end in minutes (default 60, seed 000)")
+                   help="preliminary deadline after slot end in minutes (default 60: seed 000, "
+                   "docs/glossary.md)")
     p.add_argument("--reads", metavar="CSV",
                    help="import register readings first: device_id,read_at,import_total_wh,"
                         "export_total_wh (read_at ISO 8601 on a 30-minute boundary)")

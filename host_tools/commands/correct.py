@@ -15,11 +15,12 @@ Correct each balancing group's imbalance for adjustment delivered at device poin
 
     imbalance = actual + correction - plan   (in the BG's own direction)
 
-Patterns (seed 000, 論点①): 1 = BG level, the pair (demand BG, generation BG) treated
-as one site; 2 = per device point, each site's delivered adjustment split by its own
-receiving-point flow; 3 = only sites without a generation contract (never reverse-flow),
-others are rejected by name. Every day that has BG plans is corrected; the data set is
-validated first and every broken group-management rule is listed with all offenders.
+Patterns (seed 000 論点①, docs/glossary.md#correction-patterns): 1 = BG level, the pair
+(demand BG, generation BG) treated as one site; 2 = per device point, each site's delivered
+adjustment split by its own receiving-point flow; 3 = only sites without a generation
+contract (never reverse-flow), others are rejected by name. Every day that has BG plans is
+corrected; the data set is validated first and every broken group-management rule is listed
+with all offenders.
 Formats: docs/tso-data.md; the patterns: docs/imbalance-correction.md."""
 
 
@@ -30,7 +31,7 @@ def register(subparsers):
     p.add_argument("--data", required=True, metavar="DIR",
                    help="data set directory (tables as .parquet or .csv, see docs/tso-data.md)")
     p.add_argument("--pattern", required=True, type=int, choices=(1, 2, 3),
-                   help="correction pattern of seed 000")
+                   help="correction pattern of seed 000 (docs/glossary.md#correction-patterns)")
     p.add_argument("--out", metavar="FILE", type=cli_args.output_file,
                    help="write per-slot, per-BG plan/actual/correction/imbalance; "
                         ".csv or .parquet by extension")

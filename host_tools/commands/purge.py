@@ -11,8 +11,9 @@ HELP = """\
 Delete everything in the collector store older than the retention period: slot values,
 preliminary/confirmed value sets and register readings by slot date (JST), raw frames and
 rejections by arrival time. The default period is 3 years (seed 000: the TSO system keeps
-data for 3 years). Nothing is ever purged except by running this command; it always prints
-the cutoff date and the row count per table, and --dry-run only counts."""
+data for 3 years; docs/glossary.md#retention-period). Nothing is ever purged except by
+running this command; it always prints the cutoff date and the row count per table, and
+--dry-run only counts."""
 
 
 def register(subparsers):

@@ -12,8 +12,9 @@ from host_tools.emulator.faults import parse_duration_ms
 PRESETS = {
     "none": "",
     # At least a 6-hour link outage, 5 agent kills at random points, Modbus timeouts and
-    # CRC-corrupted replies, one 32-bit counter rollover (issue 4), plus exception replies and
-    # a 20-minute device outage. The outage ends at 14:00 JST, before the device outage.
+    # CRC-corrupted replies, one 32-bit register rollover (counted across, not a reset), plus
+    # exception replies and a 20-minute device outage. The outage ends at 14:00 JST, before
+    # the device outage.
     "standard": "outage=6h@8h,kills=5,timeout=0.02,crc=0.02,exception=0.01:6,offline=20m@14h,"
                 "rollover=3000",
 }

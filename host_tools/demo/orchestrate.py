@@ -156,7 +156,7 @@ class Run:
         self.data_heap = data_heap
         self.board_heap = board_heap  # qemu: MICROPY_HEAP_SIZE of the firmware (None: its default)
         self.profiles = profiles or {}
-        self.rule = rule or load_rule()  # when a value is flagged estimated (issue 16)
+        self.rule = rule or load_rule()  # when a value is flagged estimated (accuracy_rule.py)
         self.devices = [Device(self, k, i) for i, k in enumerate(devices)]
         self.clock_path = os.path.join(self.dir, "clock")
         self.db = os.path.join(self.dir, "collector.db")

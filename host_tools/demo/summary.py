@@ -13,7 +13,8 @@ from edge.flags import ESTIMATED, MISSING, flag_bound, names
 from host_tools.accuracy_rule import threshold_wh
 
 SLOT_S = 1800
-DEADLINE_S = 3600  # preliminary value (速報値) within 60 minutes of the slot's end (seed 000)
+# preliminary value (速報値) within 60 minutes of the slot's end (docs/glossary.md#preliminary-value)
+DEADLINE_S = 3600
 _MJ_PER_WH = 3600000
 
 
@@ -167,10 +168,10 @@ def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflic
 
 
 class Accuracy:
-    """Per-slot accuracy against the truth (issue 16). A slot's error is |import - truth| +
-    |export - truth| (what the attribution bound bounds); a value is unflagged when it is
-    flagged neither `estimated` nor `missing`; its allowed error is the estimate rule's
-    threshold (host_tools/accuracy_rule.py) on its truth energy."""
+    """Per-slot accuracy against the truth (docs/demo.md, `accuracy`). A slot's error is
+    |import - truth| + |export - truth| (what the attribution bound bounds); a value is
+    unflagged when it is flagged neither `estimated` nor `missing`; its allowed error is the
+    estimate rule's threshold (host_tools/accuracy_rule.py) on its truth energy."""
 
     def __init__(self, rule):
         self.rule = rule

@@ -1,4 +1,5 @@
-"""Imbalance correction for adjustment delivered at device points (seed 000, 論点①).
+"""Imbalance correction for adjustment delivered at device points (seed 000 論点①,
+docs/glossary.md#correction-patterns).
 
 Per slot and per balancing group (BG), in the BG's own direction (consumption for a demand
 BG, generation for a generation BG):

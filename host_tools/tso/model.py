@@ -13,7 +13,7 @@ Everything the TSO knows about one data set (docs/tso-data.md has the file forma
   net flow (+ export / 逆潮流, − import), the device-point value (+ delivered into the site:
   generation or discharge, − consumed), and optional device-point plans (基準値計画).
 
-Slots are 0..47 in arrays and 1..48 in files (slot 1 = 00:00-00:30 JST, seed 000).
+Slots are 0..47 in arrays and 1..48 in files (slot 1 = 00:00-00:30 JST, docs/glossary.md#slot).
 Loading never rejects a data set for bad references: those become `load_problems`, which
 host_tools.tso.validate reports together with every other broken rule.
 """

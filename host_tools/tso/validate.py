@@ -1,4 +1,5 @@
-"""Group management rules (群管理, seed 000 論点③) and data completeness, checked all at once.
+"""Group management rules (群管理, seed 000 論点③: docs/glossary.md#group-management) and
+data completeness, checked all at once.
 
 `check(data, rules)` returns every broken rule as a Problem naming all its offenders, so an
 aggregator fixes a list pattern in one pass instead of one error per upload;

@@ -27,8 +27,9 @@ from host_tools.collector import timeliness as g_timeliness
 from host_tools.collector.store import s64
 from host_tools.tso import completion as comp
 
-# Seed 000, issue ② (TSO system scope, read 2026-11): preliminary 30-minute value within 60
-# minutes of the slot's end, and 3 years of data retention.
+# Seed 000 論点② (TSO system scope, read 2026-11; docs/glossary.md#seed-documents):
+# preliminary 30-minute value within 60 minutes of the slot's end, and 3 years of data
+# retention.
 PRELIMINARY_DEADLINE_S = g_timeliness.PRELIMINARY_DEADLINE_S
 RETENTION_YEARS = 3
 # Backfill window before values are confirmed: no figure in the seeds; 72 h is this

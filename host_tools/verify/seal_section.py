@@ -1,7 +1,8 @@
-"""The daily seal in a certification report (issue 13): the device-day's values as exported
-from the collector (`smeter seal export`) are checked against the device's signed seal, and
-the values this report verifies are checked against what the device signed, so a reader knows
-the certified 30-minute values are the ones the meter itself vouched for (docs/seals.md)."""
+"""The daily seal in a certification report (docs/certification.md): the device-day's values as
+exported from the collector (`smeter seal export`) are checked against the device's signed
+seal, and the values this report verifies are checked against what the device signed, so a
+reader knows the certified 30-minute values are the ones the meter itself vouched for
+(docs/seals.md)."""
 from edge import seal as edge_seal
 from edge import slots
 

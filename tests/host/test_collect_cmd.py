@@ -290,7 +290,7 @@ def _blast_until_acked(sock, addr, frames, acked, timeout):
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["main", "worker"])
 def test_sigkill_of_a_workers_collector_then_restart_at_once(tmp_path, victim):
-    """Issue 10 item 4: SIGKILL of the main process left its workers running with the UDP
+    """Regression: SIGKILL of the main process left its workers running with the UDP
     socket, and a restart on the same port failed ("Address already in use"). Now the
     workers die with it; a restart binds the port at once; nothing acked is lost."""
     port = _free_udp_port()
@@ -352,7 +352,7 @@ def test_sigkill_of_a_workers_collector_then_restart_at_once(tmp_path, victim):
 
 @pytest.mark.slow
 def test_long_datagrams_are_logged_with_their_true_length(tmp_path):
-    """Issue 10 item 6: the read was cut at 4,096 bytes, so rejections.raw_len said 4096 for
+    """Regression: the read was cut at 4,096 bytes, so rejections.raw_len said 4096 for
     any longer datagram; the docs promise the full length."""
     c = Collector(tmp_path, "--max-raw", "16")
     sizes = (2049, 4096, 4097, 9000, 65507)
@@ -372,7 +372,7 @@ def test_long_datagrams_are_logged_with_their_true_length(tmp_path):
 
 @pytest.mark.slow
 def test_a_burst_beyond_the_kernel_buffer_is_not_dropped(tmp_path):
-    """Issue 10 item 5: 60,000 frames sent flat out lost 45 % in the kernel (the buffer holds
+    """Regression: 60,000 frames sent flat out lost 45 % in the kernel (the buffer holds
     ~10,000 small datagrams under net.core.rmem_max = 4 MiB, and the server read it only
     between batches). The drain thread empties it continuously: a 25,000-frame burst sent as
     fast as one sender can arrives whole, no kernel drop, every frame acked once."""

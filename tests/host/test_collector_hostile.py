@@ -1,6 +1,6 @@
 """Hostile datagrams cost one rejection each, little CPU, and no genuine frame of their batch.
 
-Issue 10 items 1-3, reproduced: a 1,790-byte bignum (as a value or a key) made the parser
+Regressions reproduced: a 1,790-byte bignum (as a value or a key) made the parser
 raise ValueError (Python's int-to-str digit limit) and lost the whole batch; shared
 references (tags 28/29) nested 23 deep in 213 bytes cost 10.5 s of CPU in the re-encoding;
 a regular expression (tag 35) was compiled while decoding. The structure-aware fuzz below

@@ -1,4 +1,4 @@
-"""End to end (issue 3 "Done means"): the collector, the Wi-SUN module emulator, the device
+"""End to end (docs/store-and-forward.md): the collector, the Wi-SUN module emulator, the device
 emulator and the agent as real processes (pseudo-terminal serial to the module, loopback
 TCP to the device, loopback UDP to the collector) run a simulated day in accelerated time
 with a Wi-SUN link outage, agent SIGKILLs and Modbus faults. The test also sends forged

@@ -286,7 +286,7 @@ def test_encoder_api_raises_only_frame_errors(seq, status, start, count, max_pay
 
 
 def test_bound_code_costs_one_byte_on_an_estimated_slot_only():
-    # Issue 16: the attribution bound rides in flags bits 8..12 of estimated slots only.
+    # The attribution bound (docs/frames.md) rides in flags bits 8..12 of estimated slots only.
     from edge.flags import ALL, BOUND_SHIFT, BOUND_UNKNOWN, ESTIMATED
 
     enc = fr.FrameEncoder(U32, KEY)

@@ -1,4 +1,5 @@
-"""A whole bench run rehearsed with real processes (issue 11): `smeter emulate meter --plan`
+"""A whole bench run rehearsed with real processes (docs/certification.md#rehearsing-a-bench-run):
+`smeter emulate meter --plan`
 plays hw/test_plans/jemic_basic.json on a Modbus TCP meter and writes its exact truth; the
 metering agent (edge core, CPython) polls it and uplinks through a Wi-SUN module emulator to
 the collector; what the collector stored is what the agent reported. `smeter verify --plan`

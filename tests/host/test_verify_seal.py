@@ -1,5 +1,6 @@
 """`smeter verify --seal`: the certification report checks the device-day's daily seal and
-that the values it verifies are the ones the device signed (issue 13 item 5)."""
+that the values it verifies are the ones the device signed
+(docs/certification.md#the-daily-seal-in-the-report)."""
 import json
 import os
 

@@ -1,4 +1,4 @@
-"""`smeter verify` keeps two checks apart (issue 11): an integration check without an
+"""`smeter verify` keeps two checks apart (docs/certification.md): an integration check without an
 independent reference (never an accuracy verdict), and accuracy verification against a declared
 reference meter that is not derived from the device's own data."""
 import json

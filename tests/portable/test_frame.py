@@ -246,7 +246,7 @@ def _bignum_head(nbytes):
 
 
 def test_decode_raises_only_frame_error_on_hostile_bignums():
-    """Issue 10 item 6: a bignum version or key made decode_ack raise ValueError (CPython's
+    """Regression: a bignum version or key made decode_ack raise ValueError (CPython's
     int-to-str limit in the message), which agent._on_udp (catching EdgeError) let through."""
     big = _bignum_head(1790)
     tail = bytes(8)
