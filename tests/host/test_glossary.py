@@ -1,4 +1,4 @@
-"""docs/glossary.md defines what the code cites: every `glossary.md#anchor` in the repository
+"""docs/glossary.md defines what the code cites: every glossary anchor cited in the repository
 names a heading of the page, and a module that names a seed document or one of its 論点
 (issues) says where the term is defined."""
 import os
