@@ -169,6 +169,7 @@ class Agent:
         self._stk = 0  # its tick, for the round trip when the caller gives no metering ms
         self._rb_slot = -1  # slot whose start boundary's poll was retried, and how often
         self._rb_n = 0
+        self._lead = 1  # s before a boundary of the poll that brackets it (last round trip)
         self.last_slot = self.queue.tail
         self._meter_error = False
         self._storage_error = False
@@ -205,15 +206,23 @@ class Agent:
     def _next_poll_after(self, t):
         """On the interval grid, and always at the next slot boundary (the reading that
         closes a slot is taken there, whatever the interval: docs/agent.md "Boundary
-        polls"); but never less than half an interval after this poll unless it is that
-        boundary: a late poll followed at once by an on-time one would make the elapsed
-        time between readings tiny and a normal delta look implausible."""
+        polls"), and just before it: a poll `_lead` s ahead (the last round trip, rounded
+        up) whose reply is back before the boundary, so that two readings bracket the
+        boundary closely and the slot's bound is their small delta rather than the rating
+        times the round trip. Never less than half an interval after this poll unless it
+        is one of those two: a late poll followed at once by an on-time one would make
+        the elapsed time between readings tiny for no gain."""
         iv = self.interval
         nxt = (t // iv + 1) * iv
         if nxt - t < (iv + 1) // 2:
             nxt += iv
         b = (t // 1800 + 1) * 1800
-        return b if b < nxt else nxt
+        if b < nxt:
+            nxt = b
+        pre = b - self._lead
+        if 2 * self._lead < iv and t < pre < nxt:
+            return pre
+        return nxt
 
     def _retry_boundary(self, t):
         """A poll taken within boundary_retry_s after a slot boundary failed: poll again at
@@ -249,6 +258,7 @@ class Agent:
                     unc = ticks_diff(now_ms, self._stk)
                 if unc < 0:
                     unc = 0
+                self._lead = unc // 1000 + 1
                 if self.integ.feed(self.reading, self._st, self._sms, self.rec, unc):
                     self._closed(t)
                 elif self.save_every and self._st - self._saved_at >= self.save_every:

@@ -63,7 +63,7 @@ REC_PW_EXPORT = const(5)
 REC_BOUND = const(6)  # attribution bound, Wh: |value - true energy of the slot| <= it; -1 unknown
 REC_LEN = const(7)
 
-STATE_VERSION = const(3)
+STATE_VERSION = const(4)
 # State list layout.
 _VER = const(0)
 _OPEN = const(1)  # open absolute slot, -1 when none
@@ -92,7 +92,8 @@ _EB = const(45)  # bound at the open slot's start boundary, mWh (_BIG: unknown)
 _SP_U0 = const(46)  # spread: uncertainty of the registers' base and of the sample, ms
 _SP_U1 = const(47)
 _SP_R = const(48)  # spread: counter resolution of its registers, mWh
-STATE_LEN = const(49)
+_CIN = const(49)  # mWh remainders carried into the open slot: import * 1000 + export
+STATE_LEN = const(50)
 # Register block offsets.
 _G_OK = const(0)
 _G_HI = const(1)
@@ -459,6 +460,7 @@ class Integrator:
         if x > k:
             k = x
         st[_FLAGS] |= ESTIMATED
+        st[_CIN] = _NONE  # _sp1 moved the carries past the pending slots: flooring unknown
         n = self._close(out, (2 if t[0] >= 0 else 0) | (4 if t[3] >= 0 else 0))
         k = S - k
         if k <= f:
@@ -520,7 +522,7 @@ class Integrator:
                      st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
         b = self._eb(q, st[_SP_U0], st[_SP_U1], st[_SP_R], 0,
                      st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
-        self._bound_out(out, a, b, st[_SP_R], st[_SP_FL])
+        self._bound_out(out, a, b, st[_SP_R] + 2000, st[_SP_FL])  # + flooring of both shares
         out[REC_PW_IMPORT] = _NONE
         out[REC_PW_EXPORT] = _NONE
         st[_LAST] = k
@@ -553,6 +555,7 @@ class Integrator:
         st[_RI + _G_WH] = 0
         st[_RE + _G_WH] = 0
         st[_EB] = self._t[_X_EB]
+        st[_CIN] = st[_RI + _G_REM] * 1000 + st[_RE + _G_REM]
 
     def _close(self, out, regdone):
         """Emit the open slot. regdone: register bits (2, 4) whose delta reached the
@@ -584,11 +587,16 @@ class Integrator:
         out[REC_SLOT] = st[_OPEN]
         out[REC_IMPORT] = imp
         out[REC_EXPORT] = exp
+        # Resolution once per register, plus what flooring to whole Wh moved: the change
+        # of the carried remainder (unknown after a spread: 1 Wh).
         r = 0
+        c = st[_CIN]
         if used & 2 and st[_RI + _G_OK]:
-            r = _P10[st[_RI + _G_EXP] + 3]
+            x = c // 1000 - st[_RI + _G_REM] if c >= 0 else 1000
+            r = _P10[st[_RI + _G_EXP] + 3] + (x if x >= 0 else -x)
         if used & 4 and st[_RE + _G_OK]:
-            r += _P10[st[_RE + _G_EXP] + 3]
+            x = c % 1000 - st[_RE + _G_REM] if c >= 0 else 1000
+            r += _P10[st[_RE + _G_EXP] + 3] + (x if x >= 0 else -x)
         self._bound_out(out, st[_EB], self._t[_X_EB], r, fl)
         out[REC_PW_IMPORT] = pi
         out[REC_PW_EXPORT] = pe
@@ -598,13 +606,13 @@ class Integrator:
 
     # ---- attribution bound (docs/integrator.md "Attribution bound") -------------------
     def _bound_out(self, out, a, b, r, fl):
-        """REC_BOUND from the bounds at the slot's two boundaries (mWh), the counters'
-        resolution r (once: the truncations at both ends partly cancel, see
-        docs/integrator.md) and < 1 Wh of flooring; then the flagging rule into REC_FLAGS
-        (imp/exp already in out)."""
+        """REC_BOUND from the bounds at the slot's two boundaries (mWh) and r: the
+        counters' resolution (once: the truncations at both ends partly cancel, see
+        docs/integrator.md) plus what flooring to whole Wh moved (the carried remainders'
+        change); then the flagging rule into REC_FLAGS (imp/exp already in out)."""
         w = _NONE
         if a < _BIG and b < _BIG and r < _BIG and not fl & RESET:  # a dropped delta: no bound
-            w = (a + b + r + 999) // 1000 + 1
+            w = (a + b + r + 999) // 1000
         out[REC_BOUND] = w
         bp = self._est_bp
         if bp:
@@ -673,8 +681,12 @@ class Integrator:
         if 0 <= m <= _BND_MS:
             x = self._muldiv(p, m, 3600) + 1
         if dl < _BIG:
+            # The counters' resolution is added once per slot (_bound_out), not here: with
+            # the base's sample at or before the boundary, the interpolated value V and the
+            # truth T there satisfy -(dl + r) < V - T <= dl, so across the slot's two
+            # boundaries the resolution enters once (docs/integrator.md).
             a = u0 - a if u0 > a else 0
-            dl += r + (self._muldiv(p, a, 3600) + 1 if a else 0)
+            dl += self._muldiv(p, a, 3600) + 1 if a else 0
             if dl < x:
                 x = dl
         return x
@@ -983,6 +995,10 @@ class Integrator:
         else:
             em = e if e < e0 else e0
             t = self._t
+            # The slot's bound counts one resolution, the one at its close: a scale
+            # change inside it (or at its end) may leave the coarser one at the other end.
+            x = st[_EB] + _P10[(e if e > e0 else e0) + 3]
+            st[_EB] = x if x < _BIG else _BIG
             self._limbs(_X_LA, st[g + _G_HI], st[g + _G_LO], e0 - em)
             self._limbs(_X_LB, hi, lo, e - em)
             if self._lsub(_X_LB, _X_LA):

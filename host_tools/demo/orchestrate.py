@@ -22,6 +22,7 @@ import tempfile
 import time
 
 from host_tools.emulator.clockline import format_line, wall_ms_now
+from host_tools.emulator.profiles import DEFAULT_PROFILE, make_profile
 from host_tools.emulator.simclock import SimClock, parse_start, speed_ratio
 from host_tools.emulator.wisun_link import START_PREFIX as WISUN_START, start_line_clock
 
@@ -38,9 +39,9 @@ _WISUN_IMPORT_MS = 1000  # assumed; corrected by the start each emulator reports
 DEVICE_KINDS = ("inverter", "charger", "meter")
 # kind -> (device id, Modbus transport, agent register map, max power W)
 DEVICE_SETUP = {
-    "inverter": (1001, "tcp", "sunspec_inverter_103", 10000),
-    "charger": (1002, "rtu", "eastron_sdm630", 10000),  # a DIN-rail meter on RS-485 (a pty)
-    "meter": (1003, "tcp", "sunspec_meter_203", 10000),
+    "inverter": (1001, "tcp", "sunspec_inverter_103"),
+    "charger": (1002, "rtu", "eastron_sdm630"),  # a DIN-rail meter on RS-485 (a pty)
+    "meter": (1003, "tcp", "sunspec_meter_203"),
 }
 
 
@@ -99,12 +100,15 @@ class Device:
     def __init__(self, run, kind, index):
         self.kind = kind
         self.index = index
-        did, transport, rmap, pmax = DEVICE_SETUP[kind]
+        did, transport, rmap = DEVICE_SETUP[kind]
         self.device_id = did
         # the QEMU board has UARTs and no network: every device on RTU over a pty there
         self.transport = "rtu" if run.runtime == "qemu" else transport
         self.map = rmap
-        self.max_power_w = pmax
+        # The device's rating (integrator.max_power_w): what its profile can draw or
+        # deliver. It bounds what a boundary reading's round trip may hide (issue 16).
+        spec = run.profiles.get(kind, DEFAULT_PROFILE[kind])
+        self.max_power_w = int(make_profile(spec, run.seed).max_abs_w)
         self.key = bytes((run.seed * 7 + index * 31 + i) & 0xFF for i in range(16))
         self.seal_key = demo_seal_key(run.seed, index)
         d = os.path.join(run.dir, kind)
