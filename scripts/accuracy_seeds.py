@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
@@ -25,7 +26,7 @@ from edge.flags import ESTIMATED, MISSING, flag_bound  # noqa: E402
 from host_tools.accuracy_rule import load_rule, threshold_wh  # noqa: E402
 
 
-def figures(summary, rule):
+def figures(summary, rule, rundir=None):
     out = {}
     for d in summary["devices"]:
         n = est = outside = bound_missing = bound_broken = polls = 0
@@ -60,7 +61,29 @@ def figures(summary, rule):
             "estimated_outside_bound": bound_broken, "wh_lost": d["wh_lost"],
             "wh_duplicated": d["wh_duplicated"],
         }
+        if rundir:
+            out[d["kind"]]["polls"], out[d["kind"]]["heap_peak"] = agent_counts(rundir, d["kind"])
     return out
+
+
+def agent_counts(rundir, kind):
+    """(polls, heap_peak) from an agent's log: the last status line of each agent process
+    (a kill restarts the counters), summed; the largest heap seen. Status lines come every
+    status interval, so the polls after a process's last one are not counted."""
+    polls = seg = heap = 0
+    try:
+        with open(os.path.join(rundir, "run", kind, "agent.log")) as f:
+            for line in f:
+                kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
+                if kv.get("ev") == "start":
+                    polls += seg
+                    seg = 0
+                elif kv.get("ev") == "status":
+                    seg = int(kv.get("polls", 0))
+                    heap = max(heap, int(kv.get("heap_peak", 0)))
+    except OSError:
+        return None, None
+    return polls + seg, heap
 
 
 def run(checkout, seed, outdir, python):
@@ -87,12 +110,15 @@ def main():
     sides = [("after", HERE)] + ([("before", os.path.abspath(a.baseline))] if a.baseline else [])
     tot = {}
     for seed in seeds:
-        for name, co in sides:
-            s, dt = run(co, seed, os.path.join(a.out, name), sys.executable)
+        # Both sides of a seed run at the same time: the same machine load for both.
+        with ThreadPoolExecutor(len(sides)) as ex:
+            done = list(ex.map(lambda side: run(side[1], seed, os.path.join(a.out, side[0]), sys.executable),
+                               sides))
+        for (name, co), (s, dt) in zip(sides, done):
             if "error" in s:
                 print(json.dumps({"seed": seed, "side": name, "error": s["error"]}), flush=True)
                 continue
-            f = figures(s, rule)
+            f = figures(s, rule, os.path.join(a.out, name, "seed%d" % seed))
             print(json.dumps({"seed": seed, "side": name, "seconds": round(dt), "devices": f}), flush=True)
             t = tot.setdefault(name, {"seeds": 0, "slots": 0, "estimated": 0, "max_unflagged_error_pct": 0.0,
                                       "unflagged_outside_rule": 0, "estimated_outside_bound": 0,
