@@ -169,7 +169,7 @@ class Agent:
         self._stk = 0  # its tick, for the round trip when the caller gives no metering ms
         self._rb_slot = -1  # slot whose start boundary's poll was retried, and how often
         self._rb_n = 0
-        self._lead = 1  # s before a boundary of the poll that brackets it (last round trip)
+        self._lead = 1  # s before a boundary of the poll that brackets it (recent round trips)
         self.last_slot = self.queue.tail
         self._meter_error = False
         self._storage_error = False
@@ -258,7 +258,12 @@ class Agent:
                     unc = ticks_diff(now_ms, self._stk)
                 if unc < 0:
                     unc = 0
-                self._lead = unc // 1000 + 1
+                # The next pre-boundary poll's lead: the round trips seen lately (a rise at
+                # once, a fall by 1 s a poll), leaving out the round trips too long for a
+                # pre-boundary poll to help (a late RTU reply after a timeout).
+                x = unc // 1000 + 1
+                if 2 * x < self.interval:
+                    self._lead = x if x > self._lead - 1 else self._lead - 1
                 if self.integ.feed(self.reading, self._st, self._sms, self.rec, unc):
                     self._closed(t)
                 elif self.save_every and self._st - self._saved_at >= self.save_every:

@@ -522,7 +522,8 @@ class Integrator:
                      st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
         b = self._eb(q, st[_SP_U0], st[_SP_U1], st[_SP_R], 0,
                      st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
-        self._bound_out(out, a, b, st[_SP_R] + 2000, st[_SP_FL])  # + flooring of both shares
+        nd = (1 if st[_SI] >= 0 else 0) + (1 if st[_SE] >= 0 else 0)
+        self._bound_out(out, a, b, st[_SP_R] + 1000 * nd, st[_SP_FL], nd)  # + each share's flooring
         out[REC_PW_IMPORT] = _NONE
         out[REC_PW_EXPORT] = _NONE
         st[_LAST] = k
@@ -590,14 +591,17 @@ class Integrator:
         # Resolution once per register, plus what flooring to whole Wh moved: the change
         # of the carried remainder (unknown after a spread: 1 Wh).
         r = 0
+        nd = 0
         c = st[_CIN]
         if used & 2 and st[_RI + _G_OK]:
             x = c // 1000 - st[_RI + _G_REM] if c >= 0 else 1000
             r = _P10[st[_RI + _G_EXP] + 3] + (x if x >= 0 else -x)
+            nd = 1
         if used & 4 and st[_RE + _G_OK]:
             x = c % 1000 - st[_RE + _G_REM] if c >= 0 else 1000
             r += _P10[st[_RE + _G_EXP] + 3] + (x if x >= 0 else -x)
-        self._bound_out(out, st[_EB], self._t[_X_EB], r, fl)
+            nd += 1
+        self._bound_out(out, st[_EB], self._t[_X_EB], r, fl, nd)
         out[REC_PW_IMPORT] = pi
         out[REC_PW_EXPORT] = pe
         st[_LAST] = st[_OPEN]
@@ -605,11 +609,13 @@ class Integrator:
         return 1
 
     # ---- attribution bound (docs/integrator.md "Attribution bound") -------------------
-    def _bound_out(self, out, a, b, r, fl):
+    def _bound_out(self, out, a, b, r, fl, nd):
         """REC_BOUND from the bounds at the slot's two boundaries (mWh) and r: the
         counters' resolution (once: the truncations at both ends partly cancel, see
         docs/integrator.md) plus what flooring to whole Wh moved (the carried remainders'
-        change); then the flagging rule into REC_FLAGS (imp/exp already in out)."""
+        change); then the flagging rule into REC_FLAGS (imp/exp already in out), with one
+        digit (est_res_wh) per value counted by a register (nd of them, at least one),
+        as the certification comparison allows one per compared direction."""
         w = _NONE
         if a < _BIG and b < _BIG and r < _BIG and not fl & RESET:  # a dropped delta: no bound
             w = (a + b + r + 999) // 1000
@@ -621,7 +627,7 @@ class Integrator:
             v = v + x if 0 <= v < _BIG and 0 <= x < _BIG else _BIG
             if v < self._est_min:
                 v = self._est_min
-            thr = (v // 10000) * bp + (v % 10000) * bp // 10000 + self._est_res
+            thr = (v // 10000) * bp + (v % 10000) * bp // 10000 + self._est_res * (nd if nd > 1 else 1)
             if w < 0 or w > thr:
                 fl |= ESTIMATED
         out[REC_FLAGS] = fl
@@ -630,7 +636,8 @@ class Integrator:
         """mWh bound on the time-attribution error at a boundary b ms before a reading,
         from register deltas i, e (mWh, -1 absent, _BIG unknown) over intervals ie, ee ms
         ending at that reading; sample times uncertain by u0 (the base) and u1 (the
-        reading); counter resolution r mWh (the slot adds it once: _bound_out).
+        reading); counter resolution r mWh (side 1 only; the slot adds it once:
+        _bound_out).
 
         side 0, an interval split at the boundary: per direction (_e1), with P =
         max_power_w, the smaller of P x the time to either reading (plus the sample-time
@@ -649,7 +656,7 @@ class Integrator:
                 return 0
             a = _BIG
             if m <= _BND_MS:
-                a = self._muldiv(self.max_power_w, m, 3600) + 1
+                a = self._pms(m)
             if i < _BIG and e < _BIG:
                 m = (i if i > 0 else 0) + (e if e > 0 else 0) + r
                 if m < a:
@@ -659,12 +666,12 @@ class Integrator:
             return _BIG
         a = 0
         if i >= 0:
-            a = self._e1(b, u0, u1, r, i, ie)
+            a = self._e1(b, u0, u1, i, ie)
         if e >= 0 and a < _BIG:
-            a += self._e1(b, u0, u1, r, e, ee)
+            a += self._e1(b, u0, u1, e, ee)
         return a if a < _BIG else _BIG
 
-    def _e1(self, b, u0, u1, r, dl, el):
+    def _e1(self, b, u0, u1, dl, el):
         """One direction's side-0 bound: the reading after the boundary (b ms, its sample
         up to u1 later) gives P (b + u1); the base before it (el - b ms before, its sample
         up to u0 later, so possibly past the boundary) gives P (el - b + u0 + u1); and the
@@ -674,22 +681,26 @@ class Integrator:
         m = a + u0 + u1
         if b + u1 < m:
             m = b + u1
-        p = self.max_power_w
         x = _BIG
         # m < 0 (the base's sample may lie after the boundary): no power bound is claimed,
         # the delta below caps it (and _muldiv takes no negative factor)
         if 0 <= m <= _BND_MS:
-            x = self._muldiv(p, m, 3600) + 1
+            x = self._pms(m)
         if dl < _BIG:
             # The counters' resolution is added once per slot (_bound_out), not here: with
             # the base's sample at or before the boundary, the interpolated value V and the
             # truth T there satisfy -(dl + r) < V - T <= dl, so across the slot's two
             # boundaries the resolution enters once (docs/integrator.md).
             a = u0 - a if u0 > a else 0
-            dl += self._muldiv(p, a, 3600) + 1 if a else 0
+            dl += self._pms(a) if a else 0
             if dl < x:
                 x = dl
         return x
+
+    def _pms(self, m):
+        """mWh at the power bound over m ms (0 <= m <= _BND_MS), rounded up."""
+        q = self._muldiv(self.max_power_w, m, 3600)
+        return q + 1 if self._t[_X_REM] else q
 
     def _bt(self, b, side):
         """_eb() for the deltas prepared in scratch by this feed."""

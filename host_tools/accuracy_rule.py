@@ -4,7 +4,7 @@ source, and the tool's share of it) to the agent's integrator.estimate_* setting
 same threshold for checks on the host.
 
 A slot is flagged `estimated` when its attribution bound exceeds
-    share x tolerance x max(value, min_energy_wh) + resolution_wh
+    share x tolerance x max(value, min_energy_wh) + resolution_wh per register direction
 (docs/integrator.md "Attribution bound"; docs/config.md integrator.estimate_*).
 """
 import json
@@ -39,7 +39,10 @@ def load_rule(path=CLASSES, cls=None, share=None):
             "basis": "%s %s %s %% x %s (hw/accuracy_classes.json)" % (cls, rule["tolerance"], tol, share)}
 
 
-def threshold_wh(rule, value_wh):
-    """The largest bound (Wh) an unflagged value of value_wh may have (as the agent computes)."""
+def threshold_wh(rule, value_wh, digits=1):
+    """The largest bound (Wh) an unflagged value of value_wh (import + export) may have, as
+    the agent computes it: digits is the number of directions counted by a register (each
+    reported value has its own digit, as in the certification comparison)."""
     v = max(int(value_wh), rule["estimate_min_wh"])
-    return (v // 10000) * rule["estimate_bp"] + (v % 10000) * rule["estimate_bp"] // 10000 + rule["estimate_res_wh"]
+    return ((v // 10000) * rule["estimate_bp"] + (v % 10000) * rule["estimate_bp"] // 10000
+            + rule["estimate_res_wh"] * max(digits, 1))

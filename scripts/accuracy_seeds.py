@@ -29,7 +29,10 @@ from host_tools.accuracy_rule import load_rule, threshold_wh  # noqa: E402
 def figures(summary, rule, rundir=None):
     out = {}
     for d in summary["devices"]:
-        n = est = outside = bound_missing = bound_broken = polls = 0
+        with open(os.path.join(HERE, "hw", "maps", d["map"] + ".json")) as f:
+            q = json.load(f)["quantities"]
+        digits = sum(1 for k in ("import", "export") if k in q)  # one per register direction
+        n = est = outside = bound_missing = bound_broken = 0
         worst = (0.0, 0.0, 0.0)
         for r in d["slots"]:
             if not r.get("stored") or r.get("truth_import_wh") is None:
@@ -52,7 +55,7 @@ def figures(summary, rule, rundir=None):
             share = err / max(e, 1)
             if share > worst[0]:
                 worst = (share, err, e)
-            if err > threshold_wh(rule, max(e, 0)):
+            if err > threshold_wh(rule, max(e, 0), digits):
                 outside += 1
         out[d["kind"]] = {
             "slots": n, "estimated": est, "max_unflagged_error_pct": round(100 * worst[0], 3),

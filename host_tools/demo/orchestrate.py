@@ -308,8 +308,11 @@ class Run:
         self.started = True
 
     def _write_agent_config(self, d):
+        # A reply deadline a few times the loopback round trip (1-7 ms): at 1440x every real
+        # ms is 1.44 simulated s, and a poll that hangs past a boundary delays its reading
+        # (the slot's bound grows with it). The QEMU board is slower.
         dev = {"map": d.map, "transport": d.transport, "unit": 1, "poll_interval_s": self.poll_s,
-               "timeout_ms": 300}
+               "timeout_ms": 300 if self.runtime == "qemu" else 40}
         if d.transport == "tcp":
             dev.update(host="127.0.0.1", port=d.modbus_port)
         else:

@@ -125,7 +125,8 @@ def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflic
             if t:
                 err = (imp - ti) + (exp - te)
                 row["error_wh"] = float(err)
-                acc.add(imp, exp, flags, ti, te)
+                acc.add(imp, exp, flags, ti, te,
+                        sum(1 for k in ("import", "export") if k in t.get("regs_start", {})))
                 err_max = max(err_max, abs(err))
                 if flags & MISSING and err < 0:
                     flagged_deficit += -err
@@ -168,17 +169,18 @@ def device_summary(kind, device_id, truth_path, db, first_slot, n_slots, conflic
 
 
 class Accuracy:
-    """Per-slot accuracy against the truth (docs/demo.md, `accuracy`). A slot's error is
-    |import - truth| + |export - truth| (what the attribution bound bounds); a value is
-    unflagged when it is flagged neither `estimated` nor `missing`; its allowed error is the
-    estimate rule's threshold (host_tools/accuracy_rule.py) on its truth energy."""
+    """Per-slot accuracy against the truth (docs/demo.md, `accuracy`). A slot's error is |import - truth| +
+    |export - truth| (what the attribution bound bounds); a value is unflagged when it is
+    flagged neither `estimated` nor `missing`; its allowed error is the estimate rule's
+    threshold (host_tools/accuracy_rule.py) on its truth energy, one digit per register."""
 
     def __init__(self, rule):
         self.rule = rule
         self.n = self.est = self.outside = self.bound_missing = self.bound_broken = 0
         self.worst = None  # (share, slot error Wh, energy Wh)
 
-    def add(self, imp, exp, flags, ti, te):
+    def add(self, imp, exp, flags, ti, te, digits=1):
+        """digits: the device's register directions (one digit of allowance each)."""
         self.n += 1
         err = abs(imp - ti) + abs(exp - te)
         energy = ti + te
@@ -195,7 +197,7 @@ class Accuracy:
         share = err / max(energy, 1)
         if self.worst is None or share > self.worst[0]:
             self.worst = (share, err, energy)
-        if self.rule is not None and err > threshold_wh(self.rule, max(energy, 0)):
+        if self.rule is not None and err > threshold_wh(self.rule, max(energy, 0), digits):
             self.outside += 1
 
     def result(self):

@@ -169,12 +169,14 @@ def simulate(seed, integ=Integrator, slots=3):
         a = prof.energy(k * 1800000 - T0 * 1000)
         z = prof.energy((k + 1) * 1800000 - T0 * 1000)
         truth[k] = (z[0] - a[0], z[1] - a[1])
+    cfg = dict(cfg, digits=2 if bidir else 1)  # registers counting: one digit each
     return recs, truth, cfg
 
 
 def check(recs, truth, cfg):
     """Every record with a bound is within it; every record not flagged `estimated` is
-    within the configured share (est_bp of max(value, est_min_wh) + est_res_wh). Returns
+    within the configured share (est_bp of max(value, est_min_wh) + est_res_wh per
+    register direction). Returns
     (records checked, largest error / bound seen as a (num, den) pair)."""
     n = 0
     worst = (0, 1)
@@ -192,7 +194,7 @@ def check(recs, truth, cfg):
             v = imp + exp
             if v < cfg["est_min_wh"]:
                 v = cfg["est_min_wh"]
-            thr = v * cfg["est_bp"] * MJ_PER_WH // 10000 + cfg["est_res_wh"] * MJ_PER_WH
+            thr = v * cfg["est_bp"] * MJ_PER_WH // 10000 + cfg["est_res_wh"] * cfg["digits"] * MJ_PER_WH
             assert bound >= 0 and err <= thr, (rec, ti, te, err, thr)
         n += 1
     return n, worst

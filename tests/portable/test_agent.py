@@ -213,6 +213,45 @@ def test_a_failed_boundary_poll_is_retried_at_once():
     assert rig.agent.log.counters.get("boundary_retries") == 1
 
 
+def test_a_poll_just_before_each_boundary_brackets_it():
+    # Issue 16: the boundary's bound is then the delta between two readings a round trip
+    # apart, not the rating times the round trip.
+    cfg = config()
+    cfg["device"]["poll_interval_s"] = 30
+    inv = Inverter(3600)
+    times = []
+    reply = inv.reply
+    inv.reply = lambda req, t: times.append(t) or reply(req, t)
+    rig = Rig(factory(MemStorage(), cfg), inv, T0)
+    rig.run(3 * 1800 + 60)
+    for b in (T0 + 1800, T0 + 3600, T0 + 5400):
+        assert [x - b for x in times if b - 60 <= x <= b + 30] == [-60, -30, -1, 0, 30]
+
+
+def test_the_pre_boundary_lead_follows_the_round_trips():
+    cfg = config()
+    cfg["device"]["poll_interval_s"] = 30
+    inv = Inverter(3600)
+    a = factory(MemStorage(), cfg)(T0)
+
+    def poll(t, rtt_ms):
+        rep = inv.reply(bytes(a.start_poll(t, 0, 0)), t)
+        a.modbus_feed(rep, len(rep), rtt_ms, t + rtt_ms // 1000, rtt_ms % 1000)
+
+    b = T0 + 1800
+    poll(b - 60, 2500)  # a 2.5 s round trip: the poll before the boundary leaves 3 s ahead
+    poll(b - 30, 2500)
+    assert a.next_poll == b - 3
+    poll(b - 3, 0)
+    assert a.next_poll == b
+    poll(b, 0)
+    poll(b + 30, 0)  # round trips fell: the lead falls 1 s a poll
+    poll(b + 60, 0)
+    assert a._lead == 1
+    poll(b + 90, 40000)  # a round trip longer than half the interval is not a lead
+    assert a._lead == 1
+
+
 def test_slots_closed_while_the_clock_is_unsynced_are_flagged():
     from edge.flags import BOUND_UNKNOWN, ESTIMATED, flag_bound
 

@@ -63,6 +63,46 @@ def test_boundary_reading_gives_a_small_bound_a_missed_one_a_large_flagged_one()
     assert plain[0][REC_BOUND] == missed[0][REC_BOUND] and not plain[0][3] & ESTIMATED
 
 
+def _idle(bidir, carry_split):
+    """Two slots of 1-Wh counters (exp 0) read every 30 s (records: the two, and the one
+    the last reading opened); with carry_split the boundary reading fails and 1 Wh counted
+    between 1770 and 1830 is split at 1800, moving the carried remainder."""
+    from edge.reading import HAS_EXPORT, R_EXP_EXP, R_EXP_HI, R_EXP_LO
+
+    it = Integrator(max_power_w=5000, max_gap_s=600, est_bp=50)
+    out = [0] * REC_LEN
+    r = [0] * 9
+    r[R_PRESENT] = HAS_IMPORT | (HAS_EXPORT if bidir else 0)
+    recs = []
+    wh = 100
+    for s in range(0, 3601, 30):
+        if carry_split and s == 1830:
+            wh += 1
+        r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP] = 0, wh, 0
+        r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP] = 0, 7, 0
+        if carry_split and s == 1800:
+            continue  # the boundary reading failed: 1770..1830 is split at 1800
+        if it.feed(r, T0 + s, 0, out, 0):
+            recs.append(list(out))
+    it.close(out)
+    recs.append(list(out))
+    return recs
+
+
+def test_an_idle_slot_read_at_its_boundaries_is_exact_to_a_digit_per_register():
+    # A counter that does not move hides less than its resolution; nothing else is in
+    # doubt (no carried remainder moved): the bound is one digit per register, within
+    # the rule (which allows one digit per register direction, as certification does).
+    for bidir in (0, 1):
+        recs = _idle(bidir, 0)
+        assert [r[1] + r[2] for r in recs] == [0, 0, 0]
+        assert recs[0][REC_BOUND] == 1 + bidir and not recs[0][3] & ESTIMATED, recs[0]
+    # A split moves the carried remainder: flooring enters the bound (and here the
+    # straddling delta, 1 Wh, itself).
+    recs = _idle(0, 1)
+    assert recs[0][REC_BOUND] >= 2 and recs[0][1] + recs[1][1] == 1
+
+
 def test_round_trip_uncertainty_widens_the_bound():
     a = _run(list(range(0, 3601, 30)), unc=0)[0][REC_BOUND]
     b = _run(list(range(0, 3601, 30)), unc=2000)[0][REC_BOUND]
