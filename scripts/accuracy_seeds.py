@@ -91,6 +91,7 @@ def agent_counts(rundir, kind):
 
 def run(checkout, seed, outdir, python):
     od = os.path.join(outdir, "seed%d" % seed)
+    os.makedirs(outdir, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=checkout)
     t0 = time.time()
     p = subprocess.run([python, "-m", "host_tools.cli", "demo", "--devices", "inverter,charger,meter",

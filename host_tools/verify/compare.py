@@ -159,6 +159,14 @@ class Row:
         self.flag_fail = False  # excluded, but carries a flag that fails the verdict
         self.bound = None  # the device's stated attribution bound (Wh) of an estimated slot
 
+    @property
+    def quality(self):
+        """`exact` or `estimated` (推定: the device flagged its split across slots as an
+        estimate, issue 16); None when the device has no value for the slot."""
+        if all(v is None for v in self.dev.values()):
+            return None
+        return ESTIMATED if ESTIMATED in (self.flags or "").split("|") else "exact"
+
 
 class Result:
     def __init__(self):
@@ -180,6 +188,11 @@ class Result:
     @property
     def excluded(self):
         return [r for r in self.rows if r.status == "excluded"]
+
+    @property
+    def estimated(self):
+        """Compared slots whose device value is an estimate (quality `estimated`)."""
+        return [r for r in self.compared if r.quality == ESTIMATED]
 
 
 def allowed_wh(tol, ref, min_energy_wh, resolution_wh):

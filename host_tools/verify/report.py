@@ -53,7 +53,7 @@ def dec(x, n=6):
 def csv_text(res):
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    head = ["slot_start", "slot", "status", "device_flags"]
+    head = ["slot_start", "slot", "status", "device_flags", "quality", "attribution_bound_wh"]
     for d in res.directions:
         n = cmp.DIR_NAME[d]
         head += ["device_%s_wh" % n, "reference_%s_wh" % n, "error_%s_wh" % n,
@@ -61,7 +61,8 @@ def csv_text(res):
     head.append("reasons")
     w.writerow(head)
     for r in res.rows:
-        row = [r.start, r.slot_of_day, r.status, r.flags]
+        row = [r.start, r.slot_of_day, r.status, r.flags, r.quality or "",
+               "" if r.bound is None else str(r.bound)]
         for d in res.directions:
             row += ["" if r.dev.get(d) is None else r.dev[d], dec(r.ref.get(d)), dec(r.err.get(d)),
                     dec(r.rel.get(d), 4), dec(r.allowed.get(d))]
@@ -483,8 +484,12 @@ def page(doc, pngs, signature=None):
                    "<th>allowed Wh</th>" % _e(n))
     out.append("<th class='l'>flags / reasons</th></tr>")
     for s in doc["slots"]:
-        cells = "<td>%d</td><td class='l'>%s</td><td class='l %s'>%s</td>" % (
-            s["slot"], _e(s["slot_start"]), _e(s["status"]), _e(s["status"]))
+        q = s["quality"]
+        if q == "estimated":
+            q = "estimated, bound %s Wh" % (s["attribution_bound_wh"] or "unknown")
+        cells = "<td>%d</td><td class='l'>%s</td><td class='l %s'>%s%s</td>" % (
+            s["slot"], _e(s["slot_start"]), _e(s["status"]), _e(s["status"]),
+            "" if q in (None, "exact") else "<br><small>%s</small>" % _e(q))
         for n in dirs:
             x = s[n]
             cells += "<td>%s</td><td>%s</td><td>%s</td><td>%s</td>" % (

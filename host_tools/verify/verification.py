@@ -386,7 +386,7 @@ def document(run, args, ctx):
     slots = []
     for r in res.rows:
         s = {"slot_start": r.start, "slot": r.slot_of_day, "status": r.status, "flags": r.flags,
-             "attribution_bound_wh": _s(r.bound), "reasons": list(r.reasons)}
+             "quality": r.quality, "attribution_bound_wh": _s(r.bound), "reasons": list(r.reasons)}
         for d in res.directions:
             n = cmp.DIR_NAME[d]
             s[n] = {"device_wh": r.dev.get(d), "reference_wh": _s(r.ref.get(d)),
@@ -435,7 +435,7 @@ def document(run, args, ctx):
             "slots_checked": run.consistency[1],
             "disagreements": len(run.consistency[2])},
         "summary": {"slots": len(res.rows), "compared": len(res.compared),
-                    "excluded": len(res.excluded),
+                    "excluded": len(res.excluded), "estimated": len(res.estimated),
                     "directions": [cmp.DIR_NAME[d] for d in res.directions],
                     "reference_sources": {cmp.DIR_NAME[d]: ctx["srcs"][d] for d in cmp.DIRECTIONS},
                     "totals": {cmp.DIR_NAME[d]: {k: (v if isinstance(v, (bool, int, str)) else _s(v))
@@ -501,8 +501,9 @@ def summary(run):
         if u["tur_below_minimum"]:
             out.append("  warning: TUR below %s : 1 (%s)" % (u["min_tur"],
                                                             doc["decision_rule"]["min_tur_basis"]))
-        out.append("  %d slots: %d compared, %d excluded" % (len(res.rows), len(res.compared),
-                                                            len(res.excluded)))
+        out.append("  %d slots: %d compared, %d excluded; %d compared value(s) estimated "
+                   "(device flag `estimated`, quality column)" % (
+                       len(res.rows), len(res.compared), len(res.excluded), len(res.estimated)))
     if run.points is not None:
         for p in run.points:
             c = p.point

@@ -1,6 +1,7 @@
 """Test plans: the shipped plan's data, the emulator playing it, and `smeter verify --plan`
 giving a verdict per point where a missing, short or off-condition point is never a pass."""
 import copy
+import csv
 import json
 import os
 
@@ -233,3 +234,18 @@ def test_estimated_slots_are_compared_and_their_bound_reported(tmp_path, capsys)
     assert {k for k, p in pts.items() if p["decision"] != "pass"} == {"I20-50Hz"}
     s = [x for x in doc["slots"] if x["slot_start"].endswith("T10:00:00+09:00")][0]
     assert s["status"] == "fail" and s["attribution_bound_wh"] == "24" and s["flags"] == "estimated"
+    # Exact values and estimates are told apart (issue 16): per slot, in the summary, in
+    # slots.csv and in the HTML report.
+    assert s["quality"] == "estimated" and doc["summary"]["estimated"] == doc["summary"]["compared"]
+    rep = str(tmp_path / "rep")
+    open(dev, "w").write("\n".join([lines[0] + ",bound_wh"] + [ln + "estimated,24" if i % 2 else ln + ","
+                                                              for i, ln in enumerate(lines[1:])]) + "\n")
+    rc, doc, pts = verify_json(capsys, dev, truth, "--report", rep)
+    q = {x["slot_start"]: x["quality"] for x in doc["slots"] if x["quality"]}
+    assert set(q.values()) == {"exact", "estimated"}
+    assert doc["summary"]["estimated"] == sum(1 for x in doc["slots"]
+                                              if x["quality"] == "estimated" and x["status"] != "excluded")
+    rows = list(csv.DictReader(open(os.path.join(rep, "slots.csv"))))
+    assert {r["slot_start"]: r["quality"] for r in rows if r["quality"]} == q
+    assert all(r["attribution_bound_wh"] == ("24" if r["quality"] == "estimated" else "") for r in rows)
+    assert "estimated, bound 24 Wh" in open(os.path.join(rep, "index.html")).read()
