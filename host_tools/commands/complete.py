@@ -242,7 +242,7 @@ def _run_data(args):
     # completion.parquet from another run
     with atomic_output.atomic_dir(args.out, owned=model.TABLE_FILES) as tmp:
         data.save(tmp)
-        for name in ("market.parquet", "market.csv"):
+        for name in ("market.parquet", "market.csv", "estimated.parquet", "estimated.csv"):
             if os.path.exists(os.path.join(args.data, name)):
                 shutil.copy(os.path.join(args.data, name), os.path.join(tmp, name))
         pq.write_table(pa.table({"resource_id": pa.array(table["resource_id"], pa.string()),

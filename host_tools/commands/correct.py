@@ -7,6 +7,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from host_tools import atomic_output, cli_args, cli_log
+from host_tools.tso import correction, quality
 from host_tools.exit_codes import ENVIRONMENT, INCOMPLETE, OK, USAGE
 
 HELP = """\
@@ -79,12 +80,18 @@ def _check_ext(path):
         raise ValueError("%s: output must end in .csv or .parquet" % path)
 
 
-def pair_columns(data, results):
+def pair_columns(data, results, pair_est, day_ix):
+    """Per-slot, per-pair rows; pair_est: quality.pair_counts(), the estimated inputs."""
     from host_tools.tso.model import SLOTS
     bg = data.bgs["bg_id"].astype(str)
     cols = {k: [] for k in ("date", "slot", "demand_bg", "generation_bg", "delivered_wh",
-                            "demand_share_wh", "generation_share_wh")}
+                            "demand_share_wh", "generation_share_wh", "estimated_inputs")}
+    zero = np.zeros(SLOTS, np.int64)
     for r in results:
+        di = day_ix[np.datetime64(r.day, "D")]
+        cols["estimated_inputs"].append(np.concatenate(
+            [pair_est[(int(a), int(b))][di] if (int(a), int(b)) in pair_est else zero
+             for a, b in zip(r.pair_dem, r.pair_gen)]) if len(r.pair_dem) else np.empty(0, np.int64))
         n = len(r.pair_dem)
         cols["date"].append(np.full(n * SLOTS, r.day))
         cols["slot"].append(np.tile(np.arange(1, SLOTS + 1), n))
@@ -154,6 +161,7 @@ def run(args):
             data, results = _correct_dask(args, rules)
         else:
             data, results = _correct_memory(args, rules)
+        est = quality.marks(args.data, data)
     except ConfigError as exc:
         _err("smeter correct: %s" % exc)
         return USAGE
@@ -171,7 +179,7 @@ def run(args):
     except (OSError, ValueError) as exc:
         _err("smeter correct: %s" % exc)
         return USAGE
-    return _report(args, rules, data, results)
+    return _report(args, rules, data, results, est)
 
 
 def _correct_memory(args, rules):
@@ -194,13 +202,16 @@ def _correct_memory(args, rules):
     return data, results
 
 
-def _report(args, rules, data, results):
-    from host_tools.tso import config, correction
+def _report(args, rules, data, results, est):
+    from host_tools.tso import config
     if not results:
         _err("smeter correct: no day carries BG plans; nothing to correct")
         return INCOMPLETE
     bg = data.bgs["bg_id"].astype(str)
     kind = data.bgs["kind"].astype(str)
+    day_ix = {d: i for i, d in enumerate(data.days)}
+    counts = quality.bg_counts(data, est)  # (days, BGs, 48) estimated inputs
+    per_day = [counts[day_ix[np.datetime64(r.day, "D")]] for r in results]
     basis = args.plan_basis or config.plan_basis(rules, args.pattern)
     if args.json:
         import json
@@ -212,16 +223,21 @@ def _report(args, rules, data, results):
                      "correction_wh": int(r.correction[i].sum()),
                      "imbalance_wh": int(r.imbalance[i].sum()),
                      "sum_abs_uncorrected_wh": int(np.abs(r.actual[i] - r.plan[i]).sum()),
-                     "sum_abs_imbalance_wh": int(np.abs(r.imbalance[i]).sum())}
-                    for i in range(len(bg))]} for r in results]}, indent=1))
+                     "sum_abs_imbalance_wh": int(np.abs(r.imbalance[i]).sum()),
+                     "slots_with_estimated_inputs": int((c[i] > 0).sum())}
+                    for i in range(len(bg))]} for r, c in zip(results, per_day)]}, indent=1))
     else:
-        _print_table(args.pattern, basis, bg, kind, results)
+        _print_table(args.pattern, basis, bg, kind, results, per_day)
     try:
         if args.out:
-            _write(correction.result_columns(data, results), args.out)
+            cols = correction.result_columns(data, results)
+            cols["estimated_inputs"] = (np.concatenate([c.reshape(-1) for c in per_day])
+                                        if per_day else np.empty(0, np.int64))
+            _write(cols, args.out)
             _log("wrote %s" % args.out)
         if args.pairs_out:
-            _write(pair_columns(data, results), args.pairs_out)
+            _write(pair_columns(data, results, quality.pair_counts(data, est), day_ix),
+                   args.pairs_out)
             _log("wrote %s" % args.pairs_out)
     except OSError as exc:  # checked before the work; the disk filled up or the dir went away
         _err("smeter correct: %s" % exc)
@@ -229,9 +245,9 @@ def _report(args, rules, data, results):
     return OK
 
 
-def _print_table(pattern, basis, bg, kind, results):
+def _print_table(pattern, basis, bg, kind, results, per_day):
     print("pattern %d, plan basis %s" % (pattern, basis))
-    for r in results:
+    for r, c in zip(results, per_day):
         print("%s  delivered adjustment %d Wh (sending end)" % (r.day, r.delivered.sum()))
         print("  %-10s %-10s %14s %14s %14s %14s %16s %16s" % (
             "bg", "kind", "plan_wh", "actual_wh", "correction_wh", "imbalance_wh",
@@ -241,3 +257,6 @@ def _print_table(pattern, basis, bg, kind, results):
                 bg[i], kind[i], r.plan[i].sum(), r.actual[i].sum(), r.correction[i].sum(),
                 r.imbalance[i].sum(), np.abs(r.actual[i] - r.plan[i]).sum(),
                 np.abs(r.imbalance[i]).sum()))
+        if c.any():  # exact results and results resting on estimates told apart
+            print("  slots resting on estimated inputs: %s" % ", ".join(
+                "%s %d" % (bg[i], (c[i] > 0).sum()) for i in range(len(bg)) if c[i].any()))

@@ -63,7 +63,7 @@ PARTITION_SCHEMA = (WIDE_SCHEMA[0],) + WIDE_SCHEMA[2:]  # date (and demand BG) i
 OPTIONAL = ("device", "device_plans", "events", "list_patterns")
 # Every file a written data set may hold (tables, market data, a completion's record): what
 # a writer replacing an output directory owns (host_tools/atomic_output.atomic_dir).
-TABLE_FILES = tuple(n + ext for n in tuple(SCHEMAS) + WIDE + ("market", "completion")
+TABLE_FILES = tuple(n + ext for n in tuple(SCHEMAS) + WIDE + ("market", "completion", "estimated")
                     for ext in (".parquet", ".csv"))
 
 

@@ -98,3 +98,61 @@ def test_through_the_smeter_entry_point(tmp_path):
     assert cor.returncode == 0, cor.stderr
     assert "pattern 1, plan basis sending" in cor.stdout
     assert (tmp_path / "o.csv").read_text().count("\n") > 48
+
+
+def test_results_resting_on_estimates_are_told_apart(tmp_path, capsys):
+    # Issue 16: a single device value flagged an estimate (`estimated` table) and a whole
+    # row filled by `smeter complete` (`completion` table) show up as estimated_inputs on
+    # exactly the BG rows and pair rows they enter; everything else stays 0 (exact).
+    import csv
+    import json
+
+    from host_tools.tso import model
+    data_dir = tmp_path / "data"
+    assert smeter("gen-tso-data", "--resources", 60, "--out", data_dir, "--seed", 3,
+                  "--format", "csv") == 0
+    data = model.load(str(data_dir))
+    day = str(data.plan_days()[0])
+    res = data.resources
+    with_gen = [i for i in range(len(res)) if str(res["generation_bg"][i]) not in ("", "None", "nan")]
+    a, b = with_gen[0], [i for i in range(len(res)) if i != with_gen[0]][0]
+    ra, rb = str(res["resource_id"][a]), str(res["resource_id"][b])
+    (data_dir / "estimated.csv").write_text(
+        "resource_id,date,series,slot\n%s,%s,device,17\n" % (ra, day))
+    (data_dir / "completion.csv").write_text(
+        "resource_id,date,series,method\n%s,%s,receiving,profile\n" % (rb, day))
+    out, pairs = tmp_path / "o.csv", tmp_path / "p.csv"
+    capsys.readouterr()
+    assert smeter("correct", "--data", data_dir, "--pattern", 2, "--out", out,
+                  "--pairs-out", pairs) == 0
+    assert "slots resting on estimated inputs" in capsys.readouterr().out
+    want = {}
+    for i, slots in ((a, [17]), (b, range(1, 49))):
+        for col in ("demand_bg", "generation_bg"):
+            g = str(res[col][i])
+            if g not in ("", "None", "nan"):
+                for s in slots:
+                    want[(g, s)] = want.get((g, s), 0) + 1
+    got = {(r["bg_id"], int(r["slot"])): int(r["estimated_inputs"])
+           for r in csv.DictReader(open(out)) if r["date"] == day and int(r["estimated_inputs"])}
+    assert got == want
+    rows = [r for r in csv.DictReader(open(pairs)) if r["date"] == day]
+    pa_ = (str(res["demand_bg"][a]), str(res["generation_bg"][a]))
+    assert [int(r["estimated_inputs"]) for r in rows
+            if (r["demand_bg"], r["generation_bg"]) == pa_ and r["slot"] == "17"][0] >= 1
+    assert sum(int(r["estimated_inputs"]) for r in rows) >= 49
+    # --json counts the slots per BG; without the records everything is exact
+    assert smeter("correct", "--data", data_dir, "--pattern", 2, "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    d0 = [d for d in doc["days"] if d["date"] == day][0]
+    assert {x["bg"]: x["slots_with_estimated_inputs"] for x in d0["bgs"]
+            if x["slots_with_estimated_inputs"]} == {
+        g: len({s for (h, s) in want if h == g}) for g, _ in want}
+    (data_dir / "estimated.csv").unlink()
+    (data_dir / "completion.csv").unlink()
+    assert smeter("correct", "--data", data_dir, "--pattern", 2, "--out", out) == 0
+    assert all(r["estimated_inputs"] == "0" for r in csv.DictReader(open(out)))
+    # a record naming an unknown resource is a usage error, nothing written
+    (data_dir / "estimated.csv").write_text("resource_id,date,series,slot\nnope,%s,device,1\n" % day)
+    assert smeter("correct", "--data", data_dir, "--pattern", 2) == 2
+    assert "estimated.csv: rows name resources not in resources" in capsys.readouterr().err
