@@ -32,6 +32,7 @@ across power cuts (docs/store-and-forward.md). The steady-state path allocates n
 from edge.compat import const
 from edge.errors import EdgeError
 from edge.flags import CLOCK_STEP, ESTIMATED, INVALID, MISMATCH, MISSING, PARTIAL, RESET
+from edge.int31 import limbs, lsub, muldiv
 from edge.reading import (
     HAS_EXPORT,
     HAS_IMPORT,
@@ -69,7 +70,7 @@ _VER = const(0)
 _OPEN = const(1)  # open absolute slot, -1 when none
 _FLAGS = const(2)  # flags of the open slot
 _COVER = const(3)  # ms of the open slot covered by integrated intervals
-_USED = const(4)  # sources seen in the open slot: 1 power, 2 import register, 4 export register
+_USED = const(4)  # sources seen in the open slot: _SRC_* bits
 _HAVE = const(5)  # 1 when a previous sample (time base) exists
 _TS = const(6)  # previous sample: edge seconds
 _TMS = const(7)  # previous sample: ms 0..999
@@ -94,6 +95,10 @@ _SP_U1 = const(47)
 _SP_R = const(48)  # spread: counter resolution of its registers, mWh
 _CIN = const(49)  # mWh remainders carried into the open slot: import * 1000 + export
 STATE_LEN = const(50)
+# _USED bits: the sources a slot's values came from.
+_SRC_POWER = const(1)
+_SRC_IMP = const(2)  # import register
+_SRC_EXP = const(4)  # export register
 # Register block offsets.
 _G_OK = const(0)
 _G_HI = const(1)
@@ -111,10 +116,12 @@ _LIM = const(0x3FFFFFFF)
 _NONE = const(-1)
 _BAD = const(-2)
 _PBAD = const(0x3FFFFFFF)  # _power() result for an unusable value (above any max power)
-# Scratch layout: per direction (import 0, export 3): register delta mWh, interval ms,
-# (unused); 6 muldiv remainder;
-# 7 ms from a crossed boundary to the sample; 8..15 limbs for scale-factor changes;
-# 16 RESET if this feed saw a reset; 17 ESTIMATED if a delta's placement is estimated.
+# Scratch layout (self._t): per direction this feed's register delta in mWh (-1: none) and
+# the interval it spans in ms, at _X_IMP/_X_EXP and the next entry; a muldiv remainder;
+# ms from a crossed boundary to the sample; limbs for scale-factor changes; RESET if this
+# feed saw a reset; ESTIMATED if a delta's placement is estimated.
+_X_IMP = const(0)  # import: delta mWh; _X_IMP + 1 its interval ms
+_X_EXP = const(3)  # export: same
 _X_REM = const(6)
 _X_TAIL = const(7)
 _X_LA = const(8)
@@ -173,7 +180,7 @@ class Integrator:
         if (max_power_w * _U_SLOT // 36 + 1) * reg_margin_pct > _LIM:
             raise IntegratorError("max_power_w * reg_margin_pct too large")
         # Longest interval whose plausibility limit (+ 10**6 mWh quantisation slack) stays
-        # in 31 bits; 72 h keeps interval ms below 2**29 (_muldiv's divisor bound).
+        # in 31 bits; 72 h keeps interval ms below 2**29 (muldiv's divisor bound).
         fit = ((_LIM - 2000000) * 10 // reg_margin_pct - 1) * 36 // max_power_w
         if fit > 259200:
             fit = 259200
@@ -357,9 +364,9 @@ class Integrator:
         cov = pw
         t[_X_RST] = 0
         t[_X_EST] = 0
-        if self._rprep(_RI, 0, pres & HAS_IMPORT, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms, op, cross):
+        if self._reg_prepare(_RI, _X_IMP, pres & HAS_IMPORT, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms, op, cross):
             cov = 1
-        if self._rprep(_RE, 3, pres & HAS_EXPORT, r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP], s, ms, op, cross):
+        if self._reg_prepare(_RE, _X_EXP, pres & HAS_EXPORT, r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP], s, ms, op, cross):
             cov = 1
         if dt < 0:
             cov = 0
@@ -375,12 +382,12 @@ class Integrator:
                 # boundary lands here. Bound it like a boundary read that late.
                 x = st[_EB] + self._bt((s - op * _U_SLOT) * 1000 + ms, 1)
                 st[_EB] = x if x < _BIG else _BIG
-            self._rapply(_RI, 0, 0)
-            self._rapply(_RE, 3, 0)
+            self._rapply(_RI, _X_IMP, 0)
+            self._rapply(_RE, _X_EXP, 0)
             if cov:
                 st[_COVER] += dt
-            elif est and (not st[_POK] or (t[0] >= 0 and t[3] >= 0)):
-                g = self._elg(s, ms)
+            elif est and (not st[_POK] or (t[_X_IMP] >= 0 and t[_X_EXP] >= 0)):
+                g = self._elapsed_ms(s, ms)
                 k = (s - slot * _U_SLOT) * 1000 + ms
                 if k > 0:
                     st[_COVER] += g if g < k else k
@@ -388,28 +395,28 @@ class Integrator:
             tau = ((op + 1) * _U_SLOT - st[_TS]) * 1000 - st[_TMS]
             t[_X_TAIL] = dt - tau
             u = st[_USED]
-            if est or (u & 2 and st[_RI + _G_OK] and t[0] < 0) or (u & 4 and st[_RE + _G_OK] and t[3] < 0):
+            if est or (u & _SRC_IMP and st[_RI + _G_OK] and t[_X_IMP] < 0) or (u & _SRC_EXP and st[_RE + _G_OK] and t[_X_EXP] < 0):
                 t[_X_EB] = _BIG  # a register used in the slot was not read here (partial)
             else:
                 t[_X_EB] = self._bt(dt - tau, 0)
             if pw:
                 self._pw(_PI, p0, p, dt, tau, 0)
                 self._pw(_PE, -p0, -p, dt, tau, 0)
-            self._rapply(_RI, 0, 1)
-            self._rapply(_RE, 3, 1)
+            self._rapply(_RI, _X_IMP, 1)
+            self._rapply(_RE, _X_EXP, 1)
             if cov:
                 st[_COVER] += tau
-            n = self._close(out, (2 if t[0] >= 0 else 0) | (4 if t[3] >= 0 else 0))
+            n = self._close(out, (_SRC_IMP if t[_X_IMP] >= 0 else 0) | (_SRC_EXP if t[_X_EXP] >= 0 else 0))
             self._open(slot)
             if pw:
                 self._pw(_PI, p0, p, dt, tau, 1)
                 self._pw(_PE, -p0, -p, dt, tau, 1)
-                st[_USED] |= 1
-            self._rapply(_RI, 0, 2)
-            self._rapply(_RE, 3, 2)
+                st[_USED] |= _SRC_POWER
+            self._rapply(_RI, _X_IMP, 2)
+            self._rapply(_RE, _X_EXP, 2)
             if cov:
                 st[_COVER] += dt - tau
-        elif t[0] >= 0 or t[3] >= 0:
+        elif t[_X_IMP] >= 0 or t[_X_EXP] >= 0:
             n = self._spread(out, op, slot, s, ms)
         else:
             # A gap across a boundary without registers: both slots show the hole.
@@ -420,7 +427,7 @@ class Integrator:
         return n
 
     # ---- estimated spread ----------------------------------------------------------
-    def _elg(self, s, ms):
+    def _elapsed_ms(self, s, ms):
         """ms since the previous sample, capped at max_spread_s."""
         st = self.st
         d = s - st[_TS]
@@ -438,7 +445,7 @@ class Integrator:
         j = S - 1 - f
         if j > 200:
             j = 200  # beyond max_spread_s anyway
-        # Bounds at f's end and S's start, from the whole deltas (before _sp1 splits them);
+        # Bounds at f's end and S's start, from the whole deltas (before _spread_split splits them);
         # what the pending records need for theirs is kept in the state.
         t[_X_EB] = self._bt(d + j * _SLOT_MS, 0)
         eb_s = self._bt(d, 0)
@@ -446,22 +453,22 @@ class Integrator:
         st[_EB] = x if x < _BIG else _BIG
         st[_SP_U0] = st[_RIU] if st[_RIU] > st[_REU] else st[_REU]
         st[_SP_U1] = t[_X_U]
-        st[_SP_R] = (_P10[st[_RI + _G_EXP] + 3] if t[0] >= 0 else 0) + (_P10[st[_RE + _G_EXP] + 3] if t[3] >= 0 else 0)
+        st[_SP_R] = (_P10[st[_RI + _G_EXP] + 3] if t[_X_IMP] >= 0 else 0) + (_P10[st[_RE + _G_EXP] + 3] if t[_X_EXP] >= 0 else 0)
         # Do the deltas account for both directions? One known only from power is not.
-        full = not st[_POK] or (t[0] >= 0 and t[3] >= 0)
-        g = self._elg(s, ms)
+        full = not st[_POK] or (t[_X_IMP] >= 0 and t[_X_EXP] >= 0)
+        g = self._elapsed_ms(s, ms)
         if full:
             x = g - d - j * _SLOT_MS  # gap ms inside f
             if x > 0:
                 k = _SLOT_MS - st[_COVER]
                 st[_COVER] += x if x < k else k
-        k = self._sp1(_RI, 0, _SI, j, d)
-        x = self._sp1(_RE, 3, _SE, j, d)
+        k = self._spread_split(_RI, _X_IMP, _SI, j, d)
+        x = self._spread_split(_RE, _X_EXP, _SE, j, d)
         if x > k:
             k = x
         st[_FLAGS] |= ESTIMATED
-        st[_CIN] = _NONE  # _sp1 moved the carries past the pending slots: flooring unknown
-        n = self._close(out, (2 if t[0] >= 0 else 0) | (4 if t[3] >= 0 else 0))
+        st[_CIN] = _NONE  # _spread_split moved the carries past the pending slots: flooring unknown
+        n = self._close(out, (_SRC_IMP if t[_X_IMP] >= 0 else 0) | (_SRC_EXP if t[_X_EXP] >= 0 else 0))
         k = S - k
         if k <= f:
             k = f + 1
@@ -473,17 +480,17 @@ class Integrator:
         t[_X_EB] = eb_s
         self._open(S)
         st[_FLAGS] = ESTIMATED
-        if t[0] >= 0:
-            self._radd(_RI, t[0])
-            st[_USED] |= 2
-        if t[3] >= 0:
-            self._radd(_RE, t[3])
-            st[_USED] |= 4
+        if t[_X_IMP] >= 0:
+            self._radd(_RI, t[_X_IMP])
+            st[_USED] |= _SRC_IMP
+        if t[_X_EXP] >= 0:
+            self._radd(_RE, t[_X_EXP])
+            st[_USED] |= _SRC_EXP
         if full:
             st[_COVER] = g if g < d else d
         return n
 
-    def _sp1(self, g, x, b, j, d):
+    def _spread_split(self, g, x, b, j, d):
         """Spread block b from the delta at scratch x: the share up to the end of the
         closing slot now, the carry past the pending slots into S, S's share back into
         scratch x. Returns how many slots before S get a share."""
@@ -497,7 +504,7 @@ class Integrator:
         st[b + 1] = el
         c = self._share(dl, el - d - j * _SLOT_MS, el)
         self._radd(g, c)
-        st[_USED] |= 2 if g == _RI else 4
+        st[_USED] |= _SRC_IMP if g == _RI else 4
         r = st[g + _G_REM]
         st[b + 2] = r
         st[b + 3] = c
@@ -516,8 +523,8 @@ class Integrator:
         k = st[_SP_K]
         q = (st[_SP_END] - 1 - k) * _SLOT_MS + st[_SP_D]  # ms from the end of k to the sample
         out[REC_SLOT] = k
-        out[REC_IMPORT] = self._sp2(_SI, q)
-        out[REC_EXPORT] = self._sp2(_SE, q)
+        out[REC_IMPORT] = self._pending_share(_SI, q)
+        out[REC_EXPORT] = self._pending_share(_SE, q)
         a = self._eb(q + _SLOT_MS, st[_SP_U0], st[_SP_U1], st[_SP_R], 0,
                      st[_SI], st[_SI + 1], st[_SE], st[_SE + 1])
         b = self._eb(q, st[_SP_U0], st[_SP_U1], st[_SP_R], 0,
@@ -531,7 +538,7 @@ class Integrator:
         st[_SP_K] = k if k < st[_SP_END] else _NONE
         return 1
 
-    def _sp2(self, b, q):
+    def _pending_share(self, b, q):
         st = self.st
         dl = st[b]
         if dl < 0:
@@ -559,7 +566,7 @@ class Integrator:
         st[_CIN] = st[_RI + _G_REM] * 1000 + st[_RE + _G_REM]
 
     def _close(self, out, regdone):
-        """Emit the open slot. regdone: register bits (2, 4) whose delta reached the
+        """Emit the open slot. regdone: register bits (_SRC_IMP, _SRC_EXP) whose delta reached the
         boundary in this feed; a register used in the slot that did not is incomplete
         (its energy from its last reading to the boundary is not in this slot)."""
         st = self.st
@@ -568,22 +575,22 @@ class Integrator:
         if cover < _SLOT_MS:
             fl |= PARTIAL
         late = st[_USED] & ~regdone
-        if (late & 2 and st[_RI + _G_OK]) or (late & 4 and st[_RE + _G_OK]):
+        if (late & _SRC_IMP and st[_RI + _G_OK]) or (late & _SRC_EXP and st[_RE + _G_OK]):
             fl |= PARTIAL
         if cover == 0 or _SLOT_MS - cover > self._miss:
             fl |= MISSING
         used = st[_USED]
         pi = _NONE
         pe = _NONE
-        if used & 1:
+        if used & _SRC_POWER:
             pi = st[_PI]
             pe = st[_PE]
-        imp = st[_RI + _G_WH] if used & 2 else (pi if used & 1 else 0)
-        exp = st[_RE + _G_WH] if used & 4 else (pe if used & 1 else 0)
-        if used & 1:
-            if used & 2 and self._mismatch(imp, pi):
+        imp = st[_RI + _G_WH] if used & _SRC_IMP else (pi if used & _SRC_POWER else 0)
+        exp = st[_RE + _G_WH] if used & _SRC_EXP else (pe if used & _SRC_POWER else 0)
+        if used & _SRC_POWER:
+            if used & _SRC_IMP and self._mismatch(imp, pi):
                 fl |= MISMATCH
-            if used & 4 and self._mismatch(exp, pe):
+            if used & _SRC_EXP and self._mismatch(exp, pe):
                 fl |= MISMATCH
         out[REC_SLOT] = st[_OPEN]
         out[REC_IMPORT] = imp
@@ -593,11 +600,11 @@ class Integrator:
         r = 0
         nd = 0
         c = st[_CIN]
-        if used & 2 and st[_RI + _G_OK]:
+        if used & _SRC_IMP and st[_RI + _G_OK]:
             x = c // 1000 - st[_RI + _G_REM] if c >= 0 else 1000
             r = _P10[st[_RI + _G_EXP] + 3] + (x if x >= 0 else -x)
             nd = 1
-        if used & 4 and st[_RE + _G_OK]:
+        if used & _SRC_EXP and st[_RE + _G_OK]:
             x = c % 1000 - st[_RE + _G_REM] if c >= 0 else 1000
             r += _P10[st[_RE + _G_EXP] + 3] + (x if x >= 0 else -x)
             nd += 1
@@ -683,7 +690,7 @@ class Integrator:
             m = b + u1
         x = _BIG
         # m < 0 (the base's sample may lie after the boundary): no power bound is claimed,
-        # the delta below caps it (and _muldiv takes no negative factor)
+        # the delta below caps it (and muldiv takes no negative factor)
         if 0 <= m <= _BND_MS:
             x = self._pms(m)
         if dl < _BIG:
@@ -699,7 +706,7 @@ class Integrator:
 
     def _pms(self, m):
         """mWh at the power bound over m ms (0 <= m <= _BND_MS), rounded up."""
-        q = self._muldiv(self.max_power_w, m, 3600)
+        q = muldiv(self.max_power_w, m, 3600, self._t, _X_REM)
         return q + 1 if self._t[_X_REM] else q
 
     def _bt(self, b, side):
@@ -708,16 +715,16 @@ class Integrator:
         t = self._t
         u = 0
         r = 0
-        if t[0] >= 0:
+        if t[_X_IMP] >= 0:
             u = st[_RIU]
             r = _P10[st[_RI + _G_EXP] + 3]
-        if t[3] >= 0:
+        if t[_X_EXP] >= 0:
             if st[_REU] > u:
                 u = st[_REU]
             r += _P10[st[_RE + _G_EXP] + 3]
         if side:
             u = 0
-        return self._eb(b, u, 0 if side else t[_X_U], r, side, t[0], t[1], t[3], t[4])
+        return self._eb(b, u, 0 if side else t[_X_U], r, side, t[_X_IMP], t[_X_IMP + 1], t[_X_EXP], t[_X_EXP + 1])
 
     def _eb_open(self):
         """Bound when the open slot closes with no reading at its end (advance, close):
@@ -728,7 +735,7 @@ class Integrator:
         r = 0
         g = _RI
         while g <= _RE:
-            if st[_USED] & (2 if g == _RI else 4) and st[g + _G_OK]:
+            if st[_USED] & (_SRC_IMP if g == _RI else _SRC_EXP) and st[g + _G_OK]:
                 x = (b - st[g + _G_S]) * 1000 - st[g + _G_MS]
                 if x > a:
                     a = x
@@ -750,17 +757,17 @@ class Integrator:
         st[_P] = p
         st[_POK] = 1 if pres & HAS_POWER else 0
         if pres & HAS_POWER:
-            st[_USED] |= 1
+            st[_USED] |= _SRC_POWER
         if pres & HAS_IMPORT:
             self._rset(_RI, r[R_IMP_HI], r[R_IMP_LO], r[R_IMP_EXP], s, ms)
             st[_RIU] = self._t[_X_U]
-            st[_USED] |= 2
+            st[_USED] |= _SRC_IMP
         elif fresh:
             st[_RI + _G_OK] = 0
         if pres & HAS_EXPORT:
             self._rset(_RE, r[R_EXP_HI], r[R_EXP_LO], r[R_EXP_EXP], s, ms)
             st[_REU] = self._t[_X_U]
-            st[_USED] |= 4
+            st[_USED] |= _SRC_EXP
         elif fresh:
             st[_RE + _G_OK] = 0
 
@@ -807,38 +814,6 @@ class Integrator:
         st[d] += w
         st[d + 1] = rr - w * u
 
-    def _muldiv(self, a, b, c):
-        """floor(a * b / c) for 0 <= a, b and 0 < c < 2**29 whose result fits 2**30;
-        the remainder goes to scratch. Never forms the full product."""
-        t = self._t
-        if a < 32768 and b < 32768:
-            x = a * b
-            q = x // c
-            t[_X_REM] = x - q * c
-            return q
-        qa = a // c
-        ar = a - qa * c
-        q = qa * b
-        hi = 0
-        rr = 0
-        bit = 1
-        while bit <= b >> 1:
-            bit <<= 1
-        while bit:
-            hi += hi
-            rr += rr
-            if rr >= c:
-                rr -= c
-                hi += 1
-            if b & bit:
-                rr += ar
-                if rr >= c:
-                    rr -= c
-                    hi += 1
-            bit >>= 1
-        t[_X_REM] = rr
-        return q + hi
-
     def _total(self, d, a0, a1, dt, sign):
         """sign * floor(positive area of the segment a0 -> a1 over dt) into direction d."""
         if a0 >= 0 and a1 >= 0:
@@ -847,8 +822,8 @@ class Integrator:
         if a0 < 0:  # rises through zero: mirror it
             a0, a1 = a1, a0
         dd = a0 - a1
-        y = self._muldiv(a0, dt, dd)  # crossing time from the positive end
-        f = self._muldiv(a0, self._t[_X_REM], dd)
+        y = muldiv(a0, dt, dd, self._t, _X_REM)  # crossing time from the positive end
+        f = muldiv(a0, self._t[_X_REM], dd, self._t, _X_REM)
         self._add(d, sign * a0, y)
         self._small(d, sign * f)
 
@@ -856,11 +831,11 @@ class Integrator:
         """sign * floor(area over [0, tau] of the line a0 -> a1), the line positive there."""
         dd = a1 - a0
         if dd >= 0:
-            x = self._muldiv(dd, tau, dt)
+            x = muldiv(dd, tau, dt, self._t, _X_REM)
             bi = a0 + x
             bf = self._t[_X_REM]
         else:
-            x = self._muldiv(-dd, tau, dt)
+            x = muldiv(-dd, tau, dt, self._t, _X_REM)
             bf = self._t[_X_REM]
             if bf:
                 bi = a0 - x - 1
@@ -869,7 +844,7 @@ class Integrator:
                 bi = a0 - x
         self._add(d, sign * (a0 + bi), tau)
         if bf:
-            self._small(d, sign * self._muldiv(bf, tau, dt))
+            self._small(d, sign * muldiv(bf, tau, dt, self._t, _X_REM))
 
     def _pw(self, d, a0, a1, dt, tau, phase):
         """Direction d's part of segment a0 -> a1 (pu) over dt ms.
@@ -884,14 +859,14 @@ class Integrator:
         if a0 >= 0 and a1 >= 0:
             head = 1
         elif a0 > 0:
-            y = self._muldiv(a0, dt, a0 - a1)
+            y = muldiv(a0, dt, a0 - a1, self._t, _X_REM)
             head = tau < y or (tau == y and self._t[_X_REM] > 0)
             if not head and phase == 0:
                 self._total(d, a0, a1, dt, 1)
             # boundary after the crossing: the next slot gets nothing
         else:
             tau2 = dt - tau
-            y = self._muldiv(a1, dt, a1 - a0)
+            y = muldiv(a1, dt, a1 - a0, self._t, _X_REM)
             if tau2 < y or (tau2 == y and self._t[_X_REM] > 0):
                 if phase == 0:
                     self._total(d, a0, a1, dt, 1)
@@ -921,7 +896,7 @@ class Integrator:
         st[g + _G_S] = s
         st[g + _G_MS] = ms
 
-    def _rprep(self, g, x, present, hi, lo, e, s, ms, op, cross):
+    def _reg_prepare(self, g, x, present, hi, lo, e, s, ms, op, cross):
         """Delta of register g since its base, in mWh, into scratch x..x+2.
 
         Returns 1 when a delta will be attributed. Sets `reset` on an implausible delta,
@@ -971,14 +946,14 @@ class Integrator:
         else:
             # Energy from before the open slot (already closed) lands here: estimated.
             self._radd(g, dl if phase == 0 else self._share(dl, el - t[_X_TAIL], el))
-        self.st[_USED] |= 2 if g == _RI else 4
+        self.st[_USED] |= _SRC_IMP if g == _RI else 4
 
     def _share(self, dl, x, el):
         if x <= 0:
             return 0
         if x >= el:
             return dl
-        return self._muldiv(dl, x, el)
+        return muldiv(dl, x, el, self._t, _X_REM)
 
     def _radd(self, g, mwh):
         st = self.st
@@ -1010,13 +985,13 @@ class Integrator:
             # change inside it (or at its end) may leave the coarser one at the other end.
             x = st[_EB] + _P10[(e if e > e0 else e0) + 3]
             st[_EB] = x if x < _BIG else _BIG
-            self._limbs(_X_LA, st[g + _G_HI], st[g + _G_LO], e0 - em)
-            self._limbs(_X_LB, hi, lo, e - em)
-            if self._lsub(_X_LB, _X_LA):
+            limbs(t, _X_LA, st[g + _G_HI], st[g + _G_LO], e0 - em)
+            limbs(t, _X_LB, hi, lo, e - em)
+            if lsub(t, _X_LB, _X_LA):
                 # Looks lower: less than one count of the coarser exponent is that
                 # exponent's truncation (a change to a coarser scale), not a reset.
-                self._limbs(_X_LB, hi, lo, e - em)
-                self._lsub(_X_LA, _X_LB)
+                limbs(t, _X_LB, hi, lo, e - em)
+                lsub(t, _X_LA, _X_LB)
                 if t[_X_LA + 2] or t[_X_LA + 3] or t[_X_LA + 1] > 0x7FFF:
                     return _BAD
                 if (t[_X_LA + 1] << 15) | t[_X_LA] >= _P10[(e if e > e0 else e0) - em]:
@@ -1036,31 +1011,3 @@ class Integrator:
         if dl > lim_mwh // unit + _P10[(e if e > e0 else e0) - em]:
             return _BAD
         return dl * unit
-
-    def _lsub(self, a, b):
-        """Limbs a -= b in place; returns 1 (a then holds a wrapped value) if a < b."""
-        t = self._t
-        borrow = 0
-        for i in range(4):
-            v = t[a + i] - t[b + i] - borrow
-            borrow = 0
-            if v < 0:
-                v += 0x8000
-                borrow = 1
-            t[a + i] = v
-        return borrow
-
-    def _limbs(self, o, hi, lo, k):
-        """(hi:lo) * 10**k as four 15-bit limbs at scratch o (k <= 6: < 2**52)."""
-        t = self._t
-        t[o] = lo & 0x7FFF
-        t[o + 1] = (lo >> 15) | ((hi & 0x3FFF) << 1)
-        t[o + 2] = hi >> 14
-        t[o + 3] = 0
-        while k > 0:
-            c = 0
-            for i in range(4):
-                v = t[o + i] * 10 + c
-                c = v >> 15
-                t[o + i] = v & 0x7FFF
-            k -= 1

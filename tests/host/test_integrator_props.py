@@ -1,14 +1,15 @@
 """Conservation and 31-bit bounds of the integrator, against an exact Fraction reference.
 
-All runs use a checked build of edge/integrator.py: its AST is rewritten so each BinOp,
-UnaryOp and augmented assignment passes through _chk(), which fails on any result outside
--2**30..2**30-1 (the small-int range of 32-bit boards; CPython and the 64-bit unix port
+All runs use a checked build of edge/integrator.py and edge/int31.py: their AST is
+rewritten so each BinOp, UnaryOp and augmented assignment passes through _chk(), which fails
+on any result outside -2**30..2**30-1 (the small-int range of 32-bit boards; CPython and the 64-bit unix port
 would hide the bignum a board allocates). __init__/save/restore (configuration time) are
 left unchecked.
 """
 import ast
 import copy
 import os
+import sys
 import types
 from fractions import Fraction
 
@@ -69,15 +70,30 @@ class _Wrap(ast.NodeTransformer):
         return ast.copy_location(ast.Assign(targets=[node.target], value=value), node)
 
 
-def load():
-    path = os.path.join(ROOT, "edge", "integrator.py")
+def _checked_module(name, path):
     with open(path, encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
     tree = ast.fix_missing_locations(_Wrap().visit(tree))
-    mod = types.ModuleType("integrator_checked")
+    mod = types.ModuleType(name)
     mod.__file__ = path
     mod._chk = _chk
     exec(compile(tree, path, "exec"), mod.__dict__)
+    return mod
+
+
+def load():
+    """The checked integrator, importing the checked edge/int31.py (its 31-bit arithmetic)."""
+    arith = _checked_module("edge.int31", os.path.join(ROOT, "edge", "int31.py"))
+    saved = sys.modules.get("edge.int31")
+    sys.modules["edge.int31"] = arith
+    try:
+        mod = _checked_module("integrator_checked", os.path.join(ROOT, "edge", "integrator.py"))
+    finally:
+        if saved is None:
+            del sys.modules["edge.int31"]
+        else:
+            sys.modules["edge.int31"] = saved
+    assert mod.muldiv is arith.muldiv and mod.limbs is arith.limbs
     return mod
 
 
