@@ -20,7 +20,7 @@ from host_tools.trace import read_trace
 
 # Modules replay_core imports inside MicroPython (precompiled to .mpy, as boards freeze them).
 MP_MODULES = ("__init__", "compat", "errors", "reading", "timebase", "flags", "slots",
-              "integrator", "replay_core")
+              "int31", "integrator", "replay_core")
 
 # Defaults mirror edge.integrator.Integrator; see docs/integrator.md for their basis.
 DEFAULTS = {
