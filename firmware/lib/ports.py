@@ -166,12 +166,26 @@ class UartStream:
     def write(self, data):
         self.u.write(data)
 
-    def read(self):
+    def read(self, wait_ms=0):
         n = self.u.any()
+        while not n and wait_ms > 0:  # a short wait for a reply (the runner's first read)
+            sleep_ms(1)
+            wait_ms -= 1
+            n = self.u.any()
         if not n:
             return 0
         b = self.buf
         return self.u.readinto(b, n if n < len(b) else len(b)) or 0
+
+    def discard(self):
+        """Drop bytes waiting before a request (SerialPort.discard: a stale RTU reply);
+        returns how many."""
+        k = 0
+        while True:
+            n = self.read()
+            if not n:
+                return k
+            k += n
 
     def read_available(self, wait_ms):
         if wait_ms > 0 and not self.u.any():
