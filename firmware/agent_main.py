@@ -29,6 +29,7 @@ from edge.config import ConfigError, validate
 from edge.errors import EdgeError
 
 _IDLE_MS = 20  # the longest sleep between turns
+_REPLY_WAIT_MS = 3  # a poll's first read waits this long for the reply, the loop blocked
 _TURNS = ("meter", "radio", "status")
 
 
@@ -58,6 +59,7 @@ class Runner:
         self.heap_peak = 0  # largest live heap (gc.mem_alloc() after a collect) seen
         self.heap_size = gc.mem_free() + gc.mem_alloc() if hasattr(gc, "mem_free") else 0
         self._since = status_every_s * 1000  # ms since the last status line: one at once
+        self._reply_wait = 0  # ms the next meter read may wait (a request just went out)
 
     def turn(self, which):
         """Turn `which` (0 meter, 1 radio, 2 status); returns ms until it is due again. An
@@ -81,7 +83,11 @@ class Runner:
         c = self.clock
         if a.modbus_busy():
             try:
-                n = self.meter.read()
+                # The first read after a request waits for the reply before the other turns
+                # run: the reading's time window (stamp to reply) is then the device's round
+                # trip, not a loop turn (docs/agent.md "Boundary polls").
+                n = self.meter.read(self._reply_wait)
+                self._reply_wait = 0
             except OSError as e:
                 self.meter.close()
                 s, ms = c.now()
@@ -102,8 +108,12 @@ class Runner:
             return 1 if wait < 1 else (_IDLE_MS if wait > _IDLE_MS else wait)
         try:
             self.meter.ensure()
+            k = self.meter.discard()
+            if k:
+                a.log.count("modbus_stale_bytes", k)
             req = a.start_poll(s, ms, ticks())
             self.meter.write(req)
+            self._reply_wait = _REPLY_WAIT_MS
         except OSError as e:
             self.meter.close()
             a.link_fault("link_" + _errname(e), s, ticks())

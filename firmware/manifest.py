@@ -25,6 +25,7 @@ package(
         "errors.py",
         "flags.py",
         "frame.py",
+        "int31.py",
         "integrator.py",
         "mac.py",
         "modbus_pdu.py",

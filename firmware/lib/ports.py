@@ -6,8 +6,9 @@
                                       smeter_board.UART on MPS2-AN385)
 
 Each has ensure() (open or connect; again after a failure; True when it opened just now),
-write(data), read() -> n (n bytes arrived in port.buf, a buffer allocated once: 0 none yet,
-OSError when the link is gone; an int, so polling allocates nothing), read_available(wait_ms)
+write(data), read(wait_ms=0) -> n (n bytes arrived in port.buf, a buffer allocated once: 0 none
+yet after waiting up to wait_ms, OSError when the link is gone; an int, so polling allocates
+nothing), discard() -> bytes dropped that were waiting before a request, read_available(wait_ms)
 -> bytes (the Wi-SUN module's side) and close(). The agent's runner (firmware/agent_main.py)
 drives them in its loop; transact() is one blocking Modbus request and reply over any of them
 (`smeter read`, the board tests).
@@ -74,8 +75,12 @@ class TcpPort(_Polled):
     def write(self, data):
         self.io.send(bytes(data))  # a request is 12 bytes: one send
 
-    def read(self):
-        if not self._poll.poll(0):
+    def discard(self):
+        """Nothing: a late TCP reply carries its transaction id and is refused by it."""
+        return 0
+
+    def read(self, wait_ms=0):
+        if not self._poll.poll(wait_ms):
             return 0
         try:
             n = self._recv(self.buf)
@@ -128,8 +133,21 @@ class SerialPort(_Polled):
                 n = len(mv)
             mv = mv[n:]
 
-    def read(self):
-        if not self._poll.poll(0):
+    def discard(self):
+        """Drop bytes waiting before a request (a reply that came after its poll timed out
+        and after the next poll's reply was taken): RTU has no transaction id, so such a
+        complete stale frame would pass as the next poll's reply, with a sample moment before
+        that poll's stamp. Returns the number of bytes dropped."""
+        k = 0
+        while self.io is not None:
+            n = self.read()
+            if not n:
+                break
+            k += n
+        return k
+
+    def read(self, wait_ms=0):
+        if not self._poll.poll(wait_ms):
             return 0
         f = self.io
         b = self.buf
