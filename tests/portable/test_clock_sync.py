@@ -1,6 +1,7 @@
 """edge/clock_sync.py: the metering clock, its NTP-style estimate from the collector's acks,
 slew and step, and the growth of its error bound. Plain asserts: runs under CPython and the
 MicroPython unix port (tests/mp_runner.py)."""
+# mp-heap: 64K
 from edge.clock_sync import S_REJECTED, S_SLEW, S_STEP, ClockSync, grow_ms
 
 T0 = 219000000  # edge seconds, 2026-12-10
