@@ -6,7 +6,11 @@ followed by the raw MAC tag over exactly the map's bytes:
     data frame  {1: [kid, device_id, seq, status],
                  2: [slot0, imp0, exp0, flags0, dslot1, imp1, exp1, flags1, ...]}  || tag
     seal frame  {1: [kid, device_id, seq, status], 5: seal bytes}                  || tag
-    ack frame   {1: [kid, device_id], 3: upto, 4: [seq, ...]}                       || tag
+    ack frame   {1: [kid, device_id], 3: upto, 4: [seq, ...], 6: [s, ms]}          || tag
+
+An ack carries key 6, the collector's time (edge seconds, ms), only when the acknowledged
+frame asked for it with status bit ST_TIME_REQUEST, so agents that never ask (older
+firmware, which refuses unknown keys) keep getting the acks they know.
 
 kid = key_no << 3 | alg; alg 1 = HMAC-SHA256 truncated to 8 bytes. Energy is in Wh per slot;
 slot is the absolute slot number of edge/timebase.py (edge seconds // 1800); dslot >= 1 is
@@ -42,12 +46,14 @@ K_RECORDS = const(2)
 K_ACK_UPTO = const(3)
 K_ACK_SEQS = const(4)
 K_SEAL = const(5)  # a daily seal (docs/seals.md), carried and acknowledged like a slot
+K_ACK_TIME = const(6)  # ack only: [edge seconds, ms] of the collector (edge/clock_sync.py)
 
 # Device status bits (header field `status`): 0 means clock synced, no error.
 ST_CLOCK_UNSYNCED = const(1)  # clock not synchronised since boot (同期なし)
 ST_METER_ERROR = const(2)  # meter reads failed since the previous frame
 ST_QUEUE_OVERFLOW = const(4)  # store-and-forward queue dropped or merged records
 ST_STORAGE_ERROR = const(8)  # flash write or read-back failed
+ST_TIME_REQUEST = const(16)  # put the collector's time in this frame's ack (key 6)
 
 MIN_KEY_LEN = const(16)
 MAX_KEY_NO = const(8191)
@@ -346,13 +352,15 @@ class Frame:
 
 
 class Ack:
-    """A verified acknowledgement: every seq <= upto (if not None) and every seq in seqs."""
+    """A verified acknowledgement: every seq <= upto (if not None) and every seq in seqs;
+    time: the collector's [edge seconds, ms] when it was asked for, else None."""
 
-    def __init__(self, kid, device_id, upto, seqs):
+    def __init__(self, kid, device_id, upto, seqs, time=None):
         self.kid = kid
         self.device_id = device_id
         self.upto = upto
         self.seqs = seqs
+        self.time = time
 
     def covers(self, seq):
         if self.upto is not None and seq <= self.upto:
@@ -488,8 +496,9 @@ def decode_frame(data, key_lookup, codec=None):
     return Frame(kid, dev, seq, status, records, end)
 
 
-def encode_ack(key, device_id, kid, upto=None, seqs=()):
-    """The collector's acknowledgement, MAC'd with the device's key `kid`."""
+def encode_ack(key, device_id, kid, upto=None, seqs=(), time=None):
+    """The collector's acknowledgement, MAC'd with the device's key `kid`; time: the
+    collector's (edge seconds, ms) for an agent that asked for it (ST_TIME_REQUEST)."""
     if upto is None and not seqs:
         raise FrameError(BAD_VALUE, "an ack needs upto or seqs")
     _uint(device_id, _U64, "device_id")
@@ -505,6 +514,8 @@ def encode_ack(key, device_id, kid, upto=None, seqs=()):
                 raise FrameError(BAD_VALUE, "acked seqs must increase and exceed upto")
             last = s
         body[K_ACK_SEQS] = list(seqs)
+    if time is not None:
+        body[K_ACK_TIME] = [_uint(time[0], _U32, "time seconds"), _uint(time[1], 999, "time ms")]
     raw = dumps(body)
     out = bytearray(len(raw) + tlen)
     for i in range(len(raw)):
@@ -515,7 +526,8 @@ def encode_ack(key, device_id, kid, upto=None, seqs=()):
 
 def decode_ack(data, key_lookup, codec=None):
     """Parse and verify an ack; return an Ack or raise FrameError (codec as decode_frame)."""
-    body, end, hdr, kid = _parse_or_malformed(data, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS), codec)
+    body, end, hdr, kid = _parse_or_malformed(data, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS, K_ACK_TIME),
+                                              codec)
     if len(hdr) != 2 or not _is_uint(hdr[1], _U64):
         raise FrameError(MALFORMED, "ack header needs [kid, device_id]")
     dev = hdr[1]
@@ -532,5 +544,9 @@ def decode_ack(data, key_lookup, codec=None):
         last = s
     if K_ACK_SEQS in body and not seqs:
         raise FrameError(MALFORMED, "empty acked seq list")
+    tm = body.get(K_ACK_TIME)
+    if tm is not None and (type(tm) is not list or len(tm) != 2 or not _is_uint(tm[0], _U32)
+                           or not _is_uint(tm[1], 999)):
+        raise FrameError(MALFORMED, "ack time must be [seconds, ms 0..999]")
     _verify(data, end, dev, kid, key_lookup)
-    return Ack(kid, dev, upto, seqs)
+    return Ack(kid, dev, upto, seqs, tm)

@@ -814,6 +814,8 @@ FastPath_accept_run(FastPath *f, PyObject *args)
         tlen = f->tag_len[s.kid & 7];
         if (tlen < 0 || len - s.body_len != tlen)
             break;
+        if (s.status & 16)  /* ST_TIME_REQUEST: the general path acks it with the time */
+            break;
         /* slot <= 2**32 - 1: end and end_ms stay far inside 64 bits */
         end = f->epoch + ((long long)s.slot + 1) * f->slot_s;
         end_ms = end * 1000;

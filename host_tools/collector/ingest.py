@@ -41,6 +41,7 @@ from host_tools.collector.store import (FRAME_COLUMNS, VALUE_COLUMNS, frame_row,
                                         value_row)
 
 _EPOCH = EDGE_EPOCH_UNIX
+_TIME_REQUEST = wire.ST_TIME_REQUEST
 _SLOT = SLOT_SECONDS
 _TWO63 = 1 << 63
 _TWO64 = 1 << 64
@@ -109,7 +110,7 @@ class Batch:
 
     __slots__ = ("keyring", "now", "now_ms", "latest_end", "oldest_end_ms", "counts",
                  "frames", "values", "rejections", "pending", "acks", "peers", "received",
-                 "accepted", "dup_frames", "replies", "seals")
+                 "accepted", "dup_frames", "replies", "seals", "timed")
 
     def __init__(self, ingest, now):
         pol = ingest.policy
@@ -128,6 +129,12 @@ class Batch:
         self.received = self.accepted = self.dup_frames = 0
         self.replies = []  # [(addr, ack bytes)], computed by verify, sent after the commit
         self.seals = []  # [(device, seq, seal bytes, frame bytes, addr)] of accepted seal frames
+        self.timed = []  # [(addr, device, kid, MacKey, seq)]: frames asking for the time
+
+    def edge_time(self):
+        """The batch's time as (edge seconds, ms) for acks that carry it: taken after every
+        datagram of the batch arrived and before any ack leaves (docs/frames.md)."""
+        return divmod(self.now_ms - _EPOCH * 1000, 1000)
 
 
 def _add_ack(acks, addr, dev, kid, mac, seq):
@@ -274,6 +281,7 @@ class Ingest:
                     win = windows.get(dev)
                     end = _EPOCH + (slot + 1) * _SLOT
                     if not (entry is not None and win is not None
+                            and not status & _TIME_REQUEST
                             and seq > win.top and end <= latest_end
                             and end * 1000 >= oldest_end_ms
                             and entry.valid_at(now)
@@ -311,6 +319,11 @@ class Ingest:
                         out.append((addr, mac.ack_one(dev, kid, seqs)))
                     else:
                         out += self._acks_multi(addr, dev, kid, mac, seqs)
+            if b.timed:
+                t = b.edge_time()
+                for addr, dev, kid, mac, seq in b.timed:
+                    out.append((addr, wire.encode_ack(mac, dev, kid, [seq], time=t)))
+                counts["acks_timed"] += len(b.timed)
         except BaseException:
             # Not a WireReject (those are decisions): the windows may count frames of this
             # batch that will never be stored, so they are rebuilt from the store.
@@ -402,7 +415,10 @@ class Ingest:
             self._reject(b.rejections, b.counts, R_INTERNAL, type(e).__name__, None, None,
                          data, addr, b.now_ms)
             return
-        _add_ack(b.acks, addr, dev, kid, entry.mac, seq)  # accepted or a retransmission
+        if pf.status & _TIME_REQUEST:  # its own ack, with the time (edge/clock_sync.py)
+            b.timed.append((addr, dev, kid, entry.mac, seq))
+        else:
+            _add_ack(b.acks, addr, dev, kid, entry.mac, seq)  # accepted or a retransmission
 
     def store_batch(self, batch):
         """Commit a verified batch in one transaction; returns its acks to send."""

@@ -35,6 +35,8 @@ K_RECORDS = 2
 K_ACK_UPTO = 3
 K_ACK_SEQS = 4
 K_SEAL = 5  # a daily seal (docs/seals.md): {1: header, 5: seal bytes}
+K_ACK_TIME = 6  # ack only: the collector's [edge seconds, ms], for frames that ask for it
+ST_TIME_REQUEST = 16  # frame status bit: "put your time in my ack" (edge/clock_sync.py)
 
 ALG_HMAC_SHA256_64 = 1
 ALG_HMAC_SHA256_128 = 2
@@ -370,8 +372,9 @@ def verify(pf, data, mac_key):
         raise WireReject(R_BAD_MAC, "MAC mismatch", pf.device_id, pf.seq)
 
 
-def encode_ack(mac_key, device_id, kid, seqs=(), upto=None):
-    """The acknowledgement, byte-identical to edge.frame.encode_ack (tested)."""
+def encode_ack(mac_key, device_id, kid, seqs=(), upto=None, time=None):
+    """The acknowledgement, byte-identical to edge.frame.encode_ack (tested); time: the
+    collector's (edge seconds, ms), sent only to a frame with status bit ST_TIME_REQUEST."""
     if upto is None and not seqs:
         raise ValueError("an ack needs upto or seqs")
     body = {K_HEADER: [kid, device_id]}
@@ -379,6 +382,10 @@ def encode_ack(mac_key, device_id, kid, seqs=(), upto=None):
         body[K_ACK_UPTO] = upto
     if seqs:
         body[K_ACK_SEQS] = list(seqs)
+    if time is not None:
+        if not (_uint(time[0], U32) and _uint(time[1], 999)):
+            raise ValueError("ack time must be (seconds < 2**32, ms 0..999)")
+        body[K_ACK_TIME] = [time[0], time[1]]
     raw = cbor2.dumps(body)
     return raw + mac_key.tag(raw, TAG_LEN[kid & 7])
 
@@ -398,8 +405,14 @@ def _cbor_uint(v):
 
 def parse_ack(data):
     """(kid, device_id, upto, seqs, body_len) of an ack, structure only (tests, tools)."""
+    kid, dev, upto, seqs, _, m = parse_ack_time(data)
+    return kid, dev, upto, seqs, m
+
+
+def parse_ack_time(data):
+    """(kid, device_id, upto, seqs, time, body_len): time is [s, ms] or None."""
     body, m = _decode_body(data)
-    hdr, kid = _header(body, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS), m, len(data))
+    hdr, kid = _header(body, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS, K_ACK_TIME), m, len(data))
     if len(hdr) != 2 or not _uint(hdr[1], U64):
         raise WireReject(R_BAD_SCHEMA, "ack header needs [kid, device_id]")
     upto = body.get(K_ACK_UPTO)
@@ -413,4 +426,8 @@ def parse_ack(data):
         if not _uint(s, U64) or s <= last:
             raise WireReject(R_BAD_SCHEMA, "acked seqs must increase and exceed upto")
         last = s
-    return kid, hdr[1], upto, seqs, m
+    tm = body.get(K_ACK_TIME)
+    if tm is not None and (type(tm) is not list or len(tm) != 2 or not _uint(tm[0], U32)
+                           or not _uint(tm[1], 999)):
+        raise WireReject(R_BAD_SCHEMA, "ack time must be [seconds, ms 0..999]")
+    return kid, hdr[1], upto, seqs, tm, m

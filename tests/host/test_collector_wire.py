@@ -54,9 +54,13 @@ def test_golden_vectors_decode_identically():
     for v in vec["acks"]:
         data = bytes.fromhex(v["hex"])
         mk = wire.MacKey(key)
-        assert wire.encode_ack(mk, v["device_id"], v["kid"], v["seqs"], v["upto"]) == data
-        kid, dev, upto, seqs, m = wire.parse_ack(data)
-        assert (kid, dev, upto, seqs) == (v["kid"], v["device_id"], v["upto"], v["seqs"])
+        assert wire.encode_ack(mk, v["device_id"], v["kid"], v["seqs"], v["upto"],
+                               v.get("time")) == data
+        kid, dev, upto, seqs, tm, m = wire.parse_ack_time(data)
+        assert (kid, dev, upto, seqs, tm) == (v["kid"], v["device_id"], v["upto"], v["seqs"],
+                                              v.get("time"))
+        assert wire.parse_ack(data) == (kid, dev, upto, seqs, m)
+    assert sum("time" in v for v in vec["acks"]) == 2
 
 
 records_st = st.lists(

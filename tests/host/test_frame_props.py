@@ -45,12 +45,14 @@ def independent_frame(key, device_id, kid, seq, status, records):
     return body + hmac.new(key, body, hashlib.sha256).digest()[:tlen]
 
 
-def independent_ack(key, device_id, kid, upto, seqs):
+def independent_ack(key, device_id, kid, upto, seqs, time=None):
     m = {1: [kid, device_id]}
     if upto is not None:
         m[3] = upto
     if seqs:
         m[4] = list(seqs)
+    if time is not None:
+        m[6] = list(time)
     body = cbor2.dumps(m, canonical=True)
     return body + hmac.new(key, body, hashlib.sha256).digest()[: {1: 8, 2: 16}[kid & 7]]
 
@@ -71,6 +73,10 @@ def vector_cases():
         ("ack_upto", U32, 0, 1, 100, []),
         ("ack_seqs", 7, 0, 1, None, [101, 103, 200]),
         ("ack_upto_and_seqs", 7, 3, 1, 100, [102, 4000000000]),
+        # the collector's time (key 6) for a frame with status bit ST_TIME_REQUEST: the
+        # steady-state ack of one seq, at 2026-12-03 12:00:00.999 JST and 2040-12-31 23:59:59.000
+        ("ack_seq_with_time", U32, 0, 1, None, [U32], (slot_at(2026, 12, 3, 12, 0) * 1800, 999)),
+        ("ack_upto_with_time", 7, 0, 1, 100, [], (SLOT_2040 * 1800 + 1799, 0)),
     ]
     return frames, acks
 
@@ -91,13 +97,14 @@ def build_vectors():
             {"name": name, "device_id": dev, "key_no": key_no, "alg": alg, "seq": seq,
              "status": status, "records": records, "size": len(raw), "hex": raw.hex()}
         )
-    for name, dev, key_no, alg, upto, seqs in acks:
+    for name, dev, key_no, alg, upto, seqs, *tm in acks:
         kid = (key_no << 3) | alg
-        raw = independent_ack(KEY, dev, kid, upto, seqs)
-        out["acks"].append(
-            {"name": name, "device_id": dev, "kid": kid, "upto": upto, "seqs": seqs,
+        raw = independent_ack(KEY, dev, kid, upto, seqs, *tm)
+        v = {"name": name, "device_id": dev, "kid": kid, "upto": upto, "seqs": seqs,
              "size": len(raw), "hex": raw.hex()}
-        )
+        if tm:
+            v["time"] = list(tm[0])
+        out["acks"].append(v)
     return out
 
 

@@ -61,10 +61,11 @@ def test_golden_frames_encode_byte_for_byte_and_decode():
 
 def test_golden_acks_encode_and_decode():
     for v in V["acks"]:
-        raw = fr.encode_ack(KEY, v["device_id"], v["kid"], v["upto"], v["seqs"])
+        raw = fr.encode_ack(KEY, v["device_id"], v["kid"], v["upto"], v["seqs"], v.get("time"))
         assert raw == bytes.fromhex(v["hex"]), v["name"]
         a = fr.decode_ack(raw, _lookup)
         assert (a.device_id, a.kid, a.upto, a.seqs) == (v["device_id"], v["kid"], v["upto"], v["seqs"])
+        assert a.time == v.get("time"), v["name"]
 
 
 def test_single_record_frames_fit_the_echonet_lite_38_bytes():
