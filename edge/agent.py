@@ -3,8 +3,10 @@ queue -> frame -> Wi-SUN send -> ack, as one sans-I/O object.
 
 The caller (firmware/agent_main.py) owns every clock, port and file. It passes two times:
 `now_ms`, monotonic ticks wrapping at 2**30 (protocol timeouts: Modbus, Wi-SUN, acks), and
-`t`/`tms`, the metering clock in edge seconds and ms (edge/timebase.py; slots, polls). It
-hands over the bytes it read and writes the bytes it is given. Files go through a storage
+`t`/`tms`, the metering clock in edge seconds and ms (edge/timebase.py; slots, polls), which
+it reads through `agent.clock.meter_into(raw_s, raw_ms, out)`: the board's clock corrected
+by the collector's time in acks (edge/clock_sync.py). It hands over the bytes it read and
+writes the bytes it is given. Files go through a storage
 object (the contract of edge/persist.py). Nothing here raises on a device, link, radio or
 collector fault: each is counted by its `kind` (edge/agent_log.py) and the agent carries on.
 
@@ -19,14 +21,16 @@ their slots are still queued and go out again.
 from edge.agent_log import AgentLog
 from edge.backoff import ticks_add, ticks_diff
 from edge.compat import const
-from edge.config import wisun_driver_config
+from edge.clock_sync import S_STEP, ClockSync
+from edge.config import clock_sync_kwargs, wisun_driver_config
 from edge.errors import EdgeError
-from edge.flags import BOUND_SHIFT, BOUND_UNKNOWN, ESTIMATED, INVALID, bound_code
+from edge.flags import BOUND_SHIFT, BOUND_UNKNOWN, CLOCK_STEP, ESTIMATED, INVALID, bound_code
 from edge.frame import (
     ST_CLOCK_UNSYNCED,
     ST_METER_ERROR,
     ST_QUEUE_OVERFLOW,
     ST_STORAGE_ERROR,
+    ST_TIME_REQUEST,
     FrameEncoder,
     decode_ack,
 )
@@ -34,7 +38,7 @@ from edge.integrator import REC_BOUND, REC_LEN, STATE_LEN, Integrator
 from edge.mac import HmacSha256
 from edge.modbus_pdu import REPLY
 from edge.modbus_rtu import RtuClient, gap_ms_for_baud
-from edge.persist import SeqCounter
+from edge.persist import SeqCounter, StateStore
 from edge.reading import new_reading
 from edge.regmap import compile_map, decode
 from edge.sealing import SealJob
@@ -69,6 +73,10 @@ _SEAL_FRAME_MAX = const(400)  # a seal frame: header, a full-day seal (318 B), t
 
 _PROFILE_KEYS = ("id", "max_payload", "payload_modes", "ropt", "erxudp_fields", "event_side",
                  "sendto_side", "timing_ms")
+
+
+def _abs(x):
+    return -x if x < 0 else x
 
 
 def _trim_profile(profile, cap):
@@ -155,7 +163,19 @@ class Agent:
         if cfg.get("seal_key") is not None:
             self.sealjob = SealJob(storage, self.device_id, cfg["seal_key"], cfg["seal_key_no"])
             self.sealjob.request_partial()
-        self.clock_synced = cfg["clock_synced"]
+        # The metering clock: its offset survives a power cut (the RTC keeps running), its
+        # sync does not (unsynced until the next ack with time: docs/agent.md "Clock").
+        self.clock = ClockSync(**clock_sync_kwargs(cfg))
+        self._clk_store = StateStore(storage, "clk", 2)
+        self._clk_saved = [0, 0]
+        if self._clk_store.load(self._clk_saved):
+            self.clock.set_offset(self._clk_saved[0], self._clk_saved[1])
+        self._uns_lo = -1  # slots touched while the clock was unsynced (flagged), -1: none
+        self._uns_hi = -1
+        self._stp_lo = -1  # slots touched by clock steps (flagged clock_step)
+        self._stp_hi = -1
+        self._hold = -1  # after a step back: no poll before this edge second (the open slot)
+        self._note_clock(t)
         self.phase = UP_IDLE
         self.inflight_seq = -1
         self.inflight = []
@@ -179,6 +199,8 @@ class Agent:
 
     # ---- Modbus polling ------------------------------------------------------------
     def poll_due(self, t):
+        if t < self._hold:
+            return False  # stepped back before the open slot: wait until it is reached
         if t < self.next_poll - self.interval:
             self.next_poll = t  # the clock went back (a time sync): poll on, don't wait for it
         return not self.modbus.busy() and t >= self.next_poll
@@ -264,6 +286,9 @@ class Agent:
                 x = unc // 1000 + 1
                 if 2 * x < self.interval:
                     self._lead = x if x > self._lead - 1 else self._lead - 1
+                b = self.clock.bound_ms(self._st)
+                if b > 0:
+                    unc += b  # the stamp is as good as the clock (unsynced: flagged anyway)
                 if self.integ.feed(self.reading, self._st, self._sms, self.rec, unc):
                     self._closed(t)
                 elif self.save_every and self._st - self._saved_at >= self.save_every:
@@ -323,7 +348,10 @@ class Agent:
         imp = rec[1]
         exp = rec[2]
         fl = rec[3]
-        if not self.clock_synced:
+        if self._stp_lo <= slot <= self._stp_hi:
+            # a clock step moved its boundaries, or energy from the old clock fell into it
+            fl |= CLOCK_STEP | ESTIMATED | BOUND_UNKNOWN << BOUND_SHIFT
+        elif self._uns_lo <= slot <= self._uns_hi:
             # Its boundaries are where an unsynchronised clock put them: no bound.
             fl |= ESTIMATED | BOUND_UNKNOWN << BOUND_SHIFT
         elif fl & ESTIMATED:
@@ -366,9 +394,11 @@ class Agent:
         self.log.fault(kind if isinstance(kind, str) else "storage_os", t)
 
     # ---- Wi-SUN and uplink -----------------------------------------------------------
-    def wisun_feed(self, data, now_ms, t):
+    def wisun_feed(self, data, now_ms, t, tms=-1):
+        """Bytes from the module. Read the metering clock (t, tms) after the bytes arrived:
+        an ack's arrival time bounds the clock's round trip (no ms: the second's end)."""
         self.wisun.feed(data, now_ms)
-        self._events(now_ms, t)
+        self._events(now_ms, t, tms)
 
     def radio_opened(self, now_ms, t):
         """The module's port was (re)opened: start the module's init now, not after backoff."""
@@ -379,20 +409,22 @@ class Agent:
     def wisun_deadline(self):
         return self.wisun.deadline()
 
-    def service(self, now_ms, t):
-        """Timers: close a silent slot, ack timeout, next frame. Returns bytes for the module."""
+    def service(self, now_ms, t, tms=-1):
+        """Timers: close a silent slot, ack timeout, next frame. Returns bytes for the module.
+        tms: the metering clock's ms (a frame's send time for the clock's round trip)."""
+        self._note_clock(t)
         self.advance(t)
         if self.sealjob is not None:
             self._seal_work(t)
         out = self.wisun.poll(now_ms)
         if out:
             self._wout.append(out)
-        self._events(now_ms, t)
+        self._events(now_ms, t, tms)
         if self.phase == UP_AWAIT_ACK and ticks_diff(now_ms, self._deadline) >= 0:
             self.log.count("ack_timeouts")
             self.log.fault("uplink_ack_timeout", t, "seq %d" % self.inflight_seq)
             self._uplink_idle(now_ms, self.retry_ms)
-        self._uplink(now_ms, t)
+        self._uplink(now_ms, t, tms)
         if not self._wout:
             return b""
         out = b"".join(self._wout)
@@ -415,10 +447,12 @@ class Agent:
             ob = job.outbox()
             self.log.line(t, "seal_made", "day", day, "slots", count, "bytes", len(ob) if ob else 0)
 
-    def _status_bits(self):
+    def _status_bits(self, t):
         s = 0
-        if not self.clock_synced:
+        if not self.clock.synced(t):
             s |= ST_CLOCK_UNSYNCED
+        if self.clock.want_time(t):
+            s |= ST_TIME_REQUEST
         if self._meter_error:
             s |= ST_METER_ERROR
         if self.queue.overflow() is not None:
@@ -427,7 +461,7 @@ class Agent:
             s |= ST_STORAGE_ERROR
         return s
 
-    def _uplink(self, now_ms, t):
+    def _uplink(self, now_ms, t, tms):
         if self.phase != UP_IDLE or not self.wisun.can_send():
             return
         if self._retry_at >= 0 and ticks_diff(now_ms, self._retry_at) < 0:
@@ -436,7 +470,7 @@ class Agent:
         try:
             recs = self.queue.peek(self.max_batch)
             if recs:
-                status = self._status_bits()
+                status = self._status_bits(t)
                 seq = self.seq.next()
                 n = self.enc.fits(self.max_payload, seq, recs, 0, status)
                 ln = self.enc.encode_into(self.fbuf, seq, recs, 0, n, status)
@@ -444,7 +478,7 @@ class Agent:
                 sl = self.sealjob.outbox() if self.sealjob is not None else None
                 if sl is None:
                     return
-                status = self._status_bits()
+                status = self._status_bits(t)
                 seq = self.seq.next()
                 n = 0
                 ln = self.enc.encode_seal_into(self.fbuf, seq, sl, status)
@@ -456,6 +490,8 @@ class Agent:
             return
         self._meter_error = False
         self._storage_error = False
+        if status & ST_TIME_REQUEST:
+            self.clock.sent(seq, t, tms if tms >= 0 else 0)  # no ms: the second's start
         self.inflight_seq = seq
         self.inflight = [r[0] for r in recs[:n]]
         self.inflight_seal = n == 0
@@ -479,7 +515,7 @@ class Agent:
             return self.mac
         return None
 
-    def _on_udp(self, payload, now_ms, t):
+    def _on_udp(self, payload, now_ms, t, tms):
         try:
             ack = decode_ack(payload, self._key_lookup)
         except EdgeError as e:
@@ -489,6 +525,8 @@ class Agent:
         if self.phase == UP_IDLE or not ack.covers(self.inflight_seq):
             self.log.count("acks_stale")
             return
+        if ack.time is not None:
+            self._clock_sample(ack.time, t, tms if tms >= 0 else 999)
         try:
             if self.inflight_seal:
                 self.sealjob.acked()
@@ -509,7 +547,7 @@ class Agent:
                           "last", self.inflight[-1])
         self._uplink_idle(now_ms, 0)
 
-    def _events(self, now_ms, t):
+    def _events(self, now_ms, t, tms=-1):
         w = self.wisun
         while True:
             e = w.next_event()
@@ -517,7 +555,7 @@ class Agent:
                 return
             k = e[0]
             if k == EV_UDP_RECEIVED:
-                self._on_udp(e[1], now_ms, t)
+                self._on_udp(e[1], now_ms, t, tms)
             elif k == EV_SEND_OK:
                 if self.phase == UP_SENDING and e[1] == self.inflight_seq:
                     self.phase = UP_AWAIT_ACK
@@ -540,6 +578,78 @@ class Agent:
                 self.log.fault("wisun_" + e[1], t)
             elif k == EV_REOPEN:
                 self.log.line(t, "wisun_reopen", "reason", e[1])
+
+    # ---- the metering clock -------------------------------------------------------------
+    def _note_clock(self, t):
+        """While the clock is unsynced, the slot at t (and a restored open slot) is flagged."""
+        if self.clock.synced(t):
+            return
+        k = t // 1800
+        o = self.integ.open_slot()
+        lo = o if 0 <= o < k else k
+        if self._uns_hi < 0 or self._uns_hi < lo - 1:
+            self._uns_lo = lo  # a new run (the old one's slots are all closed by now)
+        elif lo < self._uns_lo:
+            self._uns_lo = lo
+        if k > self._uns_hi:
+            self._uns_hi = k
+
+    def _clock_sample(self, tm, t, tms):
+        c = self.clock
+        seq = self.inflight_seq
+        r = c.sample(seq, tm[0], tm[1], t, tms)
+        self.log.count("clock_samples")
+        if r == S_STEP:
+            self._clock_stepped(t, tms)
+        elif r:
+            self.log.line(t, "clock_sync", "rtt_ms", c.last_rtt, "bound_ms", c.last_bound,
+                          "slew_ms", c.pend)
+        else:
+            self.log.count("clock_samples_rejected")
+            return
+        if c.off_s != self._clk_saved[0] or _abs(c.off_ms - self._clk_saved[1]) >= 100:
+            self._clk_saved[0] = c.off_s
+            self._clk_saved[1] = c.off_ms
+            try:
+                self._clk_store.save(self._clk_saved)
+            except (EdgeError, OSError) as e:
+                self._storage_fault(e, t)
+
+    def _clock_stepped(self, t, tms):
+        """The clock jumped by jump_s s + jump_ms ms at metering time (t, tms). Every slot
+        it touches is flagged clock_step; energy stays whole: a step forward is a gap the
+        integrator spreads, a step back re-stamps the integrator's base and holds polls
+        until the clock is back in the open slot (edge/integrator.py shift_base)."""
+        c = self.clock
+        js = c.jump_s
+        jms = c.jump_ms
+        self.log.count("clock_steps")
+        self.log.line(t, "clock_step", "s", js, "ms", jms, "rtt_ms", c.last_rtt,
+                      "bound_ms", c.last_bound)
+        t2 = t + js + (tms + jms) // 1000
+        a = t // 1800
+        b = t2 // 1800
+        o = self.integ.open_slot()
+        lo = a if a < b else b
+        hi = a if a > b else b
+        if 0 <= o < lo:
+            lo = o
+        if o > hi:
+            hi = o
+        if self._stp_hi < 0 or self._stp_hi <= self.last_slot or lo < self._stp_lo:
+            self._stp_lo = lo
+        if hi > self._stp_hi:
+            self._stp_hi = hi
+        # the outstanding poll's stamp and the last save time move with the clock
+        ms = self._sms + jms
+        self._st += js + ms // 1000
+        self._sms = ms % 1000
+        self._saved_at += js
+        if js < 0:
+            self.integ.shift_base(js, jms)
+            if o >= 0 and t2 < o * 1800:
+                self._hold = o * 1800
+            self.next_poll = -1
 
     # ---- status ----------------------------------------------------------------------
     def status(self, t):
@@ -567,4 +677,7 @@ class Agent:
             "wisun_rate": 1 if w.rate_open else 0,
             "resumed": 1 if self.resumed else 0,
             "seal": self.sealjob.status() if self.sealjob is not None else None,
+            "clock_synced": 1 if self.clock.synced(t) else 0,
+            "clock_bound_ms": self.clock.bound_ms(t),
+            "clock_steps": self.clock.steps,
         }

@@ -57,7 +57,7 @@ class ClockSync:
     (edge/config.py); external=True trusts the caller's clock (a host with NTP, the
     simulated clock of the demo) with a fixed bound of external_error_ms."""
 
-    def __init__(self, max_error_ms=1000, drift_ppm=100, step_ms=128, slew_ppm=500,
+    def __init__(self, max_error_ms=1000, drift_ppm=100, step_ms=1000, slew_ppm=500,
                  server_error_ms=50, external=False, external_error_ms=0):
         if not (1 <= max_error_ms <= 600000 and 0 <= drift_ppm <= 1000 and 1 <= step_ms <= 600000
                 and 1 <= slew_ppm <= 1000 and 0 <= server_error_ms <= 60000

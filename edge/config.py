@@ -37,7 +37,6 @@ _SPEC = (
     ("", "seal_key_no", "int", 0, 0, 8191),
     ("", "data_dir", "str", _REQ, 1, 200),
     ("", "queue_capacity", "int", 336, 48, 4096),
-    ("", "clock_synced", "bool", True, 0, 0),
     ("device", "map", "map", _REQ, 0, 0),
     ("device", "transport", "enum:tcp|rtu", _REQ, 0, 0),
     ("device", "host", "str", None, 1, 253),
@@ -71,11 +70,25 @@ _SPEC = (
     ("uplink", "max_batch", "int", 48, 1, 96),
     ("uplink", "ack_timeout_ms", "int", 15000, 100, 600000),
     ("uplink", "retry_ms", "int", 5000, 10, 3600000),
+    # The metering clock (edge/clock_sync.py); defaults and their sources: docs/config.md.
+    ("clock", "source", "enum:uplink|external", "uplink", 0, 0),
+    ("clock", "max_error_ms", "int", 1000, 1, 600000),
+    ("clock", "drift_ppm", "int", 100, 0, 1000),
+    ("clock", "step_ms", "int", 1000, 1, 600000),
+    ("clock", "slew_ppm", "int", 500, 1, 1000),
+    ("clock", "server_error_ms", "int", 50, 0, 60000),
+    ("clock", "external_error_ms", "int", 0, 0, 600000),
     ("status", "file", "str", None, 1, 200),
     ("status", "every_s", "int", 60, 1, 86400),
 )
-_SECTIONS = ("device", "integrator", "wisun", "collector", "uplink", "status")
-_TOP = ("device_id", "key", "key_no", "seal_key", "seal_key_no", "data_dir", "queue_capacity", "clock_synced", "comment")
+_SECTIONS = ("device", "integrator", "wisun", "collector", "uplink", "clock", "status")
+_TOP = ("device_id", "key", "key_no", "seal_key", "seal_key_no", "data_dir", "queue_capacity", "comment")
+# Fields that were replaced, and what to write instead (a clear error, not a silent guess).
+_REPLACED = {
+    "clock_synced": "replaced by clock.source (docs/config.md \"clock\"): \"uplink\" synchronises "
+                    "the clock over the collector's acks, \"external\" trusts a clock synchronised "
+                    "outside the agent (the old clock_synced: true)",
+}
 
 
 def _is_int(v):
@@ -125,7 +138,9 @@ def validate(obj):
             src = {}
         out[sec] = {}
     for k in obj:
-        if k not in _TOP and k not in _SECTIONS:
+        if k in _REPLACED:
+            problems.append((k, _REPLACED[k]))
+        elif k not in _TOP and k not in _SECTIONS:
             problems.append((k, "unknown field"))
     known = {}
     for sec, name, kind, default, lo, hi in _SPEC:
@@ -181,12 +196,27 @@ def validate(obj):
     if _is_int(w.get("backoff_base_ms")) and _is_int(w.get("backoff_max_ms")):
         if w["backoff_max_ms"] < w["backoff_base_ms"]:
             problems.append(("wisun.backoff_max_ms", "must be >= wisun.backoff_base_ms"))
+    ck = out["clock"]
+    if _is_int(ck.get("step_ms")) and _is_int(ck.get("max_error_ms")) \
+            and ck["step_ms"] > ck["max_error_ms"]:
+        # a slewed correction counts in the bound until it is applied
+        problems.append(("clock.step_ms", "must be <= clock.max_error_ms"))
     if problems:
         raise ConfigError(problems)
     out["key"] = unhexlify(out["key"])
     if out["seal_key"] is not None:
         out["seal_key"] = unhexlify(out["seal_key"])
     return out
+
+
+def clock_sync_kwargs(cfg):
+    """The keyword arguments of edge.clock_sync.ClockSync, from a validated config."""
+    c = cfg["clock"]
+    return {
+        "max_error_ms": c["max_error_ms"], "drift_ppm": c["drift_ppm"], "step_ms": c["step_ms"],
+        "slew_ppm": c["slew_ppm"], "server_error_ms": c["server_error_ms"],
+        "external": c["source"] == "external", "external_error_ms": c["external_error_ms"],
+    }
 
 
 def wisun_driver_config(cfg):

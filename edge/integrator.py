@@ -247,6 +247,28 @@ class Integrator:
         if self.st[_OPEN] >= 0:
             self.st[_FLAGS] |= CLOCK_STEP
 
+    def shift_base(self, ds, dms):
+        """The clock was stepped back by ds s + dms ms (ds < 0, dms 0..999) after the base
+        sample: re-stamp the base (power and registers) on the new clock, so the next
+        delta is judged over its true interval and lands in the open slot instead of being
+        dropped as a clock going back (edge/agent.py holds polls until the clock is back in
+        the open slot). Flags the open slot clock_step."""
+        st = self.st
+        self.note_clock_step()
+        if not st[_HAVE]:
+            return
+        for o in (_TS, _RI + _G_S, _RE + _G_S):  # each followed by its ms
+            s = st[o] + ds
+            ms = st[o + 1] + dms
+            if ms > 999:
+                ms -= 1000
+                s += 1
+            if s < 0:
+                s = 0
+                ms = 0
+            st[o] = s
+            st[o + 1] = ms
+
     def pending(self):
         """Spread records waiting to be written (advance(), feed() and close() write them)."""
         st = self.st

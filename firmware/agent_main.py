@@ -60,6 +60,14 @@ class Runner:
         self.heap_size = gc.mem_free() + gc.mem_alloc() if hasattr(gc, "mem_free") else 0
         self._since = status_every_s * 1000  # ms since the last status line: one at once
         self._reply_wait = 0  # ms the next meter read may wait (a request just went out)
+        self._mt = [0, 0]
+
+    def now(self):
+        """The metering clock: the board's clock corrected by the agent's clock sync."""
+        s, ms = self.clock.now()
+        mt = self._mt
+        self.agent.clock.meter_into(s, ms, mt)
+        return mt[0], mt[1]
 
     def turn(self, which):
         """Turn `which` (0 meter, 1 radio, 2 status); returns ms until it is due again. An
@@ -73,7 +81,7 @@ class Runner:
             return self.status_step()
         except Exception as e:
             gc.collect()
-            s, ms = self.clock.now()
+            s, ms = self.now()
             self.agent.log.fault("internal_" + _TURNS[which], s, type(e).__name__)
             return 100
 
@@ -90,21 +98,21 @@ class Runner:
                 self._reply_wait = 0
             except OSError as e:
                 self.meter.close()
-                s, ms = c.now()
+                s, ms = self.now()
                 a.link_fault("link_" + _errname(e), s, ticks())
                 return 1
-            s, ms = c.now()
+            s, ms = self.now()
             if n:
                 a.modbus_feed(self.meter.buf, n, ticks(), s, ms)
             else:
                 a.modbus_check(ticks(), s)
             return 1
-        s, ms = c.now()
+        s, ms = self.now()
         if self.stop_at is not None and s >= self.stop_at:
             self.running = False
             return 1
         if not a.poll_due(s):
-            wait = c.real_ms_until(a.next_poll)
+            wait = c.real_ms_until(a.clock.raw_s(a.next_poll))
             return 1 if wait < 1 else (_IDLE_MS if wait > _IDLE_MS else wait)
         try:
             self.meter.ensure()
@@ -124,7 +132,7 @@ class Runner:
         """Open the module's port if it is closed, run the agent's timers, move the bytes."""
         a = self.agent
         port = self.radio
-        s, ms = self.clock.now()
+        s, ms = self.now()
         try:
             if port.ensure():  # (re)opened the module's port just now
                 a.radio_opened(ticks(), s)
@@ -133,13 +141,14 @@ class Runner:
             a.service(ticks(), s)  # slots still close while the module is away
             return 1000
         try:
-            out = a.service(ticks(), s)
+            out = a.service(ticks(), s, ms)
             if out:
                 port.write(out)
             data = port.read_available(0)
             if data:
-                a.wisun_feed(data, ticks(), s)
-                out = a.service(ticks(), s)
+                s, ms = self.now()  # after the bytes came: an ack's arrival time
+                a.wisun_feed(data, ticks(), s, ms)
+                out = a.service(ticks(), s, ms)
                 if out:
                     port.write(out)
                 return 2
@@ -153,7 +162,7 @@ class Runner:
         self._sample_heap()
         if self._since >= self.status_every_s * 1000:
             self._since = 0
-            s, ms = self.clock.now()
+            s, ms = self.now()
             st = self.agent.status(s)
             c = st["counters"]
             self.agent.log.line(s, "status", "polls", c["polls"], "faults", c["faults"],
@@ -180,7 +189,7 @@ class Runner:
                 self.heap_peak = a
 
     def write_status(self):
-        s, ms = self.clock.now()
+        s, ms = self.now()
         st = self.agent.status(s)
         st["wall_ms"] = getattr(self.clock, "wall", wall_ms)()
         if hasattr(gc, "mem_free"):
@@ -225,7 +234,7 @@ class Runner:
                 self.sleep(wait)
         if self.status_file:
             self.write_status()
-        s, ms = self.clock.now()
+        s, ms = self.now()
         st = self.agent.status(s)
         c = st["counters"]
         self.agent.log.line(s, "stop", "polls", c["polls"], "faults", c["faults"],
@@ -346,7 +355,9 @@ def main(config_path, clock=None, meter_port=None, radio_port=None, stop_at=None
             s, getattr(e, "kind", type(e).__name__), str(e).replace(" ", "_")))
         return 2
     if clock_synced is not None:
-        agent.clock_synced = cfg["clock_synced"] and clock_synced
+        # the board's word on its RTC (e.g. its reset year): trusted only by clock.source
+        # "external"; an "uplink" clock is unsynced until the collector's time comes anyway
+        agent.clock.external_ok = clock_synced
     dev = cfg["device"]
     if meter_port is None:  # a host: ports opened on first use and again after a failure
         if dev["transport"] == "tcp":

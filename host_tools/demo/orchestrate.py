@@ -340,6 +340,9 @@ class Run:
                       "coordinator": "FE80:0000:0000:0000:021D:1290:1234:5678",
                       "backoff_base_ms": 200, "backoff_max_ms": 2000},
             "uplink": {"max_batch": 48, "ack_timeout_ms": 3000, "retry_ms": 300},
+            # the agents read the run's simulated clock, which is JST by construction; at
+            # this speed a real ms is seconds, too coarse for a sync over the acks
+            "clock": {"source": "external"},
             "status": {"file": "status.json", "every_s": 5},
         }
         with open(d.config, "w") as f:

@@ -47,6 +47,7 @@ def agent_config(path, modbus_port, wisun_link, **over):
                   "coordinator": "FE80:0000:0000:0000:021D:1290:1234:5678",
                   "backoff_base_ms": 200, "backoff_max_ms": 2000},
         "uplink": {"max_batch": 48, "ack_timeout_ms": 2000, "retry_ms": 200},
+        "clock": {"source": "external"},  # the shared simulated clock is the truth
         "status": {"file": "status.json", "every_s": 5},
     }
     for k, v in over.items():

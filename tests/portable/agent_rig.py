@@ -6,7 +6,7 @@ import binascii
 import json
 
 from edge.config import validate
-from edge.frame import decode_frame, encode_ack
+from edge.frame import ST_TIME_REQUEST, decode_frame, encode_ack
 
 COORD = "FE80:0000:0000:0000:021D:1290:1234:5678"
 ME = "FE80:0000:0000:0000:021D:1290:0000:0001"
@@ -38,6 +38,8 @@ def config(**over):
                   "pwd": "SECRETPWD123", "channel": 33, "pan_id": 0x8888, "coordinator": COORD,
                   "backoff_base_ms": 50, "backoff_max_ms": 400},
         "uplink": {"max_batch": 8, "ack_timeout_ms": 300, "retry_ms": 50},
+        # the rig's clock is the truth (tests/portable/test_agent_clock.py drifts it)
+        "clock": {"source": "external"},
     }
     for k in over:
         c[k] = over[k]
@@ -156,6 +158,7 @@ class Collector:
 
     def __init__(self, key):
         self.key = key
+        self.now_ms = None  # true edge ms: acks of frames with ST_TIME_REQUEST carry it
         self.slots = {}
         self.dups = 0
         self.conflicts = 0
@@ -184,7 +187,10 @@ class Collector:
                     self.conflicts += 1
                 continue
             self.slots[r[0]] = tuple(r[1:])
-        return encode_ack(self.key, f.device_id, f.kid, seqs=[f.seq])
+        tm = None
+        if f.status & ST_TIME_REQUEST and self.now_ms is not None:
+            tm = (self.now_ms // 1000, self.now_ms % 1000)
+        return encode_ack(self.key, f.device_id, f.kid, seqs=[f.seq], time=tm)
 
 
 class Rig:

@@ -255,14 +255,14 @@ def test_the_pre_boundary_lead_follows_the_round_trips():
 def test_slots_closed_while_the_clock_is_unsynced_are_flagged():
     from edge.flags import BOUND_UNKNOWN, ESTIMATED, flag_bound
 
-    cfg = config()
-    cfg["clock_synced"] = False
+    cfg = config(clock={"source": "uplink"})  # and the rig's collector never gives the time
     rig = Rig(factory(MemStorage(), cfg), Inverter(3600), T0)
     rig.run(2 * 1800 + 60, 2000)
     s0 = slot_of(T0)
     for s in (s0, s0 + 1):
         fl = _flags_of(rig, s)
         assert fl & ESTIMATED and (fl >> 8) & 31 == BOUND_UNKNOWN and flag_bound(fl) == -1
+    assert rig.agent.log.counters.get("clock_samples") is None
 
 
 def test_an_rtu_reply_after_a_timeout_is_stamped_from_the_timed_out_poll():

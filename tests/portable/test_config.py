@@ -75,8 +75,8 @@ def test_not_an_object_and_wrong_types():
     assert "device" in errors(o)
     o = good()
     o["key"] = "zz" * 16
-    o["clock_synced"] = 1
-    assert errors(o) == ["key", "clock_synced"]
+    o["queue_capacity"] = True
+    assert errors(o) == ["key", "queue_capacity"]
     try:
         validate(o)
     except ConfigError as e:
@@ -97,3 +97,23 @@ def test_seal_key_is_optional_32_bytes_of_hex():
     o["seal_key"] = "11" * 32
     o["seal_key_no"] = 8192
     assert errors(o) == ["seal_key_no"]
+
+
+def test_clock_section_defaults_and_the_replaced_clock_synced():
+    c = validate(good())["clock"]
+    assert c == {"source": "uplink", "max_error_ms": 1000, "drift_ppm": 100, "step_ms": 1000,
+                 "slew_ppm": 500, "server_error_ms": 50, "external_error_ms": 0}
+    o = good()
+    o["clock"] = {"source": "ntp", "drift_ppm": 5000}
+    assert errors(o) == ["clock.source", "clock.drift_ppm"]
+    o["clock"] = {"max_error_ms": 100, "step_ms": 200}
+    assert errors(o) == ["clock.step_ms"]
+    for old in (True, False):  # the old flag is named with what replaces it, never guessed
+        o = good()
+        o["clock_synced"] = old
+        try:
+            validate(o)
+            raise AssertionError("accepted")
+        except ConfigError as e:
+            assert e.fields() == ["clock_synced"]
+            assert "clock.source" in str(e) and "external" in str(e)
