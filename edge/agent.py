@@ -175,6 +175,7 @@ class Agent:
         self._stp_lo = -1  # slots touched by clock steps (flagged clock_step)
         self._stp_hi = -1
         self._hold = -1  # after a step back: no poll before this edge second (the open slot)
+        self._send_after = -1  # after a refusal (slots in the collector's future): no frame before
         self._note_clock(t)
         self.phase = UP_IDLE
         self.inflight_seq = -1
@@ -462,7 +463,7 @@ class Agent:
         return s
 
     def _uplink(self, now_ms, t, tms):
-        if self.phase != UP_IDLE or not self.wisun.can_send():
+        if self.phase != UP_IDLE or not self.wisun.can_send() or t < self._send_after:
             return
         if self._retry_at >= 0 and ticks_diff(now_ms, self._retry_at) < 0:
             return
@@ -521,6 +522,15 @@ class Agent:
         except EdgeError as e:
             self.log.count("acks_rejected")
             self.log.fault(e.kind, t)
+            return
+        if self.phase != UP_IDLE and self.inflight_seq in ack.refused:
+            # verified but refused (its slots end in the collector's future): our clock is
+            # ahead. Take the time, keep the slots, send again later.
+            self.log.count("frames_refused")
+            self._clock_sample(ack.time, t, tms if tms >= 0 else 999)
+            if self.inflight:  # not again before those slots have ended on the right clock
+                self._send_after = (self.inflight[-1] + 1) * 1800
+            self._uplink_idle(now_ms, self.ack_timeout_ms)
             return
         if self.phase == UP_IDLE or not ack.covers(self.inflight_seq):
             self.log.count("acks_stale")

@@ -6,11 +6,13 @@ followed by the raw MAC tag over exactly the map's bytes:
     data frame  {1: [kid, device_id, seq, status],
                  2: [slot0, imp0, exp0, flags0, dslot1, imp1, exp1, flags1, ...]}  || tag
     seal frame  {1: [kid, device_id, seq, status], 5: seal bytes}                  || tag
-    ack frame   {1: [kid, device_id], 3: upto, 4: [seq, ...], 6: [s, ms]}          || tag
+    ack frame   {1: [kid, device_id], 3: upto, 4: [seq, ...], 6: [s, ms], 7: [seq, ...]} || tag
 
 An ack carries key 6, the collector's time (edge seconds, ms), only when the acknowledged
 frame asked for it with status bit ST_TIME_REQUEST, so agents that never ask (older
-firmware, which refuses unknown keys) keep getting the acks they know.
+firmware, which refuses unknown keys) keep getting the acks they know. Key 7 lists seqs of
+such frames the collector verified but refused (a slot ending in its future: a clock far
+ahead), sent with the time so the clock can be corrected; their slots stay queued.
 
 kid = key_no << 3 | alg; alg 1 = HMAC-SHA256 truncated to 8 bytes. Energy is in Wh per slot;
 slot is the absolute slot number of edge/timebase.py (edge seconds // 1800); dslot >= 1 is
@@ -47,6 +49,7 @@ K_ACK_UPTO = const(3)
 K_ACK_SEQS = const(4)
 K_SEAL = const(5)  # a daily seal (docs/seals.md), carried and acknowledged like a slot
 K_ACK_TIME = const(6)  # ack only: [edge seconds, ms] of the collector (edge/clock_sync.py)
+K_ACK_REFUSED = const(7)  # ack only: verified frames refused (slots in the future), with 6
 
 # Device status bits (header field `status`): 0 means clock synced, no error.
 ST_CLOCK_UNSYNCED = const(1)  # clock not synchronised since boot (同期なし)
@@ -355,12 +358,13 @@ class Ack:
     """A verified acknowledgement: every seq <= upto (if not None) and every seq in seqs;
     time: the collector's [edge seconds, ms] when it was asked for, else None."""
 
-    def __init__(self, kid, device_id, upto, seqs, time=None):
+    def __init__(self, kid, device_id, upto, seqs, time=None, refused=()):
         self.kid = kid
         self.device_id = device_id
         self.upto = upto
         self.seqs = seqs
         self.time = time
+        self.refused = refused  # seqs verified but not stored; their slots stay queued
 
     def covers(self, seq):
         if self.upto is not None and seq <= self.upto:
@@ -496,11 +500,14 @@ def decode_frame(data, key_lookup, codec=None):
     return Frame(kid, dev, seq, status, records, end)
 
 
-def encode_ack(key, device_id, kid, upto=None, seqs=(), time=None):
+def encode_ack(key, device_id, kid, upto=None, seqs=(), time=None, refused=()):
     """The collector's acknowledgement, MAC'd with the device's key `kid`; time: the
-    collector's (edge seconds, ms) for an agent that asked for it (ST_TIME_REQUEST)."""
-    if upto is None and not seqs:
-        raise FrameError(BAD_VALUE, "an ack needs upto or seqs")
+    collector's (edge seconds, ms) for an agent that asked for it (ST_TIME_REQUEST);
+    refused: seqs of such frames it verified but did not store (sent with time only)."""
+    if upto is None and not seqs and not refused:
+        raise FrameError(BAD_VALUE, "an ack needs upto, seqs or refused seqs")
+    if refused and time is None:
+        raise FrameError(BAD_VALUE, "refused seqs go with the time")
     _uint(device_id, _U64, "device_id")
     _uint(kid, _U16, "kid")
     tlen = tag_length(kid & 7)
@@ -516,6 +523,13 @@ def encode_ack(key, device_id, kid, upto=None, seqs=(), time=None):
         body[K_ACK_SEQS] = list(seqs)
     if time is not None:
         body[K_ACK_TIME] = [_uint(time[0], _U32, "time seconds"), _uint(time[1], 999, "time ms")]
+    if refused:
+        last = -1
+        for s in refused:
+            if _uint(s, _U64, "seq") <= last:
+                raise FrameError(BAD_VALUE, "refused seqs must increase")
+            last = s
+        body[K_ACK_REFUSED] = list(refused)
     raw = dumps(body)
     out = bytearray(len(raw) + tlen)
     for i in range(len(raw)):
@@ -526,8 +540,8 @@ def encode_ack(key, device_id, kid, upto=None, seqs=(), time=None):
 
 def decode_ack(data, key_lookup, codec=None):
     """Parse and verify an ack; return an Ack or raise FrameError (codec as decode_frame)."""
-    body, end, hdr, kid = _parse_or_malformed(data, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS, K_ACK_TIME),
-                                              codec)
+    body, end, hdr, kid = _parse_or_malformed(
+        data, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS, K_ACK_TIME, K_ACK_REFUSED), codec)
     if len(hdr) != 2 or not _is_uint(hdr[1], _U64):
         raise FrameError(MALFORMED, "ack header needs [kid, device_id]")
     dev = hdr[1]
@@ -535,8 +549,9 @@ def decode_ack(data, key_lookup, codec=None):
     seqs = body.get(K_ACK_SEQS, [])
     if upto is not None and not _is_uint(upto, _U64):
         raise FrameError(MALFORMED, "ack upto out of range")
-    if type(seqs) is not list or (upto is None and not seqs):
-        raise FrameError(MALFORMED, "ack needs upto or a non-empty seq list")
+    ref = body.get(K_ACK_REFUSED, [])
+    if type(seqs) is not list or type(ref) is not list or (upto is None and not seqs and not ref):
+        raise FrameError(MALFORMED, "ack needs upto, a non-empty seq list or refused seqs")
     last = -1 if upto is None else upto
     for s in seqs:
         if not _is_uint(s, _U64) or s <= last:
@@ -548,5 +563,13 @@ def decode_ack(data, key_lookup, codec=None):
     if tm is not None and (type(tm) is not list or len(tm) != 2 or not _is_uint(tm[0], _U32)
                            or not _is_uint(tm[1], 999)):
         raise FrameError(MALFORMED, "ack time must be [seconds, ms 0..999]")
+    if K_ACK_REFUSED in body:
+        last = -1
+        for s in ref:
+            if not _is_uint(s, _U64) or s <= last:
+                raise FrameError(MALFORMED, "refused seqs must increase")
+            last = s
+        if not ref or tm is None:
+            raise FrameError(MALFORMED, "refused seqs must be non-empty and go with the time")
     _verify(data, end, dev, kid, key_lookup)
-    return Ack(kid, dev, upto, seqs, tm)
+    return Ack(kid, dev, upto, seqs, tm, ref)

@@ -129,7 +129,8 @@ class Batch:
         self.received = self.accepted = self.dup_frames = 0
         self.replies = []  # [(addr, ack bytes)], computed by verify, sent after the commit
         self.seals = []  # [(device, seq, seal bytes, frame bytes, addr)] of accepted seal frames
-        self.timed = []  # [(addr, device, kid, MacKey, seq)]: frames asking for the time
+        # [(addr, device, kid, MacKey, seq)]: frames asking for the time (-1 - seq: refused)
+        self.timed = []
 
     def edge_time(self):
         """The batch's time as (edge seconds, ms) for acks that carry it: taken after every
@@ -322,7 +323,11 @@ class Ingest:
             if b.timed:
                 t = b.edge_time()
                 for addr, dev, kid, mac, seq in b.timed:
-                    out.append((addr, wire.encode_ack(mac, dev, kid, [seq], time=t)))
+                    if seq < 0:  # refused (slot in the future)
+                        out.append((addr, wire.encode_ack(mac, dev, kid, time=t,
+                                                          refused=[-1 - seq])))
+                    else:
+                        out.append((addr, wire.encode_ack(mac, dev, kid, [seq], time=t)))
                 counts["acks_timed"] += len(b.timed)
         except BaseException:
             # Not a WireReject (those are decisions): the windows may count frames of this
@@ -405,6 +410,9 @@ class Ingest:
         except wire.WireReject as r:
             self._reject(b.rejections, b.counts, r.reason, r.detail, r.device_id, r.seq,
                          data, addr, b.now_ms)
+            if r.reason == R_SLOT_IN_FUTURE and pf.status & _TIME_REQUEST:
+                # verified, but its clock is ahead: tell it the time (its slots stay queued)
+                b.timed.append((addr, dev, kid, entry.mac, -1 - seq))
             return
         except sqlite3.Error:
             raise  # the store failed: the batch is not stored, devices resend

@@ -36,6 +36,7 @@ K_ACK_UPTO = 3
 K_ACK_SEQS = 4
 K_SEAL = 5  # a daily seal (docs/seals.md): {1: header, 5: seal bytes}
 K_ACK_TIME = 6  # ack only: the collector's [edge seconds, ms], for frames that ask for it
+K_ACK_REFUSED = 7  # ack only: seqs verified but refused (slot in the future), with K_ACK_TIME
 ST_TIME_REQUEST = 16  # frame status bit: "put your time in my ack" (edge/clock_sync.py)
 
 ALG_HMAC_SHA256_64 = 1
@@ -372,11 +373,14 @@ def verify(pf, data, mac_key):
         raise WireReject(R_BAD_MAC, "MAC mismatch", pf.device_id, pf.seq)
 
 
-def encode_ack(mac_key, device_id, kid, seqs=(), upto=None, time=None):
+def encode_ack(mac_key, device_id, kid, seqs=(), upto=None, time=None, refused=()):
     """The acknowledgement, byte-identical to edge.frame.encode_ack (tested); time: the
-    collector's (edge seconds, ms), sent only to a frame with status bit ST_TIME_REQUEST."""
-    if upto is None and not seqs:
-        raise ValueError("an ack needs upto or seqs")
+    collector's (edge seconds, ms), sent only to a frame with status bit ST_TIME_REQUEST;
+    refused: such frames verified but not stored (a slot in the future), with the time."""
+    if upto is None and not seqs and not refused:
+        raise ValueError("an ack needs upto, seqs or refused seqs")
+    if refused and time is None:
+        raise ValueError("refused seqs go with the time")
     body = {K_HEADER: [kid, device_id]}
     if upto is not None:
         body[K_ACK_UPTO] = upto
@@ -386,6 +390,8 @@ def encode_ack(mac_key, device_id, kid, seqs=(), upto=None, time=None):
         if not (_uint(time[0], U32) and _uint(time[1], 999)):
             raise ValueError("ack time must be (seconds < 2**32, ms 0..999)")
         body[K_ACK_TIME] = [time[0], time[1]]
+    if refused:
+        body[K_ACK_REFUSED] = list(refused)
     raw = cbor2.dumps(body)
     return raw + mac_key.tag(raw, TAG_LEN[kid & 7])
 
@@ -405,22 +411,25 @@ def _cbor_uint(v):
 
 def parse_ack(data):
     """(kid, device_id, upto, seqs, body_len) of an ack, structure only (tests, tools)."""
-    kid, dev, upto, seqs, _, m = parse_ack_time(data)
+    kid, dev, upto, seqs, _, _, m = parse_ack_time(data)
     return kid, dev, upto, seqs, m
 
 
 def parse_ack_time(data):
-    """(kid, device_id, upto, seqs, time, body_len): time is [s, ms] or None."""
+    """(kid, device_id, upto, seqs, time, refused, body_len): time is [s, ms] or None."""
     body, m = _decode_body(data)
-    hdr, kid = _header(body, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS, K_ACK_TIME), m, len(data))
+    hdr, kid = _header(body, (K_HEADER, K_ACK_UPTO, K_ACK_SEQS, K_ACK_TIME, K_ACK_REFUSED), m,
+                       len(data))
     if len(hdr) != 2 or not _uint(hdr[1], U64):
         raise WireReject(R_BAD_SCHEMA, "ack header needs [kid, device_id]")
     upto = body.get(K_ACK_UPTO)
     seqs = body.get(K_ACK_SEQS, [])
     if upto is not None and not _uint(upto, U64):
         raise WireReject(R_BAD_SCHEMA, "ack upto out of range")
-    if type(seqs) is not list or (K_ACK_SEQS in body and not seqs) or (upto is None and not seqs):
-        raise WireReject(R_BAD_SCHEMA, "ack needs upto or a non-empty seq list")
+    ref = body.get(K_ACK_REFUSED)
+    if type(seqs) is not list or (K_ACK_SEQS in body and not seqs) \
+            or (upto is None and not seqs and not ref):
+        raise WireReject(R_BAD_SCHEMA, "ack needs upto, a non-empty seq list or refused seqs")
     last = -1 if upto is None else upto
     for s in seqs:
         if not _uint(s, U64) or s <= last:
@@ -430,4 +439,8 @@ def parse_ack_time(data):
     if tm is not None and (type(tm) is not list or len(tm) != 2 or not _uint(tm[0], U32)
                            or not _uint(tm[1], 999)):
         raise WireReject(R_BAD_SCHEMA, "ack time must be [seconds, ms 0..999]")
-    return kid, hdr[1], upto, seqs, tm, m
+    if ref is not None:
+        if type(ref) is not list or not ref or tm is None \
+                or any(not _uint(s, U64) for s in ref) or ref != sorted(set(ref)):
+            raise WireReject(R_BAD_SCHEMA, "refused seqs: increasing, non-empty, with the time")
+    return kid, hdr[1], upto, seqs, tm, ref or [], m

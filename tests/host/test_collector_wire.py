@@ -56,7 +56,7 @@ def test_golden_vectors_decode_identically():
         mk = wire.MacKey(key)
         assert wire.encode_ack(mk, v["device_id"], v["kid"], v["seqs"], v["upto"],
                                v.get("time")) == data
-        kid, dev, upto, seqs, tm, m = wire.parse_ack_time(data)
+        kid, dev, upto, seqs, tm, ref, m = wire.parse_ack_time(data)
         assert (kid, dev, upto, seqs, tm) == (v["kid"], v["device_id"], v["upto"], v["seqs"],
                                               v.get("time"))
         assert wire.parse_ack(data) == (kid, dev, upto, seqs, m)
