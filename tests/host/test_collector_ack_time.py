@@ -79,3 +79,37 @@ def test_ack_time_is_refused_when_malformed():
         fr.decode_frame(body + hmac.new(KEY, body, hashlib.sha256).digest()[:8], lambda d, k: KEY)
     with pytest.raises(fr.FrameError):
         fr.encode_ack(KEY, DEV, 1, None, [1], (100, 1000))
+
+
+def test_a_frame_from_a_clock_ahead_is_refused_with_the_time(ing):
+    """A verified frame whose slot ends in the collector's future is not stored and not
+    acked; if it asked for the time it gets it, with its seq as refused (key 7)."""
+    ahead = fr.FrameEncoder(DEV, KEY).encode(1, [[SLOT_NOW + 3, 5, 0, 0]],
+                                             status=fr.ST_TIME_REQUEST | fr.ST_CLOCK_UNSYNCED)
+    (a,) = decode(ing.process([(ahead, PEER)]))
+    assert a.seqs == [] and a.upto is None and list(a.refused) == [1] and a.time is not None
+    assert not a.covers(1)
+    assert ing.stats["rejected.slot_in_future"] == 1
+    # without the request: refused in silence, as before
+    quiet = fr.FrameEncoder(DEV, KEY).encode(2, [[SLOT_NOW + 3, 5, 0, 0]], status=0)
+    assert ing.process([(quiet, PEER)]) == []
+
+
+def test_refused_seqs_travel_only_with_the_time():
+    import cbor2
+    import hashlib
+    import hmac
+
+    for body in ({1: [1, DEV], 7: [5]}, {1: [1, DEV], 6: [1, 2], 7: []},
+                 {1: [1, DEV], 6: [1, 2], 7: [5, 5]}):
+        raw = cbor2.dumps(body, canonical=True)
+        with pytest.raises(fr.FrameError):
+            fr.decode_ack(raw + hmac.new(KEY, raw, hashlib.sha256).digest()[:8],
+                          lambda d, k: KEY)
+    with pytest.raises(fr.FrameError):
+        fr.encode_ack(KEY, DEV, 1, refused=[5])
+    from host_tools.collector import wire
+
+    good = fr.encode_ack(KEY, DEV, 1, time=(10, 20), refused=[5, 9])
+    assert wire.encode_ack(wire.MacKey(KEY), DEV, 1, time=(10, 20), refused=[5, 9]) == good
+    assert wire.parse_ack_time(good)[4:6] == ([10, 20], [5, 9])
