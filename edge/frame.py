@@ -538,6 +538,14 @@ def encode_ack(key, device_id, kid, upto=None, seqs=(), time=None, refused=()):
     return bytes(out)
 
 
+def _increasing(seqs, last, what):
+    """Refuse a received seq list unless its seqs are u64, strictly increasing, > last."""
+    for s in seqs:
+        if not _is_uint(s, _U64) or s <= last:
+            raise FrameError(MALFORMED, what)
+        last = s
+
+
 def decode_ack(data, key_lookup, codec=None):
     """Parse and verify an ack; return an Ack or raise FrameError (codec as decode_frame)."""
     body, end, hdr, kid = _parse_or_malformed(
@@ -552,11 +560,7 @@ def decode_ack(data, key_lookup, codec=None):
     ref = body.get(K_ACK_REFUSED, [])
     if type(seqs) is not list or type(ref) is not list or (upto is None and not seqs and not ref):
         raise FrameError(MALFORMED, "ack needs upto, a non-empty seq list or refused seqs")
-    last = -1 if upto is None else upto
-    for s in seqs:
-        if not _is_uint(s, _U64) or s <= last:
-            raise FrameError(MALFORMED, "acked seqs must increase and exceed upto")
-        last = s
+    _increasing(seqs, -1 if upto is None else upto, "acked seqs must increase and exceed upto")
     if K_ACK_SEQS in body and not seqs:
         raise FrameError(MALFORMED, "empty acked seq list")
     tm = body.get(K_ACK_TIME)
@@ -564,11 +568,7 @@ def decode_ack(data, key_lookup, codec=None):
                            or not _is_uint(tm[1], 999)):
         raise FrameError(MALFORMED, "ack time must be [seconds, ms 0..999]")
     if K_ACK_REFUSED in body:
-        last = -1
-        for s in ref:
-            if not _is_uint(s, _U64) or s <= last:
-                raise FrameError(MALFORMED, "refused seqs must increase")
-            last = s
+        _increasing(ref, -1, "refused seqs must increase")
         if not ref or tm is None:
             raise FrameError(MALFORMED, "refused seqs must be non-empty and go with the time")
     _verify(data, end, dev, kid, key_lookup)
