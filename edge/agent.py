@@ -63,6 +63,14 @@ UP_IDLE = const(0)
 UP_SENDING = const(1)  # SKSENDTO written, waiting for the module's send result
 UP_AWAIT_ACK = const(2)  # sent, waiting for the collector's ack
 
+# self._cf: the clock's flagging state (edge/clock_sync.py), -1: none
+_C_UNS_LO = const(0)  # slots touched while the clock was unsynced (flagged)
+_C_UNS_HI = const(1)
+_C_STP_LO = const(2)  # slots touched by clock steps (flagged clock_step)
+_C_STP_HI = const(3)
+_C_HOLD = const(4)  # after a step back: no poll before this edge second (the open slot)
+_C_SEND_AFTER = const(5)  # after a refusal (slots in the collector's future): no frame before
+_C_SAVED = const(6)  # the offset last persisted: seconds, ms
 _GAP_FLAGS = const(3)  # edge.flags MISSING | PARTIAL: a slot with no data at all
 _MAX_GAP_FILL = const(96)  # missing-slot records written per gap (two days)
 _FRAME_FIXED = const(40)  # frame bytes besides records (header, seq, status, tag), generous
@@ -167,15 +175,13 @@ class Agent:
         # sync does not (unsynced until the next ack with time: docs/agent.md "Clock").
         self.clock = ClockSync(**clock_sync_kwargs(cfg))
         self._clk_store = StateStore(storage, "clk", 2)
-        self._clk_saved = [0, 0]
-        if self._clk_store.load(self._clk_saved):
-            self.clock.set_offset(self._clk_saved[0], self._clk_saved[1])
-        self._uns_lo = -1  # slots touched while the clock was unsynced (flagged), -1: none
-        self._uns_hi = -1
-        self._stp_lo = -1  # slots touched by clock steps (flagged clock_step)
-        self._stp_hi = -1
-        self._hold = -1  # after a step back: no poll before this edge second (the open slot)
-        self._send_after = -1  # after a refusal (slots in the collector's future): no frame before
+        # one list, not eight attributes (the instance dict is the agent's RAM): see _C_*
+        self._cf = [-1, -1, -1, -1, -1, -1, 0, 0]
+        sv = [0, 0]
+        if self._clk_store.load(sv):
+            self.clock.set_offset(sv[0], sv[1])
+            self._cf[_C_SAVED] = sv[0]
+            self._cf[_C_SAVED + 1] = sv[1]
         self._note_clock(t)
         self.phase = UP_IDLE
         self.inflight_seq = -1
@@ -200,7 +206,7 @@ class Agent:
 
     # ---- Modbus polling ------------------------------------------------------------
     def poll_due(self, t):
-        if t < self._hold:
+        if t < self._cf[_C_HOLD]:
             return False  # stepped back before the open slot: wait until it is reached
         if t < self.next_poll - self.interval:
             self.next_poll = t  # the clock went back (a time sync): poll on, don't wait for it
@@ -349,10 +355,10 @@ class Agent:
         imp = rec[1]
         exp = rec[2]
         fl = rec[3]
-        if self._stp_lo <= slot <= self._stp_hi:
+        if self._cf[_C_STP_LO] <= slot <= self._cf[_C_STP_HI]:
             # a clock step moved its boundaries, or energy from the old clock fell into it
             fl |= CLOCK_STEP | ESTIMATED | BOUND_UNKNOWN << BOUND_SHIFT
-        elif self._uns_lo <= slot <= self._uns_hi:
+        elif self._cf[_C_UNS_LO] <= slot <= self._cf[_C_UNS_HI]:
             # Its boundaries are where an unsynchronised clock put them: no bound.
             fl |= ESTIMATED | BOUND_UNKNOWN << BOUND_SHIFT
         elif fl & ESTIMATED:
@@ -463,7 +469,7 @@ class Agent:
         return s
 
     def _uplink(self, now_ms, t, tms):
-        if self.phase != UP_IDLE or not self.wisun.can_send() or t < self._send_after:
+        if self.phase != UP_IDLE or not self.wisun.can_send() or t < self._cf[_C_SEND_AFTER]:
             return
         if self._retry_at >= 0 and ticks_diff(now_ms, self._retry_at) < 0:
             return
@@ -529,7 +535,7 @@ class Agent:
             self.log.count("frames_refused")
             self._clock_sample(ack.time, t, tms if tms >= 0 else 999)
             if self.inflight:  # not again before those slots have ended on the right clock
-                self._send_after = (self.inflight[-1] + 1) * 1800
+                self._cf[_C_SEND_AFTER] = (self.inflight[-1] + 1) * 1800
             self._uplink_idle(now_ms, self.ack_timeout_ms)
             return
         if self.phase == UP_IDLE or not ack.covers(self.inflight_seq):
@@ -597,12 +603,12 @@ class Agent:
         k = t // 1800
         o = self.integ.open_slot()
         lo = o if 0 <= o < k else k
-        if self._uns_hi < 0 or self._uns_hi < lo - 1:
-            self._uns_lo = lo  # a new run (the old one's slots are all closed by now)
-        elif lo < self._uns_lo:
-            self._uns_lo = lo
-        if k > self._uns_hi:
-            self._uns_hi = k
+        if self._cf[_C_UNS_HI] < 0 or self._cf[_C_UNS_HI] < lo - 1:
+            self._cf[_C_UNS_LO] = lo  # a new run (the old one's slots are all closed by now)
+        elif lo < self._cf[_C_UNS_LO]:
+            self._cf[_C_UNS_LO] = lo
+        if k > self._cf[_C_UNS_HI]:
+            self._cf[_C_UNS_HI] = k
 
     def _clock_sample(self, tm, t, tms):
         c = self.clock
@@ -617,11 +623,11 @@ class Agent:
         else:
             self.log.count("clock_samples_rejected")
             return
-        if c.off_s != self._clk_saved[0] or _abs(c.off_ms - self._clk_saved[1]) >= 100:
-            self._clk_saved[0] = c.off_s
-            self._clk_saved[1] = c.off_ms
+        if c.off_s != self._cf[_C_SAVED] or _abs(c.off_ms - self._cf[_C_SAVED + 1]) >= 100:
+            self._cf[_C_SAVED] = c.off_s
+            self._cf[_C_SAVED + 1] = c.off_ms
             try:
-                self._clk_store.save(self._clk_saved)
+                self._clk_store.save((c.off_s, c.off_ms))
             except (EdgeError, OSError) as e:
                 self._storage_fault(e, t)
 
@@ -646,10 +652,10 @@ class Agent:
             lo = o
         if o > hi:
             hi = o
-        if self._stp_hi < 0 or self._stp_hi <= self.last_slot or lo < self._stp_lo:
-            self._stp_lo = lo
-        if hi > self._stp_hi:
-            self._stp_hi = hi
+        if self._cf[_C_STP_HI] < 0 or self._cf[_C_STP_HI] <= self.last_slot or lo < self._cf[_C_STP_LO]:
+            self._cf[_C_STP_LO] = lo
+        if hi > self._cf[_C_STP_HI]:
+            self._cf[_C_STP_HI] = hi
         # the outstanding poll's stamp and the last save time move with the clock
         ms = self._sms + jms
         self._st += js + ms // 1000
@@ -658,7 +664,7 @@ class Agent:
         if js < 0:
             self.integ.shift_base(js, jms)
             if o >= 0 and t2 < o * 1800:
-                self._hold = o * 1800
+                self._cf[_C_HOLD] = o * 1800
             self.next_poll = -1
 
     # ---- status ----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from agent_rig import KEY_HEX, PROFILE, Collector, Inverter, Module, config, map
 from edge.agent import Agent
 from edge.flags import BOUND_UNKNOWN, CLOCK_STEP, ESTIMATED
 from edge.frame import ST_CLOCK_UNSYNCED, ST_TIME_REQUEST
-from edge.persist import MemStorage
+from edge.memstore import MemStorage
 
 T0 = 200000 * 1800 + 600  # true edge seconds at the start: 10 minutes into a slot
 KEY = bytes(range(16))
