@@ -19,6 +19,7 @@ package(
         "agent_log.py",
         "backoff.py",
         "cbor.py",
+        "clock_sync.py",
         "compat.py",
         "config.py",
         "crc.py",
