@@ -2,7 +2,7 @@
 assignment passes through _chk(), which fails on any result outside -2**30..2**30-1 (the
 small-int range of 32-bit boards; CPython and the 64-bit unix port would hide the bignum a
 board allocates). Functions named in `skip` (configuration time) are left unchecked.
-Used by tests/host/test_integrator_props.py and tests/host/test_clock_sync_props.py."""
+Used by tests/host/test_integrator_props.py (integrator and int31) and test_clock_sync_props.py."""
 import ast
 import copy
 import os

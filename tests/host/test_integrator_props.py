@@ -1,16 +1,11 @@
 """Conservation and 31-bit bounds of the integrator, against an exact Fraction reference.
 
-All runs use a checked build of edge/integrator.py and edge/int31.py: their AST is
-rewritten so each BinOp, UnaryOp and augmented assignment passes through _chk(), which fails
-on any result outside -2**30..2**30-1 (the small-int range of 32-bit boards; CPython and the 64-bit unix port
-would hide the bignum a board allocates). __init__/save/restore (configuration time) are
-left unchecked.
+All runs use a checked build of edge/integrator.py and edge/int31.py (tests/host/
+small_int_check.py): each arithmetic result fails the test outside -2**30..2**30-1, the
+small-int range of 32-bit boards that CPython and the 64-bit unix port would hide.
+__init__/save/restore (configuration time) are left unchecked.
 """
-import ast
-import copy
-import os
 import sys
-import types
 from fractions import Fraction
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -18,76 +13,22 @@ from hypothesis import strategies as st
 
 from edge.errors import EdgeError
 from edge.flags import ESTIMATED, RESET
+from small_int_check import SEEN, load_checked  # noqa: F401 (SEEN: read by other tests)
 from edge.reading import (
     HAS_EXPORT, HAS_IMPORT, HAS_POWER, R_EXP_EXP, R_EXP_HI, R_EXP_LO, R_IMP_EXP, R_IMP_HI,
     R_IMP_LO, R_POWER, R_POWER_EXP, R_PRESENT, READING_LEN,
 )
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LO = -(1 << 30)
-HI = (1 << 30) - 1
-SEEN = {"max": 0, "checks": 0}
-
-
-def _chk(v):
-    if isinstance(v, int) and not isinstance(v, bool):
-        SEEN["checks"] += 1
-        a = -v if v < 0 else v
-        if a > SEEN["max"]:
-            SEEN["max"] = a
-        if not LO <= v <= HI:
-            raise AssertionError("31-bit overflow: %d" % v)
-    return v
-
-
-class _Wrap(ast.NodeTransformer):
-    def visit_FunctionDef(self, node):
-        if node.name in ("__init__", "restore", "save"):
-            return node
-        self.generic_visit(node)
-        return node
-
-    def visit_BinOp(self, node):
-        self.generic_visit(node)
-        return ast.copy_location(
-            ast.Call(func=ast.Name("_chk", ast.Load()), args=[node], keywords=[]), node)
-
-    def visit_UnaryOp(self, node):
-        self.generic_visit(node)
-        if isinstance(node.op, ast.Not):
-            return node
-        return ast.copy_location(
-            ast.Call(func=ast.Name("_chk", ast.Load()), args=[node], keywords=[]), node)
-
-    def visit_AugAssign(self, node):
-        self.generic_visit(node)
-        load = copy.deepcopy(node.target)
-        for n in ast.walk(load):
-            if hasattr(n, "ctx"):
-                n.ctx = ast.Load()
-        value = ast.Call(func=ast.Name("_chk", ast.Load()),
-                         args=[ast.BinOp(load, node.op, node.value)], keywords=[])
-        return ast.copy_location(ast.Assign(targets=[node.target], value=value), node)
-
-
-def _checked_module(name, path):
-    with open(path, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), path)
-    tree = ast.fix_missing_locations(_Wrap().visit(tree))
-    mod = types.ModuleType(name)
-    mod.__file__ = path
-    mod._chk = _chk
-    exec(compile(tree, path, "exec"), mod.__dict__)
-    return mod
+SKIP = ("__init__", "restore", "save")  # configuration and persistence: not hot
 
 
 def load():
     """The checked integrator, importing the checked edge/int31.py (its 31-bit arithmetic)."""
-    arith = _checked_module("edge.int31", os.path.join(ROOT, "edge", "int31.py"))
+    arith = load_checked("edge/int31.py", SKIP)
     saved = sys.modules.get("edge.int31")
     sys.modules["edge.int31"] = arith
     try:
-        mod = _checked_module("integrator_checked", os.path.join(ROOT, "edge", "integrator.py"))
+        mod = load_checked("edge/integrator.py", SKIP)
     finally:
         if saved is None:
             del sys.modules["edge.int31"]
