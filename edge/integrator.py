@@ -368,11 +368,7 @@ class Integrator:
             if dts == 0 and ms == st[_TMS]:
                 st[_FLAGS] |= INVALID  # duplicate timestamp: sample ignored
                 return 0
-            st[_FLAGS] |= CLOCK_STEP | bad
-            n = self._close(out, 0)
-            self._open(slot)
-            st[_FLAGS] |= CLOCK_STEP
-            self._rebase(r, pres, p, s, ms, 1)
+            self._stepped_back(r, pres, p, s, ms, bad)
             return n
         dt = _NONE
         if dts <= self.max_gap_s and not gapped:
@@ -447,6 +443,40 @@ class Integrator:
         st[_FLAGS] |= bad
         self._rebase(r, pres, p, s, ms, 0)
         return n
+
+    def _stepped_back(self, r, pres, p, s, ms, bad):
+        """A reading stamped before the base: the clock went back without a step the agent
+        knew of (shift_base). Where the energy since the base fell is unknown, how much is
+        not: the register deltas go wholly to the open slot (flagged clock_step and
+        estimated, bound unknown), which stays open, since closing it before its end, or
+        reopening a closed slot, would give a slot twice. The time base keeps its stamp, so
+        readings land here until the clock passes it; the registers' bases take this
+        stamp, so the next delta is judged over the interval the clock shows."""
+        st = self.st
+        t = self._t
+        st[_FLAGS] |= CLOCK_STEP | ESTIMATED | bad
+        st[_EB] = _BIG
+        w = self.max_spread_s * 1000
+        for g, has, i in ((_RI, HAS_IMPORT, R_IMP_HI), (_RE, HAS_EXPORT, R_EXP_HI)):
+            if not (pres & has and st[g + _G_OK]):
+                continue
+            el = (s - st[g + _G_S]) * 1000 + ms - st[g + _G_MS]
+            if el <= 0:
+                el = w  # its interval is unknown: plausible over the widest window
+            el += t[_X_U] + (st[_RIU] if g == _RI else st[_REU])
+            if el > w:
+                el = w
+            dlt = self._rdelta(g, r[i], r[i + 1], r[i + 2], el)
+            if dlt < 0:
+                st[_FLAGS] |= RESET
+            else:
+                self._radd(g, dlt)
+                st[_USED] |= _SRC_IMP if g == _RI else _SRC_EXP
+        s0 = st[_TS]
+        ms0 = st[_TMS]
+        self._rebase(r, pres, p, s, ms, 0)
+        st[_TS] = s0
+        st[_TMS] = ms0
 
     # ---- estimated spread ----------------------------------------------------------
     def _elapsed_ms(self, s, ms):

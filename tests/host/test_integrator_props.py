@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from edge.errors import EdgeError
-from edge.flags import ESTIMATED, RESET
+from edge.flags import CLOCK_STEP, ESTIMATED, RESET
 from small_int_check import SEEN, load_checked  # noqa: F401 (SEEN: read by other tests)
 from edge.reading import (
     HAS_EXPORT, HAS_IMPORT, HAS_POWER, R_EXP_EXP, R_EXP_HI, R_EXP_LO, R_IMP_EXP, R_IMP_HI,
@@ -269,6 +269,40 @@ def test_register_conservation_gaps_restarts_and_time_split(case, lazy, data):
                 assert exact_by_end[k] - cum < 1000 + 1
     # The power integral is still the cross-check where power was integrated.
     assert all(r[4] >= 0 and r[5] >= 0 for r in recs if not r[3] & ESTIMATED)
+
+
+@SETTINGS
+@given(streams(registers=True), st.data())
+def test_register_conservation_across_unknown_clock_steps_back(case, data):
+    """The clock goes back (by more than the interval since the previous reading) without
+    the integrator being told: every mWh still lands in exactly one slot, each slot is
+    written once and in order, and the slots the step touched are flagged."""
+    kw, samples = case
+    off = 0
+    stamped = []
+    stepped = set()
+    top = 0
+    for i, (t, p, regs) in enumerate(samples):
+        if i and data.draw(st.integers(0, 5)) == 0:
+            off -= (t - samples[i - 1][0]) + data.draw(st.integers(1, 3600 * 1000))
+            stepped.add(i)
+        stamped.append((t + off, p, regs))
+        top = max(top, t + off)
+    assume(stepped and stamped[0][0] >= 0)
+    # a last reading (no energy since) after the clock is past every stamp again
+    stamped.append((top + 1000,) + samples[-1][1:])
+    it, recs, _ = run(kw, stamped)
+    assert all(a[0] < b[0] for a, b in zip(recs, recs[1:])), "a slot twice or out of order"
+    assert not any(r[3] & RESET for r in recs)
+    for d, col, rpos in ((0, 1, RI_REM), (1, 2, RE_REM)):
+        want = sum(reg_delta_mwh(r0[d][0], r0[d][1], r1[d][0], r1[d][1])
+                   for (_, _, r0), (_, _, r1) in zip(stamped, stamped[1:]))
+        assert sum(r[col] for r in recs) * 1000 + it.st[rpos] == want
+    flagged = [r[0] for r in recs if r[3] & CLOCK_STEP]
+    assert flagged, recs
+    for r in recs:
+        if r[3] & CLOCK_STEP:
+            assert r[3] & ESTIMATED
 
 
 @SETTINGS
