@@ -39,7 +39,8 @@ class SystemClock:
 
 class SimFileClock:
     """The shared simulated clock (host_tools/emulator/simclock.py): one line
-    `1 WALL_MS SIM_MS NUM DEN GEN ORIGIN_MS`; re-read at most every `refresh_ms` real ms."""
+    `1 WALL_MS SIM_MS NUM DEN GEN ORIGIN_MS [STOP_MS]`; re-read at most every `refresh_ms`
+    real ms."""
 
     def __init__(self, path, refresh_ms=100, wall=None):
         self.path = path
@@ -54,7 +55,7 @@ class SimFileClock:
             with open(self.path) as f:
                 parts = f.read().split()
             v = [int(p) for p in parts]
-            if len(v) == 7 and v[0] == 1 and v[4] > 0 and v[3] >= 0:
+            if 7 <= len(v) <= 8 and v[0] == 1 and v[4] > 0 and v[3] >= 0:
                 self._vals = v
         except (OSError, ValueError):
             pass  # keep the last good line; a rewrite is an atomic rename, so this is rare
@@ -73,7 +74,10 @@ class SimFileClock:
         w = self.wall()
         if w <= v[1]:
             return v[2]
-        return v[2] + (w - v[1]) * v[3] // v[4]
+        ms = v[2] + (w - v[1]) * v[3] // v[4]
+        if len(v) == 8 and ms > v[7]:
+            return v[7]  # the run's end: the clock stands
+        return ms
 
     def now(self):
         ms = self.sim_ms()

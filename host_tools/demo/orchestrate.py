@@ -8,9 +8,11 @@ simulated clock, owned by this process.
 The clock is what makes the accounting exact (docs/demo.md#exact-ends):
   - it is created frozen at the run's start; agents start and take their first reading at
     exactly that instant, then the clock is released for everyone at once;
-  - just before the end it is frozen at exactly the end (a forward step of at most `_LEAD_MS`
-    real time, never a backward one), so every agent's last reading is the register value at
-    the last boundary.
+  - the line that releases it carries the run's end as its stop (simclock.py STOP_MS), so
+    every process's clock stands at exactly the end at the same instant, with no rewrite
+    that a reader could see late (a late reader would stamp a reading served at the end
+    with an earlier time), and every agent's last reading is the register value at the last
+    boundary.
 """
 import json
 import os
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from host_tools.emulator.clockline import format_line, wall_ms_now
+from host_tools.emulator.clockline import wall_ms_now
 from host_tools.emulator.profiles import DEFAULT_PROFILE, make_profile
 from host_tools.emulator.simclock import SimClock, parse_start, speed_ratio
 from host_tools.emulator.wisun_link import START_PREFIX as WISUN_START, start_line_clock
@@ -30,7 +32,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CLI = [sys.executable, "-m", "host_tools.cli"]
 SLOT_S = 1800
 WISUN_SCALE = 0.05  # module latencies and fault clock at 1/20 of emulated seconds
-_LEAD_MS = 130  # how early the end-freeze line is written: agents re-read every 100 ms
 _HOLD_MAX_S = 60
 _END_RETRY_S = 2.0  # real seconds without the last slot closed before an agent is restarted
 _SEAL_RETRY_S = 5.0  # real seconds after the last slot without a full day's seal: restart
@@ -106,12 +107,10 @@ class Device:
         self.transport = "rtu" if run.runtime == "qemu" else transport
         self.map = rmap
         # The device's rating (integrator.max_power_w): what its profile can draw or
-        # deliver. It bounds what a boundary reading's round trip may hide (issue 16).
+        # deliver. It bounds what a boundary reading's round trip may hide
+        # (docs/integrator.md "Attribution bound").
         spec = run.profiles.get(kind, DEFAULT_PROFILE[kind])
-        # A quarter of headroom over the profile's peak: a device run at exactly its
-        # configured max_power_w (a clipping inverter) lost a delta as `reset` at the run's
-        # frozen end (tests/host/test_e2e_ends.py, intermittent); under investigation.
-        self.max_power_w = int(make_profile(spec, run.seed).max_abs_w * 5 // 4)
+        self.max_power_w = int(make_profile(spec, run.seed).max_abs_w)
         self.key = bytes((run.seed * 7 + index * 31 + i) & 0xFF for i in range(16))
         self.seal_key = demo_seal_key(run.seed, index)
         d = os.path.join(run.dir, kind)
@@ -174,7 +173,6 @@ class Run:
         self.procs = []
         self.clock = None
         self._run_wall_ms = None
-        self._frozen = False
         self.real_start = None
         self.real_end = None
         self.started = False
@@ -195,9 +193,11 @@ class Run:
     def sim_ms(self):
         return self.clock.now_ms()
 
-    def _write_clock(self, wall_ms, sim_ms, num, den):
+    def _write_clock(self, wall_ms, sim_ms, num, den, stop_ms=None):
         v = self.clock._vals
         self.clock._vals = (1, wall_ms, sim_ms, num, den, v[5] + 1, self.start_ms)
+        if stop_ms is not None:
+            self.clock._vals += (stop_ms,)
         self.clock._write()
 
     def sim_to_wall_ms(self, sim_s):
@@ -307,7 +307,7 @@ class Run:
         now = wall_ms_now()
         if now + 200 > self._run_wall_ms:  # slow machine: late release (outages shift later)
             self._run_wall_ms = now + 200
-        self._write_clock(self._run_wall_ms, self.start_ms, *self.speed)
+        self._write_clock(self._run_wall_ms, self.start_ms, *self.speed, stop_ms=self.end_s * 1000)
         self.started = True
 
     def _write_agent_config(self, d):
@@ -330,11 +330,10 @@ class Run:
             "seal_key": d.seal_key.hex(), "seal_key_no": 0,
             "device": dev,
             # max_gap_s at its limit and missing_ms at 10 min: accelerated time turns an
-            # agent restart (0.2-1 s real) into minutes of simulated time; reg_margin_pct at
-            # its limit: the end freeze steps the devices' clock up to _LEAD_MS x speed ahead
-            # of an agent's stamps (docs/demo.md#agent-settings).
+            # agent restart (0.2-1 s real) into minutes of simulated time
+            # (docs/demo.md#agent-settings).
             "integrator": {"max_power_w": d.max_power_w, "max_gap_s": 1800, "missing_ms": 600000,
-                           "reg_margin_pct": 1000, "estimate_bp": self.rule["estimate_bp"],
+                           "estimate_bp": self.rule["estimate_bp"],
                            "estimate_min_wh": self.rule["estimate_min_wh"],
                            "estimate_res_wh": self.rule["estimate_res_wh"]},
             "wisun": {"module": "bp35a1", "serial": d.wisun_link,
@@ -386,8 +385,8 @@ class Run:
         return max(0, min(self.run_s, self.sim_ms() // 1000 - self.start_s))
 
     def step(self):
-        """One turn of the supervisor: kills, restarts of agents that died, the end freeze.
-        Returns False once the clock stands at the end."""
+        """One turn of the supervisor: kills and restarts of agents that died.
+        Returns False once the clock stands at the end (its stop, written at the start)."""
         now_s = self.sim_ms() // 1000 - self.start_s
         for d in self.devices:
             if d.agent.poll() is not None:  # must not happen: restart it, and say so
@@ -399,10 +398,7 @@ class Run:
                 d.agent.wait()
                 d.killed.append(("sigkill", t, now_s))
                 self._start_agent(d)
-        if not self._frozen and wall_ms_now() >= self.sim_to_wall_ms(self.end_s) - _LEAD_MS:
-            self._write_clock(self.sim_to_wall_ms(self.end_s), self.end_s * 1000, 0, 1)
-            self._frozen = True
-        return not (self._frozen and wall_ms_now() >= self.sim_to_wall_ms(self.end_s))
+        return wall_ms_now() < self.sim_to_wall_ms(self.end_s)
 
     def stored_count(self):
         try:

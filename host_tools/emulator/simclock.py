@@ -1,8 +1,8 @@
 """Accelerated simulated time shared by every process of a run (emulators, agents, collector).
 
-The clock is one text file holding ONE line of seven decimal integers:
+The clock is one text file holding ONE line of seven (or eight) decimal integers:
 
-    1 WALL_MS SIM_MS NUM DEN GEN ORIGIN_MS
+    1 WALL_MS SIM_MS NUM DEN GEN ORIGIN_MS [STOP_MS]
 
   1          format version
   WALL_MS    Unix wall time in ms at which the line takes effect
@@ -11,8 +11,13 @@ The clock is one text file holding ONE line of seven decimal integers:
   NUM/DEN    speed: simulated ms per real ms (NUM=0: time stands still)
   GEN        generation, +1 each time the owner rewrites the line (jump, step, new speed)
   ORIGIN_MS  simulated time the run started at; fault times (e.g. `replace=6h`) count from it
+  STOP_MS    optional: the clock stands at STOP_MS once it gets there (a run's end). Written
+             with the line that starts the clock, it stops every reader at the same instant;
+             a speed-0 line written at the end would step the readers that had not yet
+             re-read it forward by their refresh lag times the speed.
 
-    sim_ms(now) = SIM_MS + (now_wall_ms - WALL_MS) * NUM // DEN    (SIM_MS while now < WALL_MS)
+    sim_ms(now) = min(SIM_MS + (now_wall_ms - WALL_MS) * NUM // DEN, STOP_MS)
+                  (SIM_MS while now < WALL_MS)
 
 Wall time (not a per-process monotonic clock) is the shared reference because every process
 on the host reads the same one. Only the owner writes, always by atomic rename, so readers
@@ -145,7 +150,7 @@ class SimClock:
             den,
             self._vals[5] + 1,
             self._vals[6],
-        )
+        ) + self._vals[7:]  # a stop stays
         self._write()
 
     def jump(self, delta_ms):

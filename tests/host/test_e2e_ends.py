@@ -1,7 +1,10 @@
 """The demo's exact ends under full power: a device exporting a constant 4.5 kW from the
-first to the last instant of the run, so any skew at the held start or the frozen end (or a
-delta dropped as implausible when the end freeze steps the clock) shows as a difference
-between Σ stored Wh and the register delta. Real processes, agent under MicroPython."""
+first to the last instant of the run, at exactly its configured rating (max_power_w), so any
+skew at the held start or the stopped end shows as a difference between Σ stored Wh and the
+register delta. Before the clock's stop was written with its start, the end was a speed-0
+line that agents saw up to 100 ms late: readings served at the end stamped earlier, and the
+last delta dropped as a counter reset (7 of 8 runs at the rating). Real processes, agent
+under MicroPython."""
 import pytest
 
 from conftest import micropython_or_fail

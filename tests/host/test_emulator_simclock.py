@@ -21,11 +21,47 @@ def test_line_round_trip_and_is_one_line_of_integers():
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "1 2 3 4 5 6", "1 2 3 4 5 6 7 8", "2 0 0 1 1 0 0", "1 0 0 -1 1 0 0", "1 0 0 1 0 0 0", "1 a 0 1 1 0 0"],
+    ["", "1 2 3 4 5 6", "1 2 3 4 5 6 7 8 9", "1 0 5 1 1 0 0 4", "2 0 0 1 1 0 0", "1 0 0 -1 1 0 0", "1 0 0 1 0 0 0", "1 a 0 1 1 0 0"],
 )
 def test_bad_lines_are_rejected(bad):
     with pytest.raises(ValueError):
         parse_line(bad)
+
+
+def test_a_stop_holds_every_reader_at_the_end_from_the_same_line():
+    """The demo's end: the line that starts the clock carries the stop, so no reader ever
+    sees a rewrite late (a late reader of a speed-0 line stamped readings served at the end
+    with an earlier time, and the integrator dropped their delta as a counter reset)."""
+    line = format_line(10_000, 5_000, 1440, 1, 1, 5_000, 5_000 + 1_800_000)
+    assert line.split()[-1] == "1805000" and len(line.split()) == 8
+    vals = parse_line(line)
+    assert sim_ms_at(vals, 10_000) == 5_000
+    assert sim_ms_at(vals, 10_001) == 6_440
+    assert sim_ms_at(vals, 10_000 + 1250) == 1_805_000  # exactly at the stop
+    assert sim_ms_at(vals, 10_000 + 1251) == 1_805_000
+    assert sim_ms_at(vals, 10_000 + 10**9) == 1_805_000
+
+
+def test_the_agents_clock_reader_agrees_with_the_format(tmp_path):
+    """firmware/lib/clocks.SimFileClock (what agents and boards read) against sim_ms_at."""
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "firmware", "lib"))
+    try:
+        from clocks import SimFileClock
+    finally:
+        sys.path.pop(0)
+    path = tmp_path / "run.clock"
+    for line in (format_line(10_000, 5_000, 1440, 1, 1, 5_000, 1_805_000),
+                 format_line(10_000, 5_000, 7, 2, 0, 5_000)):
+        path.write_text(line)
+        vals = parse_line(line)
+        for wall in (9_000, 10_000, 10_001, 11_250, 11_251, 99_999):
+            c = SimFileClock(str(path), wall=lambda: wall)
+            assert c.sim_ms() == sim_ms_at(vals, wall), (line, wall)
+    path.write_text("1 0 0 1 1 0 0 4 5")
+    with pytest.raises(OSError):
+        SimFileClock(str(path))
 
 
 def test_before_wall_start_the_clock_waits():
