@@ -11,10 +11,10 @@ from fractions import Fraction
 
 from edge.flags import ESTIMATED, MISSING, flag_bound, names
 from host_tools.accuracy_rule import threshold_wh
+from host_tools.collector.timeliness import PRELIMINARY_DEADLINE_S
 
 SLOT_S = 1800
-# preliminary value (速報値) within 60 minutes of the slot's end (docs/glossary.md#preliminary-value)
-DEADLINE_S = 3600
+DEADLINE_S = PRELIMINARY_DEADLINE_S  # 速報値 within 60 minutes of the slot's end (cited there)
 _MJ_PER_WH = 3600000
 
 

@@ -1,4 +1,4 @@
-"""Which inputs of an imbalance correction are estimates (推定, issue 16).
+"""Which inputs of an imbalance correction are estimates (推定, docs/integrator.md "Attribution bound").
 
 A correction is only as exact as the values behind it. Two records in a data set say which
 per-slot values are estimates rather than measured (docs/tso-data.md "Estimated values"):

@@ -162,7 +162,7 @@ class Row:
     @property
     def quality(self):
         """`exact` or `estimated` (推定: the device flagged its split across slots as an
-        estimate, issue 16); None when the device has no value for the slot."""
+        estimate, docs/integrator.md "Attribution bound"); None when the device has no value for the slot."""
         if all(v is None for v in self.dev.values()):
             return None
         return ESTIMATED if ESTIMATED in (self.flags or "").split("|") else "exact"
