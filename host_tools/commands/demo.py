@@ -220,6 +220,7 @@ def execute(r, out, as_json=False, chart=True, progress=None, final_out=None):
         if s["chart"]:
             print("chart: %s" % s["chart"])
         print("run files: %s" % s["run"]["dir"])
-    ok = s["wh_lost"] == 0 and s["wh_duplicated"] == 0 and s["slots_missing"] == 0 \
-        and s["seals_failed"] == 0 and s["seals_incomplete"] == 0
-    return OK if ok else FAILED
+    failed = summ.failures(s)
+    if failed:  # the verdict's reason on stderr too, whatever --json prints on stdout
+        print("smeter demo: FAILED: %s" % ", ".join(failed), file=sys.stderr)
+    return FAILED if failed else OK

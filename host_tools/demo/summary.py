@@ -280,6 +280,18 @@ def summarize(run):
     }
 
 
+VERDICT_KEYS = ("wh_lost", "wh_duplicated", "slots_missing", "seals_failed", "seals_incomplete")
+
+
+def failures(summary):
+    """What fails the demo's verdict, as "N key" strings (empty: PASS); with `drained`
+    False the reason says the queues did not drain."""
+    out = ["%s %s" % (summary[k], k) for k in VERDICT_KEYS if summary[k]]
+    if out and summary.get("drained") is False:
+        out.append("queues not drained")
+    return out
+
+
 def seal_days(run):
     """Every device-day of the run checked against its stored seals with the run's public
     keys (host_tools/seal/check.py, the check `smeter seal verify` makes): one dict per

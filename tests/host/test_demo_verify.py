@@ -169,3 +169,14 @@ def test_chart_and_text_from_a_summary(tmp_path):
     assert os.path.getsize(png) > 20000
     text = summ.format_text(summary)
     assert "NOT STORED" in text and " late" in text and "wh_lost: 900" in text
+
+
+def test_the_verdicts_reasons_name_each_failed_check():
+    """A FAILED demo says why on stderr (a seal left incomplete once exited 1 with no
+    reason beside the JSON)."""
+    ok = {k: 0 for k in summ.VERDICT_KEYS}
+    ok["drained"] = True
+    assert summ.failures(ok) == []
+    bad = dict(ok, seals_incomplete=1, wh_lost=12, drained=False)
+    assert summ.failures(bad) == ["12 wh_lost", "1 seals_incomplete", "queues not drained"]
+    assert summ.failures(dict(ok, drained=False)) == []  # drained late, nothing wrong
