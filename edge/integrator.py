@@ -453,7 +453,6 @@ class Integrator:
         readings land here until the clock passes it; the registers' bases take this
         stamp, so the next delta is judged over the interval the clock shows."""
         st = self.st
-        t = self._t
         st[_FLAGS] |= CLOCK_STEP | ESTIMATED | bad
         st[_EB] = _BIG
         w = self.max_spread_s * 1000
@@ -461,12 +460,9 @@ class Integrator:
             if not (pres & has and st[g + _G_OK]):
                 continue
             el = (s - st[g + _G_S]) * 1000 + ms - st[g + _G_MS]
-            if el <= 0:
+            if el <= 0 or el > w:
                 el = w  # its interval is unknown: plausible over the widest window
-            el += t[_X_U] + (st[_RIU] if g == _RI else st[_REU])
-            if el > w:
-                el = w
-            dlt = self._rdelta(g, r[i], r[i + 1], r[i + 2], el)
+            dlt = self._rdelta_u(g, r[i], r[i + 1], r[i + 2], el)
             if dlt < 0:
                 st[_FLAGS] |= RESET
             else:
@@ -967,11 +963,7 @@ class Integrator:
             el = dts * 1000 + ms - st[g + _G_MS]
         if el <= 0:
             return 0
-        # Plausible over the longest the interval may have been (the sample times'
-        # uncertainty), so an uncertain stamp never turns real energy into a `reset`.
-        u = el + t[_X_U] + (st[_RIU] if g == _RI else st[_REU])
-        w = self.max_spread_s * 1000
-        dlt = self._rdelta(g, hi, lo, e, u if u < w else (el if el > w else w))
+        dlt = self._rdelta_u(g, hi, lo, e, el)
         if dlt < 0:
             st[_FLAGS] |= RESET
             t[_X_RST] = RESET
@@ -1013,6 +1005,14 @@ class Integrator:
         w = rr // 1000
         st[g + _G_WH] += w
         st[g + _G_REM] = rr - w * 1000
+
+    def _rdelta_u(self, g, hi, lo, e, el):
+        """_rdelta judged over the longest the interval el may have been (its sample times'
+        uncertainty added, at most max_spread_s), so an uncertain stamp never turns real
+        energy into a `reset`."""
+        u = el + self._t[_X_U] + (self.st[_RIU] if g == _RI else self.st[_REU])
+        w = self.max_spread_s * 1000
+        return self._rdelta(g, hi, lo, e, u if u < w else (el if el > w else w))
 
     def _rdelta(self, g, hi, lo, e, el):
         """Counter delta in mWh, or _BAD when backwards or implausible."""
