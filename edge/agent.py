@@ -413,9 +413,6 @@ class Agent:
             self.wisun.reopen(now_ms)
         self.log.line(t, "radio_opened")
 
-    def wisun_deadline(self):
-        return self.wisun.deadline()
-
     def service(self, now_ms, t, tms=-1):
         """Timers: close a silent slot, ack timeout, next frame. Returns bytes for the module.
         tms: the metering clock's ms (a frame's send time for the clock's round trip)."""
