@@ -87,10 +87,14 @@ def _abs(x):
     return -x if x < 0 else x
 
 
-def _trim_profile(profile, cap):
+def uplink_profile(cfg, profile):
     """The module profile without its documentation strings, and its payload limit capped at
     the largest frame this agent sends: the driver sizes its line buffer from max_payload
-    (2x for hex lines), and the collector's acks are tiny. Saves RAM on a small board."""
+    (2x for hex lines), and the collector's acks are tiny. Saves RAM on a small board; a
+    board's build() calls it before Agent() so the parsed JSON is gone by then (idempotent)."""
+    cap = _FRAME_FIXED + _REC_MAX * cfg["uplink"]["max_batch"]
+    if cfg.get("seal_key") is not None and cap < _SEAL_FRAME_MAX:
+        cap = _SEAL_FRAME_MAX
     p = {}
     for k in _PROFILE_KEYS:
         if k in profile:
@@ -103,7 +107,8 @@ def _trim_profile(profile, cap):
 
 class Agent:
     """One metered device and its uplink. `cfg` comes from edge.config.validate(); `map_obj`
-    is the parsed register map, `profile` the parsed Wi-SUN module profile, `storage` the
+    is the parsed register map (or its RegMap), `profile` the parsed Wi-SUN module profile
+    (or its uplink_profile()), `storage` the
     persistence contract of edge/persist.py, `sink(line)` receives log lines."""
 
     def __init__(self, cfg, map_obj, profile, storage, sink=None, t=0):
@@ -114,12 +119,8 @@ class Agent:
         self.max_batch = up["max_batch"]
         self.ack_timeout_ms = up["ack_timeout_ms"]
         self.retry_ms = up["retry_ms"]
-        cap = _FRAME_FIXED + _REC_MAX * self.max_batch
-        if cfg.get("seal_key") is not None and cap < _SEAL_FRAME_MAX:
-            cap = _SEAL_FRAME_MAX
-        self.wisun = WisunDriver(_trim_profile(profile, cap), wisun_driver_config(cfg))
-        self.max_payload = self.wisun.max_payload
-        self.fbuf = bytearray(self.max_payload)
+        self.wisun = WisunDriver(uplink_profile(cfg, profile), wisun_driver_config(cfg))
+        self.fbuf = bytearray(self.wisun.max_payload)  # its length: the frame cap
         dev = cfg["device"]
         self.rmap = compile_map(map_obj)
         if dev["transport"] == "tcp":
@@ -133,7 +134,6 @@ class Agent:
                                     dev["timeout_ms"])
             self.req = bytearray(8)
         self.unit = dev["unit"]
-        self._rtu = dev["transport"] != "tcp"
         self._late_ok = True  # False after an RTU timeout, until a reply is integrated
         self.interval = dev["poll_interval_s"]
         self.boundary_retry_s = dev["boundary_retry_s"]
@@ -146,7 +146,6 @@ class Agent:
             max_gap_s=ig["max_gap_s"], missing_ms=ig["missing_ms"],
             reg_margin_pct=ig["reg_margin_pct"], est_bp=ig["estimate_bp"],
             est_min_wh=ig["estimate_min_wh"], est_res_wh=ig["estimate_res_wh"])
-        self.storage = storage
         self.save_every = ig["save_every_s"]
         self._saved_at = t
         self.queue = SlotQueue(storage, cfg["queue_capacity"])
@@ -198,8 +197,7 @@ class Agent:
         self._rb_n = 0
         self._lead = 1  # s before a boundary of the poll that brackets it (recent round trips)
         self.last_slot = self.queue.tail
-        self._meter_error = False
-        self._storage_error = False
+        self._errs = 0  # ST_METER_ERROR | ST_STORAGE_ERROR since the last frame
         self.log.line(t, "start", "device", self.device_id, "map", self.rmap.name,
                       "resumed", 1 if self.resumed else 0, "queued", self.queue.pending(),
                       "open_slot", self.integ.open_slot(), "seq", self.seq.peek())
@@ -308,7 +306,7 @@ class Agent:
         try:
             self.modbus.check(now_ms)
         except EdgeError as e:
-            if self._rtu and e.kind == "modbus_timeout":
+            if e.kind == "modbus_timeout" and isinstance(self.modbus, RtuClient):
                 self._late_ok = False
             self._meter_fault(e.kind, t)
 
@@ -336,7 +334,7 @@ class Agent:
             self._storage_fault(e, t)
 
     def _meter_fault(self, kind, t):
-        self._meter_error = True
+        self._errs |= ST_METER_ERROR
         self.log.fault(kind, t)
         self._retry_boundary(t)
 
@@ -395,7 +393,7 @@ class Agent:
             self.log.line(t, "slot_stale", "slot", slot, "tail", q.tail)
 
     def _storage_fault(self, e, t):
-        self._storage_error = True
+        self._errs |= ST_STORAGE_ERROR
         self.log.count("storage_errors")
         kind = getattr(e, "kind", None)
         self.log.fault(kind if isinstance(kind, str) else "storage_os", t)
@@ -457,13 +455,9 @@ class Agent:
             s |= ST_CLOCK_UNSYNCED
         if self.clock.want_time(t):
             s |= ST_TIME_REQUEST
-        if self._meter_error:
-            s |= ST_METER_ERROR
         if self.queue.overflow() is not None:
             s |= ST_QUEUE_OVERFLOW
-        if self._storage_error:
-            s |= ST_STORAGE_ERROR
-        return s
+        return s | self._errs
 
     def _uplink(self, now_ms, t, tms):
         if self.phase != UP_IDLE or not self.wisun.can_send() or t < self._cf[_C_SEND_AFTER]:
@@ -476,7 +470,7 @@ class Agent:
             if recs:
                 status = self._status_bits(t)
                 seq = self.seq.next()
-                n = self.enc.fits(self.max_payload, seq, recs, 0, status)
+                n = self.enc.fits(len(self.fbuf), seq, recs, 0, status)
                 ln = self.enc.encode_into(self.fbuf, seq, recs, 0, n, status)
             else:  # slots first (their 60-minute deadline), then the seal outbox
                 sl = self.sealjob.outbox() if self.sealjob is not None else None
@@ -492,8 +486,7 @@ class Agent:
             self.log.fault(kind if isinstance(kind, str) else "storage_os", t)
             self._retry_at = ticks_add(now_ms, self.retry_ms)
             return
-        self._meter_error = False
-        self._storage_error = False
+        self._errs = 0
         if status & ST_TIME_REQUEST:
             self.clock.sent(seq, t, tms if tms >= 0 else 0)  # no ms: the second's start
         self.inflight_seq = seq

@@ -135,15 +135,17 @@ class _ModPow:
         e = self.exp
         acc = self.acc
         b = self.base
+        bit = self.bit
         i = 0
-        while self.bit > 0 and i < _POW_BITS:
-            self.bit -= 1
+        while bit > 0 and i < _POW_BITS:
+            bit -= 1
             acc = acc * acc % m
-            if (e >> self.bit) & 1:
+            if (e >> bit) & 1:
                 acc = acc * b % m
             i += 1
-        self.acc = acc
-        return self.bit == 0
+        self.acc = acc  # committed together, after the arithmetic: see Signer
+        self.bit = bit
+        return bit == 0
 
 
 class _ScalarMult:
@@ -166,21 +168,25 @@ class _ScalarMult:
 
     def op(self):
         if self.filled < _WMASK:
+            last = _add(self._last, self.point)
+            _pack(self.table, self.filled + 1, last)
+            self._last = last  # committed after the arithmetic: see Signer
             self.filled += 1
-            self._last = _add(self._last, self.point)
-            _pack(self.table, self.filled, self._last)
             if self.filled == _WMASK:
                 self._last = None
             return False
-        self.win -= 1
+        win = self.win - 1
+        if win < 0:
+            return True  # finished: asked again after a later step failed
         a = self.acc
         if a[2] != 0:
             a = _dbl(_dbl(a))
-        d = (self.k >> (_WBITS * self.win)) & _WMASK
+        d = (self.k >> (_WBITS * win)) & _WMASK
         if d:
             a = _add(a, _unpack(self.table, d))
         self.acc = a
-        if self.win == 0:
+        self.win = win
+        if win == 0:
             self.table = None
             return True
         return False
@@ -276,14 +282,20 @@ class _Nonces:
         self.first = True
 
     def next(self):
+        K = self.K
+        V = self.V
+        first = self.first
         while True:
-            if not self.first:  # §3.2 step h.3: the candidate was refused, move on
-                self.K = HmacSha256(self.K).digest(self.V + b"\x00")
-                self.V = HmacSha256(self.K).digest(self.V)
-            self.first = False
-            self.V = HmacSha256(self.K).digest(self.V)
-            k = int.from_bytes(self.V, "big")
+            if not first:  # §3.2 step h.3: the candidate was refused, move on
+                K = HmacSha256(K).digest(V + b"\x00")
+                V = HmacSha256(K).digest(V)
+            first = False
+            V = HmacSha256(K).digest(V)
+            k = int.from_bytes(V, "big")
             if 0 < k < N:
+                self.K = K  # committed once the candidate is found: see Signer
+                self.V = V
+                self.first = False
                 return k
 
 
@@ -298,6 +310,11 @@ class Signer:
     256-bit modular multiplications); `step(ops)` does `ops` of them (at least one).
     `low_s=True` replaces s by N - s when s > N/2 (BIP 62 style); off by default so the
     output equals RFC 6979's published vectors. Verifiers accept either.
+
+    A step may fail part way (MemoryError on a full board heap; the agent counts it and
+    calls again): every op computes into locals and commits its state only at its end, and
+    the nonce is drawn once, so the retried op continues the same computation and the
+    signature is the same bytes. A half-updated state signed a wrong seal once.
     """
 
     def __init__(self, priv, digest, low_s=False):
@@ -330,13 +347,15 @@ class Signer:
     def _op(self):
         ph = self.phase
         if ph == _NONCE:
-            self._k = self._nonces.next()
+            if not self._k:  # drawn once: a retry after a failed step keeps the same k
+                self._k = self._nonces.next()
             self._work = _ScalarMult(self._k, (GX, GY, 1))
             self.phase = _TABLE
         elif ph == _TABLE or ph == _MULT:
             if self._work.op():
+                w = _ModPow(self._work.acc[2], P - 2, P)
                 self._R = self._work.acc
-                self._work = _ModPow(self._R[2], P - 2, P)
+                self._work = w
                 self.phase = _INV_Z
             else:
                 self.phase = _TABLE if self._work.filled < _WMASK else _MULT
@@ -345,6 +364,7 @@ class Signer:
                 zi = self._work.acc
                 r = self._R[0] * zi * zi % P % N
                 if r == 0:
+                    self._k = 0
                     self.phase = _NONCE
                     return
                 self._r = r
@@ -354,6 +374,7 @@ class Signer:
             if self._work.op():
                 s = self._work.acc * (self.e + self._r * self.d) % N
                 if s == 0:
+                    self._k = 0
                     self.phase = _NONCE
                     return
                 if self.low_s and s > N >> 1:

@@ -100,7 +100,10 @@ def _int(obj, key, lo, hi, default=None):
 
 
 def compile_map(obj):
-    """Parsed map JSON (dict) -> RegMap. Raises RegmapInvalid with the offending field."""
+    """Parsed map JSON (dict) -> RegMap (a RegMap passes through, so a board can let the
+    JSON go before the agent is built). Raises RegmapInvalid with the offending field."""
+    if isinstance(obj, RegMap):
+        return obj
     if not isinstance(obj, dict):
         raise RegmapInvalid("a register map is a JSON object")
     name = obj.get("name")

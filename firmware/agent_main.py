@@ -23,10 +23,11 @@ import flash_store
 from clocks import SystemClock, wall_ms
 from ports import SerialPort, TcpPort
 
-from edge.agent import Agent
+from edge.agent import Agent, uplink_profile
 from edge.compat import sleep_ms, ticks, ticks_add, ticks_diff
 from edge.config import ConfigError, validate
 from edge.errors import EdgeError
+from edge.regmap import compile_map
 
 _IDLE_MS = 20  # the longest sleep between turns
 _REPLY_WAIT_MS = 3  # a poll's first read waits this long for the reply, the loop blocked
@@ -316,9 +317,10 @@ def build(config_path, storage_factory=None, sink=emit, t=0, hw_dirs=()):
     with open(config_path) as f:
         raw = json.load(f)
     cfg = validate(raw)
+    raw = None  # validate() made a copy; each parsed document goes as soon as it is used
     dirs = search_dirs(config_path, hw_dirs)
-    map_obj = load_json_named(cfg["device"]["map"], "maps", dirs)
-    profile = load_json_named(cfg["wisun"]["module"], "modules", dirs)
+    rmap = compile_map(load_json_named(cfg["device"]["map"], "maps", dirs))
+    profile = uplink_profile(cfg, load_json_named(cfg["wisun"]["module"], "modules", dirs))
     data_dir = cfg["data_dir"]
     if not data_dir.startswith("/"):
         data_dir = _dirname(config_path) + "/" + data_dir
@@ -328,7 +330,7 @@ def build(config_path, storage_factory=None, sink=emit, t=0, hw_dirs=()):
     storage = storage_factory(data_dir)
     _reserve(0)  # the agent's buffers go here
     gc.collect()
-    agent = Agent(cfg, map_obj, profile, storage, sink, t)
+    agent = Agent(cfg, rmap, profile, storage, sink, t)
     return cfg, agent
 
 
