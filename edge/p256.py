@@ -57,6 +57,9 @@ class SignatureError(EdgeError):
 
 # ------------------------------------------------------------ Jacobian point arithmetic
 # A point is (X, Y, Z) with affine x = X/Z^2, y = Y/Z^3; Z == 0 is the point at infinity.
+# No product of three 256-bit numbers: each is reduced after two factors, so the largest
+# temporary is 514 bits (5 heap blocks on a 32-bit board, not 7); on a day-old board heap
+# at 48 KB a 98-byte block was often not there and the daily seal's signing stalled.
 
 _INF = (1, 1, 0)
 
@@ -88,8 +91,8 @@ def _add(p1, p2):
     Z2Z2 = Z2 * Z2 % P
     U1 = X1 * Z2Z2 % P
     U2 = X2 * Z1Z1 % P
-    S1 = Y1 * Z2 * Z2Z2 % P
-    S2 = Y2 * Z1 * Z1Z1 % P
+    S1 = Y1 * Z2 % P * Z2Z2 % P
+    S2 = Y2 * Z1 % P * Z1Z1 % P
     H = (U2 - U1) % P
     r = 2 * (S2 - S1) % P
     if H == 0:
@@ -101,7 +104,7 @@ def _add(p1, p2):
     V = U1 * I % P
     X3 = (r * r - J - 2 * V) % P
     Y3 = (r * (V - X3) - 2 * S1 * J) % P
-    Z3 = ((Z1 + Z2) * (Z1 + Z2) - Z1Z1 - Z2Z2) * H % P
+    Z3 = ((Z1 + Z2) * (Z1 + Z2) - Z1Z1 - Z2Z2) % P * H % P
     return (X3, Y3, Z3)
 
 
@@ -218,7 +221,7 @@ def _to_affine(pt):
         return None
     zi = _run(_ModPow(Z, P - 2, P))
     zi2 = zi * zi % P
-    return X * zi2 % P, Y * zi2 * zi % P
+    return X * zi2 % P, Y * zi2 % P * zi % P
 
 
 def mul(k, x, y):
@@ -362,7 +365,7 @@ class Signer:
         elif ph == _INV_Z:
             if self._work.op():
                 zi = self._work.acc
-                r = self._R[0] * zi * zi % P % N
+                r = self._R[0] * zi % P * zi % P % N
                 if r == 0:
                     self._k = 0
                     self.phase = _NONCE
@@ -372,7 +375,7 @@ class Signer:
                 self.phase = _INV_K
         elif ph == _INV_K:
             if self._work.op():
-                s = self._work.acc * (self.e + self._r * self.d) % N
+                s = (self.e + self._r * self.d) % N * self._work.acc % N
                 if s == 0:
                     self._k = 0
                     self.phase = _NONCE

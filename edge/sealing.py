@@ -78,17 +78,21 @@ class SealJob:
         self._outbox = bytes(raw[_HDR:_HDR + n]) if n else None
 
     def _save(self):
-        ob = self._outbox or b""
+        self._st.replace(self._name, self._encode(self.last_day, self.partial_day,
+                                                  self.partial_count, self._outbox))
+
+    def _encode(self, last_day, partial_day, partial_count, outbox):
+        ob = outbox or b""
         n = len(ob)
         b = bytearray(_HDR + n + 2)
         b[0] = _MAGIC
         b[1] = _VERSION
-        struct.pack_into(">iiBH", b, 2, self.last_day, self.partial_day, self.partial_count, n)
+        struct.pack_into(">iiBH", b, 2, last_day, partial_day, partial_count, n)
         b[_HDR:_HDR + n] = ob
         c = crc16(b, 0, _HDR + n)
         b[_HDR + n] = c >> 8
         b[_HDR + n + 1] = c & 0xFF
-        self._st.replace(self._name, b)
+        return b
 
     # ---- the uplink's side -------------------------------------------------------------
     def outbox(self):
@@ -119,11 +123,10 @@ class SealJob:
             # nothing changed since the last look: return without work or allocation
             if queue.tail == self._checked_tail and self._want_partial == self._checked_want:
                 return False
+            picked = self._select(queue)  # a MemoryError here: nothing noted, look again
             self._checked_tail = queue.tail
             self._checked_want = self._want_partial
-            if not self._select(queue):
-                return False
-            return True
+            return picked
         if self.phase == COLLECT:
             self._collect(queue)
             return True
@@ -151,18 +154,20 @@ class SealJob:
             self._start(d, _PER_DAY)
             return True
         if self._want_partial:
-            self._want_partial = False
             k = tail % _PER_DAY + 1
             if cur > self.last_day and (cur != self.partial_day or k != self.partial_count):
                 self._start(cur, k)
+                self._want_partial = False  # once started: a failed start keeps the request
                 return True
+            self._want_partial = False
         return False
 
     def _start(self, day, count):
+        ent = bytearray(count * seal.ENTRY_LEN)  # first: a MemoryError changes nothing
         self._day = day
         self._count = count
         self._idx = 0
-        self._ent = bytearray(count * seal.ENTRY_LEN)
+        self._ent = ent
         self._present = 0
         self.phase = COLLECT
 
@@ -201,26 +206,26 @@ class SealJob:
         self.phase = SIGN
 
     def _finish(self):
+        # Everything that allocates comes before any state changes: a MemoryError (a full
+        # board heap) leaves the finished signer in place and the next call tries again.
         out = self._sealer.seal()
+        last, pday, pcount = self.last_day, self.partial_day, self.partial_count
+        if self._count == _PER_DAY:
+            last = self._day
+        else:
+            pday, pcount = self._day, self._count
+        b = self._encode(last, pday, pcount, out)
+        made = (self._day, self._count)
         self._sealer = None
         self.phase = IDLE
         self._checked_tail = -2
-        prev = (self.last_day, self.partial_day, self.partial_count)
-        if self._count == _PER_DAY:
-            self.last_day = self._day
-        else:
-            self.partial_day = self._day
-            self.partial_count = self._count
+        # not durable (a storage error): forget it; the day is signed again (RFC 6979: the
+        # same bytes), so a seal is never lost and never doubled
+        self._st.replace(self._name, b)
+        self.last_day, self.partial_day, self.partial_count = last, pday, pcount
         self._outbox = out
-        try:
-            self._save()
-        except Exception:
-            # not durable: forget it; the same seal is made again (RFC 6979: same bytes)
-            self.last_day, self.partial_day, self.partial_count = prev
-            self._outbox = None
-            raise
         self.sealed += 1
-        self.last_made = (self._day, self._count)
+        self.last_made = made
 
     def status(self):
         return {"seal_last_day": self.last_day, "seal_outbox": 0 if self._outbox is None else 1,

@@ -458,7 +458,15 @@ class WisunDriver:
         """SKSENDTO bytes for one UDP payload; the result comes as EV_SEND_OK/EV_SEND_FAILED."""
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise WisunPayloadInvalid("payload must be bytes")
-        n = len(payload)
+        out = self.sendto_head(len(payload)) + bytes(payload)  # first: a MemoryError changes nothing
+        self.send_commit(tag, now_ms)
+        return out
+
+    def sendto_head(self, n):
+        """The `SKSENDTO ... <len> ` head for an n-byte payload (at most 65 bytes: a
+        39-character address, port, sec, side, length); nothing changes until send_commit(). With it a caller writes the head and then its
+        own payload buffer, and no block the size of a frame is ever allocated (send() is
+        this head plus a copy of the payload)."""
         if n == 0:
             raise WisunPayloadInvalid("empty payload")
         if n > self.max_payload:
@@ -471,12 +479,17 @@ class WisunDriver:
         else:
             head = "SKSENDTO 1 %s %04X %d %d %04X " % (
                 self._coord, self._port, self._sec, side, n)
+        return head.encode()
+
+    def send_commit(self, tag, now_ms):
+        """The head from sendto_head() and the payload are written: wait for the result."""
+        if not self.can_send():
+            raise WisunNotReady("no send now", STATE_NAMES[self.state])
         self._send_tag = tag
         self._send_ok = False
         self._send_result = -1
         self._after_send = 0
         self._step(_IN_SEND, None, now_ms)
-        return head.encode() + bytes(payload)
 
     def reopen(self, now_ms):
         """Force a full reopen (SKRESET and the whole init) at once, e.g. after an agent restart."""

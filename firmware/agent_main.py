@@ -140,18 +140,22 @@ class Runner:
         except OSError as e:
             a.log.fault("radio_open_" + _errname(e), s)
             a.service(ticks(), s)  # slots still close while the module is away
+            while a.next_output():
+                pass  # nobody to hear it: the driver reopens the module when the port is back
             return 1000
         try:
             out = a.service(ticks(), s, ms)
-            if out:
+            while out:  # piece by piece: never one block the size of a frame
                 port.write(out)
+                out = a.next_output()
             data = port.read_available(0)
             if data:
                 s, ms = self.now()  # after the bytes came: an ack's arrival time
                 a.wisun_feed(data, ticks(), s, ms)
                 out = a.service(ticks(), s, ms)
-                if out:
+                while out:
                     port.write(out)
+                    out = a.next_output()
                 return 2
         except OSError as e:
             a.log.fault("radio_" + _errname(e), s)

@@ -147,8 +147,10 @@ class Run:
         for _ in range(64):
             t, tms = self.meter()
             out = a.service(self.true_ms & 0x3FFFFFFF, t, tms)
-            if out:
+            wrote = bool(out)
+            while out:  # piece by piece, as the board writes them
                 self.mod.receive_serial(out, self.emu_ms())
+                out = a.next_output()
             for d in self.mod.take_datagrams():
                 lo, hi = self.latency
                 self.net.append((self.true_ms + self.rng.randrange(lo, hi), "up", d))
@@ -157,7 +159,7 @@ class Run:
             if data:
                 t, tms = self.meter()
                 a.wisun_feed(data, self.true_ms & 0x3FFFFFFF, t, tms)
-            elif not out:
+            elif not wrote:
                 return
 
     def deliver(self, kind, data):

@@ -220,12 +220,15 @@ class Rig:
             a.modbus_check(self.now + 10000, t)
         for _ in range(32):
             out = a.service(self.now, t)
-            if out:
+            wrote = False
+            while out:  # piece by piece, as the board writes them
                 self.mod.write(out)
+                wrote = True
+                out = a.next_output()
             data = self.mod.read()
             if data:
                 a.wisun_feed(data, self.now, t)
-            elif not out:
+            elif not wrote:
                 break
         self.now = (self.now + dt_ms) & 0x3FFFFFFF
         self.t += dt_ms // 1000

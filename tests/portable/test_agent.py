@@ -291,3 +291,28 @@ def test_an_rtu_reply_after_a_timeout_is_stamped_from_the_timed_out_poll():
     rep = rtu_reply(a.start_poll(T0 + 20, 0, 6000), T0 + 20)  # after a good reply: stamps move on
     a.modbus_feed(rep, len(rep), 6100, T0 + 21, 0)
     assert a.integ.st[6] == T0 + 20
+
+
+def test_a_frame_goes_out_as_the_head_then_the_frame_buffer_itself():
+    # A board's day-old heap rarely has a block the size of a frame: the agent writes the
+    # SKSENDTO head and then a view of its frame buffer, one piece per call, never a joined
+    # copy (a 48 KB board once failed that join for hours and sent nothing more).
+    st = MemStorage()
+    rig = Rig(factory(st, config()), Inverter(3600), T0)
+    pieces = []
+    write = rig.mod.write
+
+    def record(data):
+        pieces.append(data)
+        write(data)
+
+    rig.mod.write = record
+    rig.run(2 * 1800 + 60, 2000)
+    assert rig.agent.log.counters["frames_acked"] >= 1
+    heads = [i for i, p in enumerate(pieces) if isinstance(p, bytes) and p.startswith(b"SKSENDTO")]
+    assert heads
+    for i in heads:
+        n = int(pieces[i].split(b" ")[-2], 16)
+        frame = pieces[i + 1]
+        assert not isinstance(frame, (bytes, bytearray)) and len(frame) == n  # a view, no copy
+    assert rig.agent.next_output() == b""

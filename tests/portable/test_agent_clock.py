@@ -113,17 +113,20 @@ class DriftRig:
         for _ in range(32):
             t, tms = self.metering()
             out = a.service(self.now, t, tms)
-            if out:
-                if b"SKSENDTO" in out:  # the first and the latest frame's status
-                    if len(self.statuses) > 1:
+            wrote = False
+            while out:  # piece by piece, as the board writes them
+                if isinstance(out, bytes) and out.startswith(b"SKSENDTO"):
+                    if len(self.statuses) > 1:  # the first and the latest frame's status
                         self.statuses.pop()
                     self.statuses.append(a._status_bits(t))
                 self.mod.write(out)
+                wrote = True
+                out = a.next_output()
             data = self.mod.read()
             if data:
                 t, tms = self.metering()
                 a.wisun_feed(data, self.now, t, tms)
-            elif not out:
+            elif not wrote:
                 break
 
     def run(self, seconds, dt_ms=1000):

@@ -114,3 +114,28 @@ def test_power_cuts_mid_signature_at_the_save_and_before_the_ack_never_lose_or_d
     last = seal.parse(rig.col.seals[-1])
     assert (last.day, last.first) == (seal.day_code(DAY), 1) and 1 <= last.count < 48
     assert seal.check(rig.col.seals[-1], PUB, values_of(rig.col, DAY)).ok
+
+
+def test_a_full_heap_in_the_seal_job_holds_up_neither_the_slots_nor_the_seal():
+    # On a 48 KB board the daily seal's signing ran out of heap at midnight; its MemoryError
+    # used to leave service() before the uplink, and a board that kept failing there sent
+    # no slot again. Two of three seal calls fail here, as on such a heap.
+    st = MemStorage()
+    rig = Rig(factory(st, sealed_cfg()), Inverter(3600), T0)
+    a = rig.agent
+    real = a.sealjob.work
+    calls = [0]
+
+    def starved(queue, ops=1):
+        calls[0] += 1
+        if calls[0] % 3:
+            raise MemoryError("no heap")
+        return real(queue, ops)
+
+    a.sealjob.work = starved
+    rig.run(5 * 1800 + 600, 2000)
+    assert a.log.faults.get("seal_no_memory", 0) > 100
+    assert len(rig.col.slots) >= 5 and a.queue.pending() == 0  # the slots went out all along
+    assert len(rig.col.seals) == 1  # and the seal, only later
+    assert seal.check(rig.col.seals[0], PUB, values_of(rig.col, DAY - 1), 4660,
+                      seal.day_code(DAY - 1)).ok

@@ -183,3 +183,23 @@ def test_driver_footprint_on_micropython():
         send_ok(d, 100, b"p" * 1232, i)
     gc.collect()
     assert steady - gc.mem_free() < 256, steady - gc.mem_free()  # sends leave nothing behind
+
+
+def test_sendto_head_and_commit_are_send_without_the_copy():
+    far = "FE80:0000:0000:0000:021D:1290:1234:567A"  # 39 characters, the longest address
+
+    def ready():
+        return joined(profile(sendto_side=1, event_side=True, erxudp_fields=[11, 10]),
+                      config(coordinator=far))
+
+    d, t = ready()
+    payload = b"\x00\r\n\xff" * (d.max_payload // 4)
+    head = d.sendto_head(len(payload))
+    assert d.can_send()  # nothing changes before the commit
+    assert len(head) == 65  # the longest head: that address, port, sec, side, length
+    d.send_commit("f", t)
+    assert d.state == ST_SENDING and not d.can_send()
+    d2, t2 = ready()
+    assert d2.send(payload, "f", t2) == head + payload
+    d.feed(b"OK\r\n" + ev(0x21, 0, side=1), t + 1)
+    assert drain(d) == [(EV_SEND_OK, "f", None)]
