@@ -303,7 +303,9 @@ def search_dirs(config_path, extra=()):
 # Heap kept in one piece while the config, map and profile JSON are parsed, released just
 # before the Agent is made: parsing leaves a trail of small holes, and the agent's buffers
 # (the Wi-SUN line buffer, the frame buffer, the queue's state) each want one contiguous block.
-_BOOT_RESERVE = 4096
+# 2 KB: the largest of them (the 1.6 KB line buffer); with 4 KB held, a 48 KB board with a
+# long data path had no 726-byte block left to parse its register map and never started.
+_BOOT_RESERVE = 2048
 _RESERVE = [None]
 
 

@@ -53,7 +53,7 @@ def register(subparsers):
                        DEFAULT_SPEED["micropython"], DEFAULT_SPEED["cpython"],
                        MAX_SPEED["micropython"], MAX_SPEED["cpython"]))
     p.add_argument("--board-heap", type=cli_args.board_heap, metavar="SIZE",
-                   help="with --runtime qemu: the firmware's whole heap, MICROPY_HEAP_SIZE (default 64K; 48K ran the whole day)")
+                   help="with --runtime qemu: the firmware's whole heap, MICROPY_HEAP_SIZE (default 48K: a whole simulated day runs there)")
     p.add_argument("--faults", default="standard", metavar="SPEC",
                    help="fault mix: 'standard' (default), 'none', or items like "
                    "outage=6h@8h,kills=5,timeout=0.02,crc=0.02,rollover=3000 (docs/demo.md#faults)")

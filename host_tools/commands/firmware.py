@@ -37,7 +37,7 @@ def register(subparsers):
                    help="mps2-an385: Cortex-M3 image for qemu-system-arm; unix: the host port")
     b.add_argument("--out", metavar="DIR", help="build folder (default .cache/firmware/<board>-<hash>)")
     b.add_argument("--heap", type=cli_args.board_heap, metavar="SIZE",
-                   help="MICROPY_HEAP_SIZE of the board image (default 64K; the agent's whole heap; 48K ran the whole day)")
+                   help="MICROPY_HEAP_SIZE of the board image (default 48K: a whole simulated day runs there, docs/flashing.md#memory; the agent's whole heap)")
     b.add_argument("--micropython", metavar="DIR", help="MicroPython source tree (v1.28.0)")
     b.add_argument("--lib", metavar="DIR", help="micropython-lib tree (v1.28.0)")
     b.add_argument("--json", action="store_true", help="print the report as one JSON object")

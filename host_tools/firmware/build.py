@@ -17,7 +17,7 @@ import subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.path.join(ROOT, ".cache", "firmware")
 BOARDS = ("mps2-an385", "unix")
-DEFAULT_HEAP = {"mps2-an385": 65536, "unix": None}  # unix: set at run time (-X heapsize)
+DEFAULT_HEAP = {"mps2-an385": 49152, "unix": None}  # unix: set at run time (-X heapsize)
 # The unix port without the parts whose git submodules a source-only tree lacks.
 _UNIX_OPTS = ["VARIANT=standard", "MICROPY_PY_BTREE=0", "MICROPY_PY_FFI=0", "MICROPY_PY_SSL=0",
               "MICROPY_SSL_AXTLS=0", "MICROPY_SSL_MBEDTLS=0"]

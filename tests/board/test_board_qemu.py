@@ -211,10 +211,8 @@ def test_demo_day_on_the_board_loses_and_doubles_nothing(board_elf, tmp_path):
     for d in s["devices"]:
         assert d["agent_kills"] >= 1
         assert d["agent_exits"] == 0  # no board died at start (a MemoryError ends QEMU)
-        assert 0 < d["heap_peak"] < d["heap_size"]
-        # the 48 KB budget (--board-heap 48K ran the day, docs/flashing.md#memory; the lane
-        # keeps 64 KB of room): days that ran at 48 KB peaked at 38.8-40.6 KB live, one that
-        # peaked at 43.5 KB did not (boards died at start, the seal's signer ran out), and
-        # before the cuts the peak here was 46-47 KB; 44 KB leaves new code a little room
+        assert 0 < d["heap_peak"] < d["heap_size"] <= 48 * 1024  # the firmware's default
+        # days at 48 KB peaked at 42.0-42.4 KB live (docs/flashing.md#memory); 44 KB leaves
+        # new code a little room before the day's seal and frames run short of heap
         assert d["heap_peak"] < 44 * 1024, d
         print("%s: heap_peak %d of %d" % (d["kind"], d["heap_peak"], d["heap_size"]))

@@ -18,4 +18,4 @@ SRC_BOARD_O = shared/runtime/gchelper_native.o shared/runtime/gchelper_thumb2.o
 
 MPY_CROSS_FLAGS += -march=armv7m
 
-MICROPY_HEAP_SIZE ?= 65536
+MICROPY_HEAP_SIZE ?= 49152
