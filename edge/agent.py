@@ -408,7 +408,8 @@ class Agent:
         self.log.line(t, "radio_opened")
 
     def service(self, now_ms, t, tms=-1):
-        """Timers: close a silent slot, ack timeout, next frame. Returns bytes for the module.
+        """Timers: close a silent slot, ack timeout, next frame, a seal step. Returns the first
+        piece of bytes for the module; next_output() gives the others, until b"".
         tms: the metering clock's ms (a frame's send time for the clock's round trip)."""
         self._note_clock(t)
         self.advance(t)
