@@ -82,8 +82,11 @@ class Runner:
             return self.status_step()
         except Exception as e:
             gc.collect()
-            s, ms = self.now()
-            self.agent.log.fault("internal_" + _TURNS[which], s, type(e).__name__)
+            try:
+                s, ms = self.now()
+                self.agent.log.fault("internal_" + _TURNS[which], s, type(e).__name__)
+            except Exception:
+                pass  # no heap even for that: the turn simply comes again
             return 100
 
     def meter_step(self):

@@ -57,6 +57,10 @@ class SimFileClock:
             v = [int(p) for p in parts]
             if 7 <= len(v) <= 8 and v[0] == 1 and v[4] > 0 and v[3] >= 0:
                 self._vals = v
+        except MemoryError:
+            if self._vals is None:
+                raise
+            # a full heap on a small board: keep the last good line, read again next call
         except (OSError, ValueError):
             pass  # keep the last good line; a rewrite is an atomic rename, so this is rare
         if self._vals is None:

@@ -64,6 +64,32 @@ def test_the_agents_clock_reader_agrees_with_the_format(tmp_path):
         SimFileClock(str(path))
 
 
+def test_the_clock_reader_keeps_its_last_line_when_the_heap_is_full(tmp_path, monkeypatch):
+    # On a 48 KB board a MemoryError re-reading the clock file once escaped the runner's
+    # last-resort handler and ended the agent: the last good line must serve instead.
+    import sys
+
+    sys.path.insert(0, os.path.join(ROOT, "firmware", "lib"))
+    try:
+        import clocks
+    finally:
+        sys.path.pop(0)
+    path = tmp_path / "run.clock"
+    line = format_line(10_000, 5_000, 1440, 1, 1, 5_000)
+    path.write_text(line)
+    wall = [10_000]
+    c = clocks.SimFileClock(str(path), refresh_ms=0, wall=lambda: wall[0])
+
+    def no_heap(*a, **k):
+        raise MemoryError("injected")
+
+    monkeypatch.setattr(clocks, "open", no_heap, raising=False)
+    wall[0] = 11_000
+    assert c.sim_ms() == sim_ms_at(parse_line(line), 11_000)
+    with pytest.raises(MemoryError):  # no line yet at all: nothing to keep, say so
+        clocks.SimFileClock(str(path))
+
+
 def test_before_wall_start_the_clock_waits():
     vals = parse_line(format_line(10_000, 5_000, 7, 2, 0, 5_000))
     assert sim_ms_at(vals, 9_000) == 5_000

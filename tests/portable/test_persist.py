@@ -106,7 +106,7 @@ def test_mem_storage_grows_a_file_without_fragmenting_a_long_run():
     # alive between the writes; one block regrown per write left holes everywhere and a
     # 6 KB file failed to grow on a 512 KB heap half free (a test run of the agent's clock)
     m = MemStorage()
-    n = 200
+    n = 100
     keep = [None] * n
     for i in range(n):
         m.write("q", i * 24, b"r" * 24)
